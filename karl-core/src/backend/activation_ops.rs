@@ -1,0 +1,126 @@
+//! Activations over the last dimension (softmax, log-softmax) and normalisations (LayerNorm,
+//! GroupNorm), each defaulted from primitives with an explicit `*_backward` twin that autodiff
+//! calls, so a backend can ship a fused forward and backward without touching autodiff.
+use super::{Binary, FloatOps, Reduce, Scalar, Unary};
+use crate::shape::Shape;
+
+/// Activation and normalisation ops.
+pub trait ActivationOps: FloatOps {
+    /// Softmax over the last dimension.
+    fn softmax(x: Self::FloatTensor) -> Self::FloatTensor {
+        let last = Self::float_shape(&x).rank() - 1;
+        let m = Self::float_reduce(Reduce::Max, x.clone(), last);
+        let e = Self::float_unary(Unary::Exp, Self::float_binary(Binary::Sub, x, m));
+        let s = Self::float_reduce(Reduce::Sum, e.clone(), last);
+        Self::float_binary(Binary::Div, e, s)
+    }
+    /// Gradient of softmax given its output `y`: `y ⊙ (dy − Σ dy⊙y)`.
+    fn softmax_backward(y: Self::FloatTensor, dy: Self::FloatTensor) -> Self::FloatTensor {
+        let last = Self::float_shape(&y).rank() - 1;
+        let dot = Self::float_reduce(Reduce::Sum, Self::float_binary(Binary::Mul, dy.clone(), y.clone()), last);
+        Self::float_binary(Binary::Mul, y, Self::float_binary(Binary::Sub, dy, dot))
+    }
+    /// log-softmax over the last dimension.
+    fn log_softmax(x: Self::FloatTensor) -> Self::FloatTensor {
+        let last = Self::float_shape(&x).rank() - 1;
+        let m = Self::float_reduce(Reduce::Max, x.clone(), last);
+        let z = Self::float_binary(Binary::Sub, x, m);
+        let lse = Self::float_unary(
+            Unary::Log,
+            Self::float_reduce(Reduce::Sum, Self::float_unary(Unary::Exp, z.clone()), last),
+        );
+        Self::float_binary(Binary::Sub, z, lse)
+    }
+    /// Gradient of log-softmax given its output `y`: `dy − e^y Σ dy`.
+    fn log_softmax_backward(y: Self::FloatTensor, dy: Self::FloatTensor) -> Self::FloatTensor {
+        let last = Self::float_shape(&y).rank() - 1;
+        let s = Self::float_reduce(Reduce::Sum, dy.clone(), last);
+        Self::float_binary(Binary::Sub, dy, Self::float_binary(Binary::Mul, Self::float_unary(Unary::Exp, y), s))
+    }
+    /// LayerNorm over the last dimension with affine `gamma`, `beta` (shape `[C]`), biased
+    /// variance, as PyTorch.
+    fn layer_norm(x: Self::FloatTensor, gamma: Self::FloatTensor, beta: Self::FloatTensor, eps: f64) -> Self::FloatTensor {
+        let xhat = normalize_last::<Self>(x, eps).0;
+        Self::float_binary(Binary::Add, Self::float_binary(Binary::Mul, xhat, gamma), beta)
+    }
+    /// Gradients of LayerNorm: `(dx, dgamma, dbeta)`.
+    fn layer_norm_backward(
+        x: Self::FloatTensor,
+        gamma: Self::FloatTensor,
+        dy: Self::FloatTensor,
+        eps: f64,
+    ) -> (Self::FloatTensor, Self::FloatTensor, Self::FloatTensor) {
+        let shape = Self::float_shape(&x);
+        let c = shape.dims[shape.rank() - 1];
+        let (xhat, rstd) = normalize_last::<Self>(x, eps);
+        let rows = shape.numel() / c;
+        let flat = |t: Self::FloatTensor| Self::float_reshape(t, Shape::new([rows, c]));
+        let dbeta = Self::float_reshape(Self::float_reduce(Reduce::Sum, flat(dy.clone()), 0), Shape::new([c]));
+        let dgamma = Self::float_reshape(
+            Self::float_reduce(Reduce::Sum, flat(Self::float_binary(Binary::Mul, dy.clone(), xhat.clone())), 0),
+            Shape::new([c]),
+        );
+        let dxhat = Self::float_binary(Binary::Mul, dy, gamma);
+        let dx = norm_backward::<Self>(xhat, rstd, dxhat);
+        (dx, dgamma, dbeta)
+    }
+    /// GroupNorm of `[N, C, H, W]` over `groups` channel groups, affine per channel.
+    fn group_norm(
+        x: Self::FloatTensor,
+        groups: usize,
+        gamma: Self::FloatTensor,
+        beta: Self::FloatTensor,
+        eps: f64,
+    ) -> Self::FloatTensor {
+        let shape = Self::float_shape(&x);
+        let [n, c, h, w] = shape.dims::<4>();
+        let g = Self::float_reshape(x, Shape::new([n, groups, (c / groups) * h * w]));
+        let xhat = Self::float_reshape(normalize_last::<Self>(g, eps).0, shape);
+        let gamma = Self::float_reshape(gamma, Shape::new([c, 1, 1]));
+        let beta = Self::float_reshape(beta, Shape::new([c, 1, 1]));
+        Self::float_binary(Binary::Add, Self::float_binary(Binary::Mul, xhat, gamma), beta)
+    }
+    /// Gradients of GroupNorm: `(dx, dgamma, dbeta)`.
+    fn group_norm_backward(
+        x: Self::FloatTensor,
+        groups: usize,
+        gamma: Self::FloatTensor,
+        dy: Self::FloatTensor,
+        eps: f64,
+    ) -> (Self::FloatTensor, Self::FloatTensor, Self::FloatTensor) {
+        let shape = Self::float_shape(&x);
+        let [n, c, h, w] = shape.dims::<4>();
+        let gshape = Shape::new([n, groups, (c / groups) * h * w]);
+        let (xhat_g, rstd) = normalize_last::<Self>(Self::float_reshape(x, gshape.clone()), eps);
+        let xhat = Self::float_reshape(xhat_g.clone(), shape.clone());
+        let per_channel = |t: Self::FloatTensor| {
+            let t = Self::float_reshape(t, Shape::new([n, c, h * w]));
+            let t = Self::float_reduce(Reduce::Sum, t, 2);
+            Self::float_reshape(Self::float_reduce(Reduce::Sum, t, 0), Shape::new([c]))
+        };
+        let dbeta = per_channel(dy.clone());
+        let dgamma = per_channel(Self::float_binary(Binary::Mul, dy.clone(), xhat));
+        let dxhat = Self::float_binary(Binary::Mul, dy, Self::float_reshape(gamma, Shape::new([c, 1, 1])));
+        let dx = norm_backward::<Self>(xhat_g, rstd, Self::float_reshape(dxhat, gshape));
+        (Self::float_reshape(dx, shape), dgamma, dbeta)
+    }
+}
+
+/// `(x − mean)/√(var + eps)` over the last dim, and `1/√(var + eps)` (kept dim).
+fn normalize_last<B: FloatOps + ?Sized>(x: B::FloatTensor, eps: f64) -> (B::FloatTensor, B::FloatTensor) {
+    let last = B::float_shape(&x).rank() - 1;
+    let mean = B::float_reduce(Reduce::Mean, x.clone(), last);
+    let xc = B::float_binary(Binary::Sub, x, mean);
+    let var = B::float_reduce(Reduce::Mean, B::float_unary(Unary::Square, xc.clone()), last);
+    let rstd = B::float_unary(Unary::Recip, B::float_unary(Unary::Sqrt, B::float_scalar(Scalar::Add, var, eps)));
+    (B::float_binary(Binary::Mul, xc, rstd.clone()), rstd)
+}
+
+/// dx of a normalisation over the last dim: `rstd · (dxhat − mean(dxhat) − xhat·mean(dxhat⊙xhat))`.
+fn norm_backward<B: FloatOps + ?Sized>(xhat: B::FloatTensor, rstd: B::FloatTensor, dxhat: B::FloatTensor) -> B::FloatTensor {
+    let last = B::float_shape(&xhat).rank() - 1;
+    let m1 = B::float_reduce(Reduce::Mean, dxhat.clone(), last);
+    let m2 = B::float_reduce(Reduce::Mean, B::float_binary(Binary::Mul, dxhat.clone(), xhat.clone()), last);
+    let t = B::float_binary(Binary::Sub, B::float_binary(Binary::Sub, dxhat, m1), B::float_binary(Binary::Mul, xhat, m2));
+    B::float_binary(Binary::Mul, t, rstd)
+}

@@ -1,0 +1,55 @@
+//! The `Backend` trait family: associated tensor types plus op traits. Required primitives live
+//! in [`FloatOps`]; everything in [`ActivationOps`], [`ModuleOps`] and [`KarlOps`] has a default
+//! written from primitives, with an explicit `*_backward` twin where autodiff needs one.
+//!
+//! Checklist for adding an op `foo` (at most four files): the trait method and its default in
+//! `backend/<family>_ops.rs`; its `Backward` struct in `autodiff/ops.rs`; optionally a fused
+//! CPU version in `cpu/`; and an entry in the gradient-check list in `tests/tests/gradcheck.rs`.
+mod activation_ops;
+mod float_ops;
+mod karl_ops;
+mod module_ops;
+
+pub use activation_ops::ActivationOps;
+pub use float_ops::{ArgReduce, Binary, FloatOps, Reduce, Scalar, Unary};
+pub use karl_ops::KarlOps;
+pub use module_ops::{Conv2dOptions, ModuleOps};
+
+use alloc::string::String;
+use core::fmt::Debug;
+
+/// Associated types of a backend.
+pub trait BackendTypes: Clone + Default + Debug + Send + Sync + 'static {
+    /// Where tensors live.
+    type Device: Clone + Default + Debug + Send + Sync + PartialEq;
+    /// A float tensor (f32 compute; f64 on `Cpu<f64>` for gradient checks).
+    type FloatTensor: Clone + Debug + Send + Sync;
+}
+
+/// A complete backend.
+pub trait Backend: FloatOps + ActivationOps + ModuleOps + KarlOps {
+    /// Human-readable name, e.g. `cpu<f32>` or `autodiff<cpu<f32>>`.
+    fn name() -> String;
+}
+
+/// A backend that records operations and computes gradients.
+pub trait AutodiffBackend: Backend {
+    /// The backend doing the arithmetic.
+    type Inner: Backend<Device = Self::Device>;
+    /// Gradients of a backward pass.
+    type Gradients: Send;
+    /// Runs backpropagation from a scalar (one-element) tensor.
+    fn backward(loss: &Self::FloatTensor) -> Self::Gradients;
+    /// The gradient of `t` (a tensor marked with [`AutodiffBackend::require_grad`]).
+    fn grad(grads: &Self::Gradients, t: &Self::FloatTensor) -> Option<<Self::Inner as BackendTypes>::FloatTensor>;
+    /// The value without the graph.
+    fn inner(t: &Self::FloatTensor) -> <Self::Inner as BackendTypes>::FloatTensor;
+    /// A constant (no-gradient) tensor from an inner one.
+    fn from_inner(t: <Self::Inner as BackendTypes>::FloatTensor) -> Self::FloatTensor;
+    /// A new leaf that gradients are tracked for.
+    fn require_grad(t: Self::FloatTensor) -> Self::FloatTensor;
+    /// The same value, cut from the graph.
+    fn detach(t: Self::FloatTensor) -> Self::FloatTensor {
+        Self::from_inner(Self::inner(&t))
+    }
+}

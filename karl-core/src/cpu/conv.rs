@@ -1,0 +1,336 @@
+//! Convolution (im2col in bounded chunks + gemm), pooling and nearest resize, with backwards.
+use super::matmul::{gemm, Operand};
+use super::{par_chunks, CpuTensor, Element};
+use crate::backend::Conv2dOptions;
+use crate::shape::Shape;
+use alloc::vec::Vec;
+
+/// im2col buffers are kept under this many elements (bounded memory for big images).
+const COLS_BUDGET: usize = 1 << 22;
+
+struct Geometry {
+    n: usize,
+    cin: usize,
+    h: usize,
+    w: usize,
+    cout: usize,
+    k: usize,
+    oh: usize,
+    ow: usize,
+    s: usize,
+    p: usize,
+}
+
+fn geometry(x: &Shape, w: &Shape, opts: Conv2dOptions) -> Geometry {
+    assert!(x.rank() == 4 && w.rank() == 4, "conv2d needs x [N,C,H,W] and w [O,C,k,k], got {x} and {w}");
+    let [n, cin, h, wd] = x.dims::<4>();
+    let [cout, cin2, kh, kw] = w.dims::<4>();
+    assert!(cin == cin2 && kh == kw, "conv2d input {x} does not fit weight {w}");
+    let (s, p) = (opts.stride.max(1), opts.padding);
+    assert!(h + 2 * p >= kh && wd + 2 * p >= kw, "conv2d kernel {kh} larger than padded input {x}");
+    let oh = (h + 2 * p - kh) / s + 1;
+    let ow = (wd + 2 * p - kw) / s + 1;
+    Geometry { n, cin, h, w: wd, cout, k: kh, oh, ow, s, p }
+}
+
+impl Geometry {
+    fn kdim(&self) -> usize {
+        self.cin * self.k * self.k
+    }
+    /// Output rows per chunk so that the column buffer stays within budget.
+    fn rows_per_chunk(&self) -> usize {
+        (COLS_BUDGET / (self.kdim() * self.ow).max(1)).clamp(1, self.oh)
+    }
+    /// Fills `cols [K, rows·OW]` for output rows `oy0..oy0+rows` of image `img`.
+    fn im2col<E: Element>(&self, img: &[E], oy0: usize, rows: usize, cols: &mut [E]) {
+        let p = rows * self.ow;
+        par_chunks(cols, p, |kk, row| {
+            let c = kk / (self.k * self.k);
+            let ky = (kk / self.k) % self.k;
+            let kx = kk % self.k;
+            let plane = &img[c * self.h * self.w..(c + 1) * self.h * self.w];
+            for r in 0..rows {
+                let iy = ((oy0 + r) * self.s + ky) as isize - self.p as isize;
+                let dst = &mut row[r * self.ow..(r + 1) * self.ow];
+                if iy < 0 || iy >= self.h as isize {
+                    dst.iter_mut().for_each(|v| *v = E::ZERO);
+                    continue;
+                }
+                let src = &plane[iy as usize * self.w..(iy as usize + 1) * self.w];
+                for (ox, v) in dst.iter_mut().enumerate() {
+                    let ix = (ox * self.s + kx) as isize - self.p as isize;
+                    *v = if ix < 0 || ix >= self.w as isize { E::ZERO } else { src[ix as usize] };
+                }
+            }
+        });
+    }
+    /// Adds `cols [K, rows·OW]` back into the image gradient.
+    fn col2im<E: Element>(&self, cols: &[E], oy0: usize, rows: usize, img: &mut [E]) {
+        let p = rows * self.ow;
+        par_chunks(img, self.h * self.w, |c, plane| {
+            for ky in 0..self.k {
+                for kx in 0..self.k {
+                    let kk = (c * self.k + ky) * self.k + kx;
+                    let row = &cols[kk * p..(kk + 1) * p];
+                    for r in 0..rows {
+                        let iy = ((oy0 + r) * self.s + ky) as isize - self.p as isize;
+                        if iy < 0 || iy >= self.h as isize {
+                            continue;
+                        }
+                        for ox in 0..self.ow {
+                            let ix = (ox * self.s + kx) as isize - self.p as isize;
+                            if ix >= 0 && ix < self.w as isize {
+                                plane[iy as usize * self.w + ix as usize] += row[r * self.ow + ox];
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+    fn is_pointwise(&self) -> bool {
+        self.k == 1 && self.s == 1 && self.p == 0
+    }
+}
+
+pub fn conv2d<E: Element>(x: CpuTensor<E>, w: CpuTensor<E>, bias: Option<CpuTensor<E>>, opts: Conv2dOptions) -> CpuTensor<E> {
+    let g = geometry(&x.shape, &w.shape, opts);
+    let kd = g.kdim();
+    let plane = g.oh * g.ow;
+    let mut out = alloc::vec![E::ZERO; g.n * g.cout * plane];
+    let wop = Operand { data: &w.data[..], rows: g.cout, cols: kd, trans: false };
+    let chunk = g.rows_per_chunk();
+    let mut cols = Vec::new();
+    let mut tmp = Vec::new();
+    for n in 0..g.n {
+        let img = &x.data[n * g.cin * g.h * g.w..(n + 1) * g.cin * g.h * g.w];
+        let dst = &mut out[n * g.cout * plane..(n + 1) * g.cout * plane];
+        if g.is_pointwise() {
+            gemm(wop, Operand { data: img, rows: g.cin, cols: plane, trans: false }, dst, false);
+        } else {
+            let mut oy0 = 0;
+            while oy0 < g.oh {
+                let rows = chunk.min(g.oh - oy0);
+                let p = rows * g.ow;
+                cols.resize(kd * p, E::ZERO);
+                g.im2col(img, oy0, rows, &mut cols);
+                if rows == g.oh {
+                    gemm(wop, Operand { data: &cols, rows: kd, cols: p, trans: false }, dst, false);
+                } else {
+                    tmp.resize(g.cout * p, E::ZERO);
+                    gemm(wop, Operand { data: &cols, rows: kd, cols: p, trans: false }, &mut tmp, false);
+                    for co in 0..g.cout {
+                        dst[co * plane + oy0 * g.ow..co * plane + oy0 * g.ow + p].copy_from_slice(&tmp[co * p..(co + 1) * p]);
+                    }
+                }
+                oy0 += rows;
+            }
+        }
+        if let Some(b) = &bias {
+            for co in 0..g.cout {
+                let bv = b.data[co];
+                dst[co * plane..(co + 1) * plane].iter_mut().for_each(|v| *v += bv);
+            }
+        }
+    }
+    CpuTensor::new(out, Shape::new([g.n, g.cout, g.oh, g.ow]))
+}
+
+pub fn conv2d_backward<E: Element>(
+    x: CpuTensor<E>,
+    w: CpuTensor<E>,
+    has_bias: bool,
+    dy: CpuTensor<E>,
+    opts: Conv2dOptions,
+) -> (CpuTensor<E>, CpuTensor<E>, Option<CpuTensor<E>>) {
+    let g = geometry(&x.shape, &w.shape, opts);
+    let kd = g.kdim();
+    let plane = g.oh * g.ow;
+    let mut dx = alloc::vec![E::ZERO; x.shape.numel()];
+    let mut dw = alloc::vec![E::ZERO; w.shape.numel()];
+    let chunk = g.rows_per_chunk();
+    let (mut cols, mut dcols, mut dyc) = (Vec::new(), Vec::new(), Vec::new());
+    for n in 0..g.n {
+        let img = &x.data[n * g.cin * g.h * g.w..(n + 1) * g.cin * g.h * g.w];
+        let dimg = &mut dx[n * g.cin * g.h * g.w..(n + 1) * g.cin * g.h * g.w];
+        let dyn_ = &dy.data[n * g.cout * plane..(n + 1) * g.cout * plane];
+        let mut oy0 = 0;
+        while oy0 < g.oh {
+            let rows = chunk.min(g.oh - oy0);
+            let p = rows * g.ow;
+            dyc.clear();
+            for co in 0..g.cout {
+                dyc.extend_from_slice(&dyn_[co * plane + oy0 * g.ow..co * plane + oy0 * g.ow + p]);
+            }
+            cols.resize(kd * p, E::ZERO);
+            g.im2col(img, oy0, rows, &mut cols);
+            // dW [O, K] += dY [O, P] · colsᵀ [P, K]
+            gemm(
+                Operand { data: &dyc, rows: g.cout, cols: p, trans: false },
+                Operand { data: &cols, rows: kd, cols: p, trans: true },
+                &mut dw,
+                true,
+            );
+            // dcols [K, P] = Wᵀ [K, O] · dY [O, P]
+            dcols.resize(kd * p, E::ZERO);
+            gemm(
+                Operand { data: &w.data[..], rows: g.cout, cols: kd, trans: true },
+                Operand { data: &dyc, rows: g.cout, cols: p, trans: false },
+                &mut dcols,
+                false,
+            );
+            g.col2im(&dcols, oy0, rows, dimg);
+            oy0 += rows;
+        }
+    }
+    let db = has_bias.then(|| {
+        let mut db = alloc::vec![E::ZERO; g.cout];
+        for n in 0..g.n {
+            for (co, d) in db.iter_mut().enumerate() {
+                let s = (n * g.cout + co) * plane;
+                for &v in &dy.data[s..s + plane] {
+                    *d += v;
+                }
+            }
+        }
+        CpuTensor::new(db, Shape::new([g.cout]))
+    });
+    (CpuTensor::new(dx, x.shape.clone()), CpuTensor::new(dw, w.shape.clone()), db)
+}
+
+pub fn avg_pool2d<E: Element>(x: CpuTensor<E>, k: usize) -> CpuTensor<E> {
+    let [n, c, h, w] = x.shape.dims::<4>();
+    let (oh, ow) = (h / k, w / k);
+    let inv = E::from_f64(1.0 / (k * k) as f64);
+    let mut out = alloc::vec![E::ZERO; n * c * oh * ow];
+    par_chunks(&mut out, oh * ow, |pc, dst| {
+        let src = &x.data[pc * h * w..(pc + 1) * h * w];
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut s = E::ZERO;
+                for dy in 0..k {
+                    for dx in 0..k {
+                        s += src[(oy * k + dy) * w + ox * k + dx];
+                    }
+                }
+                dst[oy * ow + ox] = s * inv;
+            }
+        }
+    });
+    CpuTensor::new(out, Shape::new([n, c, oh, ow]))
+}
+
+pub fn avg_pool2d_backward<E: Element>(x_shape: &Shape, dy: CpuTensor<E>, k: usize) -> CpuTensor<E> {
+    let [n, c, h, w] = x_shape.dims::<4>();
+    let (oh, ow) = (h / k, w / k);
+    let inv = E::from_f64(1.0 / (k * k) as f64);
+    let mut dx = alloc::vec![E::ZERO; n * c * h * w];
+    par_chunks(&mut dx, h * w, |pc, dst| {
+        let g = &dy.data[pc * oh * ow..(pc + 1) * oh * ow];
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let v = g[oy * ow + ox] * inv;
+                for ddy in 0..k {
+                    for ddx in 0..k {
+                        dst[(oy * k + ddy) * w + ox * k + ddx] = v;
+                    }
+                }
+            }
+        }
+    });
+    CpuTensor::new(dx, x_shape.clone())
+}
+
+fn max_pool_geom(h: usize, w: usize, k: usize, s: usize, p: usize) -> (usize, usize) {
+    ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1)
+}
+
+/// The flat index (within the plane) of each window's first maximum.
+fn max_pool_argmax<E: Element>(src: &[E], h: usize, w: usize, k: usize, s: usize, p: usize) -> Vec<usize> {
+    let (oh, ow) = max_pool_geom(h, w, k, s, p);
+    let mut idx = Vec::with_capacity(oh * ow);
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let mut best: Option<(E, usize)> = None;
+            for dy in 0..k {
+                for dx in 0..k {
+                    let iy = (oy * s + dy) as isize - p as isize;
+                    let ix = (ox * s + dx) as isize - p as isize;
+                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                        continue;
+                    }
+                    let j = iy as usize * w + ix as usize;
+                    if best.is_none_or(|(b, _)| src[j] > b) {
+                        best = Some((src[j], j));
+                    }
+                }
+            }
+            idx.push(best.map_or(0, |b| b.1));
+        }
+    }
+    idx
+}
+
+pub fn max_pool2d<E: Element>(x: CpuTensor<E>, k: usize, s: usize, p: usize) -> CpuTensor<E> {
+    let [n, c, h, w] = x.shape.dims::<4>();
+    let (oh, ow) = max_pool_geom(h, w, k, s, p);
+    let mut out = alloc::vec![E::ZERO; n * c * oh * ow];
+    par_chunks(&mut out, oh * ow, |pc, dst| {
+        let src = &x.data[pc * h * w..(pc + 1) * h * w];
+        for (d, j) in dst.iter_mut().zip(max_pool_argmax(src, h, w, k, s, p)) {
+            *d = src[j];
+        }
+    });
+    CpuTensor::new(out, Shape::new([n, c, oh, ow]))
+}
+
+pub fn max_pool2d_backward<E: Element>(x: CpuTensor<E>, dy: CpuTensor<E>, k: usize, s: usize, p: usize) -> CpuTensor<E> {
+    let [n, c, h, w] = x.shape.dims::<4>();
+    let (oh, ow) = max_pool_geom(h, w, k, s, p);
+    let mut dx = alloc::vec![E::ZERO; n * c * h * w];
+    par_chunks(&mut dx, h * w, |pc, dst| {
+        let src = &x.data[pc * h * w..(pc + 1) * h * w];
+        let g = &dy.data[pc * oh * ow..(pc + 1) * oh * ow];
+        for (gi, j) in max_pool_argmax(src, h, w, k, s, p).into_iter().enumerate() {
+            dst[j] += g[gi];
+        }
+    });
+    CpuTensor::new(dx, x.shape.clone())
+}
+
+/// Source index of nearest resize (PyTorch `nearest`: floor(i · in/out)).
+pub fn nearest_src(i: usize, inp: usize, out: usize) -> usize {
+    ((i as f64 * (inp as f64 / out as f64)) as usize).min(inp - 1)
+}
+
+pub fn resize_nearest<E: Element>(x: CpuTensor<E>, oh: usize, ow: usize) -> CpuTensor<E> {
+    let [n, c, h, w] = x.shape.dims::<4>();
+    let mut out = alloc::vec![E::ZERO; n * c * oh * ow];
+    let sx: Vec<usize> = (0..ow).map(|j| nearest_src(j, w, ow)).collect();
+    par_chunks(&mut out, oh * ow, |pc, dst| {
+        let src = &x.data[pc * h * w..(pc + 1) * h * w];
+        for oy in 0..oh {
+            let row = &src[nearest_src(oy, h, oh) * w..];
+            for (ox, &j) in sx.iter().enumerate() {
+                dst[oy * ow + ox] = row[j];
+            }
+        }
+    });
+    CpuTensor::new(out, Shape::new([n, c, oh, ow]))
+}
+
+pub fn resize_nearest_backward<E: Element>(x_shape: &Shape, dy: CpuTensor<E>) -> CpuTensor<E> {
+    let [n, c, h, w] = x_shape.dims::<4>();
+    let [_, _, oh, ow] = dy.shape.dims::<4>();
+    let mut dx = alloc::vec![E::ZERO; n * c * h * w];
+    par_chunks(&mut dx, h * w, |pc, dst| {
+        let g = &dy.data[pc * oh * ow..(pc + 1) * oh * ow];
+        for oy in 0..oh {
+            let sy = nearest_src(oy, h, oh);
+            for ox in 0..ow {
+                dst[sy * w + nearest_src(ox, w, ow)] += g[oy * ow + ox];
+            }
+        }
+    });
+    CpuTensor::new(dx, x_shape.clone())
+}

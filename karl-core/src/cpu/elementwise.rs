@@ -1,0 +1,152 @@
+//! Element-wise families: unary, binary with broadcasting, scalar.
+use super::{par_chunks, CpuTensor, Element};
+use crate::backend::{Binary, Scalar, Unary};
+use crate::shape::Shape;
+use alloc::vec::Vec;
+
+const CHUNK: usize = 1 << 14;
+
+/// The value of a unary op at `x`.
+#[inline]
+pub fn unary_value<E: Element>(op: Unary, x: E) -> E {
+    match op {
+        Unary::Exp => x.exp(),
+        Unary::Log => x.ln(),
+        Unary::Sqrt => x.sqrt(),
+        Unary::Tanh => x.tanh(),
+        Unary::Erf => x.erf(),
+        Unary::Sigmoid => sigmoid(x),
+        Unary::Gelu => gelu(x),
+        Unary::Silu => x * sigmoid(x),
+        Unary::Neg => -x,
+        Unary::Abs => x.abs(),
+        Unary::Recip => E::ONE / x,
+        Unary::Relu => {
+            if x > E::ZERO {
+                x
+            } else {
+                E::ZERO
+            }
+        }
+        Unary::Square => x * x,
+    }
+}
+
+/// σ(x), stable for large |x|.
+#[inline]
+pub fn sigmoid<E: Element>(x: E) -> E {
+    if x >= E::ZERO {
+        E::ONE / (E::ONE + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (E::ONE + e)
+    }
+}
+
+/// Exact GELU `x/2 · (1 + erf(x/√2))`, as PyTorch's default.
+#[inline]
+pub fn gelu<E: Element>(x: E) -> E {
+    let half = E::from_f64(0.5);
+    x * half * (E::ONE + (x * E::from_f64(core::f64::consts::FRAC_1_SQRT_2)).erf())
+}
+
+pub fn unary<E: Element>(op: Unary, t: CpuTensor<E>) -> CpuTensor<E> {
+    let shape = t.shape.clone();
+    let mut v = t.into_vec();
+    par_chunks(&mut v, CHUNK, |_, c| c.iter_mut().for_each(|x| *x = unary_value(op, *x)));
+    CpuTensor::new(v, shape)
+}
+
+pub fn scalar<E: Element>(op: Scalar, t: CpuTensor<E>, s: f64) -> CpuTensor<E> {
+    let shape = t.shape.clone();
+    let mut v = t.into_vec();
+    let se = E::from_f64(s);
+    par_chunks(&mut v, CHUNK, |_, c| {
+        c.iter_mut().for_each(|x| {
+            *x = match op {
+                Scalar::Add => *x + se,
+                Scalar::Mul => *x * se,
+                Scalar::Pow => x.powf(se),
+                Scalar::ClampMin => {
+                    if *x < se {
+                        se
+                    } else {
+                        *x
+                    }
+                }
+                Scalar::ClampMax => {
+                    if *x > se {
+                        se
+                    } else {
+                        *x
+                    }
+                }
+            }
+        })
+    });
+    CpuTensor::new(v, shape)
+}
+
+#[inline]
+fn apply<E: Element>(op: Binary, a: E, b: E) -> E {
+    match op {
+        Binary::Add => a + b,
+        Binary::Sub => a - b,
+        Binary::Mul => a * b,
+        Binary::Div => a / b,
+    }
+}
+
+/// Strides of `s` broadcast to `out` (0 on broadcast dims).
+pub fn broadcast_strides(s: &Shape, out: &Shape) -> Vec<usize> {
+    let r = out.rank();
+    let st = s.strides();
+    (0..r)
+        .map(|i| {
+            if i + s.rank() < r {
+                0
+            } else {
+                let j = i + s.rank() - r;
+                if s.dims[j] == 1 && out.dims[i] != 1 { 0 } else { st[j] }
+            }
+        })
+        .collect()
+}
+
+pub fn binary<E: Element>(op: Binary, a: CpuTensor<E>, b: CpuTensor<E>) -> CpuTensor<E> {
+    let out = Shape::broadcast(&a.shape, &b.shape)
+        .unwrap_or_else(|| panic!("cannot broadcast shapes {} and {} for {op:?}", a.shape, b.shape));
+    if a.shape == b.shape {
+        let (shape, bd) = (a.shape.clone(), b.data.clone());
+        let mut v = a.into_vec();
+        par_chunks(&mut v, CHUNK, |i, c| {
+            let off = i * CHUNK;
+            let len = c.len();
+            c.iter_mut().zip(&bd[off..off + len]).for_each(|(x, &y)| *x = apply(op, *x, y));
+        });
+        return CpuTensor::new(v, shape);
+    }
+    // Fast path: b broadcast along leading dims (bias add, per-row scale).
+    let r = out.rank();
+    let inner = *out.dims.last().unwrap_or(&1);
+    let sa = broadcast_strides(&a.shape, &out);
+    let sb = broadcast_strides(&b.shape, &out);
+    let mut v = alloc::vec![E::ZERO; out.numel()];
+    let (ad, bd) = (&a.data, &b.data);
+    let dims = &out.dims;
+    par_chunks(&mut v, inner.max(1), |row, c| {
+        // offset of this row in a and b
+        let (mut oa, mut ob, mut rem) = (0usize, 0usize, row);
+        for d in (0..r.saturating_sub(1)).rev() {
+            let i = rem % dims[d];
+            rem /= dims[d];
+            oa += i * sa[d];
+            ob += i * sb[d];
+        }
+        let (la, lb) = if r > 0 { (sa[r - 1], sb[r - 1]) } else { (0, 0) };
+        for (j, x) in c.iter_mut().enumerate() {
+            *x = apply(op, ad[oa + j * la], bd[ob + j * lb]);
+        }
+    });
+    CpuTensor::new(v, out)
+}

@@ -1,0 +1,57 @@
+//! The reference CPU backend `Cpu<E>` (E = f32, or f64 for gradient checks). Under `std` the
+//! matrix products and convolutions go through faer's SIMD gemm on all cores and the fused
+//! ops run row-parallel; without `std` the same code runs as plain loops. Deterministic: the
+//! same inputs give the same bits whatever the thread count.
+mod conv;
+mod element;
+mod elementwise;
+mod fused;
+mod impls;
+mod layout;
+mod matmul;
+mod reduce;
+mod tensor;
+
+pub use element::Element;
+pub use matmul::gemm;
+pub use tensor::CpuTensor;
+
+use crate::backend::{Backend, BackendTypes};
+use alloc::format;
+use alloc::string::String;
+use core::marker::PhantomData;
+
+/// The CPU device (there is one).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuDevice;
+
+/// The reference CPU backend.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cpu<E: Element = f32>(PhantomData<E>);
+
+impl<E: Element> BackendTypes for Cpu<E> {
+    type Device = CpuDevice;
+    type FloatTensor = CpuTensor<E>;
+}
+
+impl<E: Element> Backend for Cpu<E> {
+    fn name() -> String {
+        format!("cpu<{}>", E::NAME)
+    }
+}
+
+/// Runs `f(i)` for `i in 0..n`, in parallel under `std` when the work is large enough.
+#[cfg(feature = "std")]
+pub(crate) fn par_chunks<T: Send>(out: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
+    use rayon::prelude::*;
+    if out.len() >= 2 * chunk.max(1) && out.len() > 16384 {
+        out.par_chunks_mut(chunk.max(1)).enumerate().for_each(|(i, c)| f(i, c));
+    } else {
+        out.chunks_mut(chunk.max(1)).enumerate().for_each(|(i, c)| f(i, c));
+    }
+}
+/// Runs `f(i)` for `i in 0..n` (plain loop without `std`).
+#[cfg(not(feature = "std"))]
+pub(crate) fn par_chunks<T: Send>(out: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
+    out.chunks_mut(chunk.max(1)).enumerate().for_each(|(i, c)| f(i, c));
+}

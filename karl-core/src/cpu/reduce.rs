@@ -1,0 +1,62 @@
+//! Reductions along one dimension and arg-reductions.
+use super::{CpuTensor, Element};
+use crate::backend::{ArgReduce, Reduce};
+use alloc::vec::Vec;
+
+pub fn reduce<E: Element>(op: Reduce, t: CpuTensor<E>, dim: usize) -> CpuTensor<E> {
+    let (outer, n, inner) = t.shape.split_at_dim(dim);
+    let mut shape = t.shape.clone();
+    shape.dims[dim] = 1;
+    let d = &t.data;
+    let mut out = alloc::vec![E::ZERO; outer * inner];
+    for o in 0..outer {
+        let base = o * n * inner;
+        let dst = &mut out[o * inner..(o + 1) * inner];
+        match op {
+            Reduce::Sum | Reduce::Mean => {
+                // accumulate in f64 for sums of many terms? keep E order: sequential over n
+                for k in 0..n {
+                    let row = &d[base + k * inner..base + (k + 1) * inner];
+                    dst.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
+                }
+                if op == Reduce::Mean {
+                    let inv = E::from_f64(n as f64);
+                    dst.iter_mut().for_each(|a| *a = *a / inv);
+                }
+            }
+            Reduce::Max | Reduce::Min => {
+                dst.copy_from_slice(&d[base..base + inner]);
+                for k in 1..n {
+                    let row = &d[base + k * inner..base + (k + 1) * inner];
+                    dst.iter_mut().zip(row).for_each(|(a, &b)| {
+                        if (op == Reduce::Max && b > *a) || (op == Reduce::Min && b < *a) || b != b {
+                            *a = b
+                        }
+                    });
+                }
+            }
+        }
+    }
+    CpuTensor::new(out, shape)
+}
+
+pub fn arg_reduce<E: Element>(op: ArgReduce, t: &CpuTensor<E>, dim: usize) -> Vec<usize> {
+    let (outer, n, inner) = t.shape.split_at_dim(dim);
+    let d = &t.data;
+    let mut out = alloc::vec![0usize; outer * inner];
+    for o in 0..outer {
+        for i in 0..inner {
+            let mut best = d[o * n * inner + i];
+            let mut bi = 0;
+            for k in 1..n {
+                let v = d[o * n * inner + k * inner + i];
+                if (op == ArgReduce::ArgMax && v > best) || (op == ArgReduce::ArgMin && v < best) {
+                    best = v;
+                    bi = k;
+                }
+            }
+            out[o * inner + i] = bi;
+        }
+    }
+    out
+}

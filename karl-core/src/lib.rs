@@ -1,0 +1,27 @@
+//! KARL core: tensors with a `Backend` trait family, an autodiff decorator, the reference CPU
+//! backend, layers, the KARL model, training, metrics and the token format.
+//!
+//! Without the default `std` feature the crate is `no_std` + `alloc`: the CPU backend then uses
+//! plain loops (no threads, no SIMD gemm) and file formats that need `std` are left out.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod autodiff;
+pub mod backend;
+pub mod cpu;
+pub mod data;
+pub mod error;
+pub mod metrics;
+#[cfg(feature = "std")]
+pub mod record;
+pub mod shape;
+pub mod tensor;
+pub mod tolerance;
+
+pub use backend::{AutodiffBackend, Backend};
+pub use data::{DType, TensorData};
+pub use error::{Error, Result};
+pub use shape::Shape;
+pub use tensor::Tensor;

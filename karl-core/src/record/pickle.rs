@@ -1,0 +1,710 @@
+//! A data-only reader for Python pickles (protocols 2–5 binary opcodes), enough for `torch.save`.
+//!
+//! Nothing is ever executed or imported: `GLOBAL` only records a module/name pair, and
+//! `REDUCE`/`NEWOBJ`/`BUILD` only record "this callable applied to these arguments, with this
+//! state" as an [`Object`]. Interpreting those records (e.g. `torch._utils._rebuild_tensor_v2`)
+//! is left to the caller ([`super::pth`]); anything it does not know stays an opaque value.
+//!
+//! Why not a crate: `serde-pickle` rejects persistent ids (`BINPERSID`) and arbitrary globals,
+//! which every torch checkpoint uses; `pytorch-reader` (from burn) reads checkpoints but pulls a
+//! second `zip` major version, `tar`, `byteorder` and ~2,700 lines of pickle code, and the
+//! candle parser is not a standalone crate. The subset needed here is small, and owning it lets
+//! every malformed input become an [`Error::Format`] that says what was wrong, where.
+use crate::error::{Error, Result};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::rc::Rc;
+
+/// A value built by the pickle machine. Containers are shared (`Rc`), as in Python, so that a
+/// memoised dict filled after being memoised is seen filled wherever it is referenced.
+#[derive(Clone)]
+pub enum Value {
+    /// `None`.
+    None,
+    /// `True` / `False`.
+    Bool(bool),
+    /// An integer that fits in i64.
+    Int(i64),
+    /// A larger integer, as little-endian two's-complement bytes (kept opaque).
+    BigInt(Rc<[u8]>),
+    /// A float.
+    Float(f64),
+    /// A text string.
+    Str(Rc<str>),
+    /// A byte string.
+    Bytes(Rc<[u8]>),
+    /// A tuple.
+    Tuple(Rc<[Value]>),
+    /// A list (sets and frozensets are read as lists too).
+    List(Rc<RefCell<Vec<Value>>>),
+    /// A dict, as its (key, value) pairs in insertion order.
+    Dict(Rc<RefCell<Vec<(Value, Value)>>>),
+    /// A reference to a global (`module.name`), never resolved.
+    Global(Rc<Global>),
+    /// A persistent id (`BINPERSID`): the pickled id, to be resolved by the caller.
+    PersistentId(Rc<Value>),
+    /// The recorded result of calling something (`REDUCE`, `NEWOBJ`).
+    Object(Rc<RefCell<Object>>),
+}
+
+/// A global reference as written by `GLOBAL` / `STACK_GLOBAL`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Global {
+    /// The module, e.g. `torch._utils`.
+    pub module: String,
+    /// The name inside the module, e.g. `_rebuild_tensor_v2`.
+    pub name: String,
+}
+
+/// A call recorded instead of executed: `callable(*args)`, then `BUILD` state and any items
+/// added with `SETITEM(S)` / `APPEND(S)` (dict and list subclasses such as `OrderedDict`).
+#[derive(Clone)]
+pub struct Object {
+    /// What was called (usually a [`Value::Global`]).
+    pub callable: Value,
+    /// The arguments (a tuple).
+    pub args: Value,
+    /// The state given by `BUILD`, if any.
+    pub state: Option<Value>,
+    /// (key, value) pairs set on the object.
+    pub items: Vec<(Value, Value)>,
+    /// Values appended to the object.
+    pub appended: Vec<Value>,
+}
+
+impl Value {
+    /// A short name of the value's kind, for error messages.
+    pub fn kind(&self) -> String {
+        match self {
+            Value::None => "None".into(),
+            Value::Bool(_) => "bool".into(),
+            Value::Int(_) | Value::BigInt(_) => "int".into(),
+            Value::Float(_) => "float".into(),
+            Value::Str(_) => "str".into(),
+            Value::Bytes(_) => "bytes".into(),
+            Value::Tuple(t) => format!("tuple of {}", t.len()),
+            Value::List(_) => "list".into(),
+            Value::Dict(_) => "dict".into(),
+            Value::Global(g) => format!("global {}.{}", g.module, g.name),
+            Value::PersistentId(_) => "persistent id".into(),
+            Value::Object(o) => match &o.borrow().callable {
+                Value::Global(g) => format!("{}.{} object", g.module, g.name),
+                _ => "object".into(),
+            },
+        }
+    }
+    /// The string, if this is a `str`.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    /// The integer, if this is an `int` that fits in i64 (or a bool, as Python does).
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            Value::Bool(b) => Some(i64::from(*b)),
+            _ => None,
+        }
+    }
+    /// The items, if this is a tuple.
+    pub fn as_tuple(&self) -> Option<&[Value]> {
+        match self {
+            Value::Tuple(t) => Some(t),
+            _ => None,
+        }
+    }
+    /// The global, if this is one.
+    pub fn as_global(&self) -> Option<&Global> {
+        match self {
+            Value::Global(g) => Some(g),
+            _ => None,
+        }
+    }
+}
+
+impl Default for Value {
+    fn default() -> Self {
+        Value::None
+    }
+}
+
+impl Drop for Value {
+    /// Iterative, so that a deeply nested pickle (a few bytes per level) cannot overflow the
+    /// stack when dropped: children of containers owned only here are moved to a work list
+    /// before their parent goes. (Cycles built through the memo are leaked, not looped over.)
+    fn drop(&mut self) {
+        let mut pending = Vec::new();
+        take_children(self, &mut pending);
+        while let Some(mut v) = pending.pop() {
+            take_children(&mut v, &mut pending);
+        }
+    }
+}
+
+/// Moves the children of `v` into `out` when `v` is the only owner of its container.
+fn take_children(v: &mut Value, out: &mut Vec<Value>) {
+    match v {
+        Value::Tuple(t) => {
+            if let Some(items) = Rc::get_mut(t) {
+                out.extend(items.iter_mut().map(std::mem::take));
+            }
+        }
+        Value::List(l) => {
+            if let Some(cell) = Rc::get_mut(l) {
+                out.append(cell.get_mut());
+            }
+        }
+        Value::Dict(d) => {
+            if let Some(cell) = Rc::get_mut(d) {
+                cell.get_mut()
+                    .drain(..)
+                    .for_each(|(k, v)| out.extend([k, v]));
+            }
+        }
+        Value::PersistentId(p) => {
+            if let Some(id) = Rc::get_mut(p) {
+                out.push(std::mem::take(id));
+            }
+        }
+        Value::Object(o) => {
+            if let Some(cell) = Rc::get_mut(o) {
+                let o = cell.get_mut();
+                out.push(std::mem::take(&mut o.callable));
+                out.push(std::mem::take(&mut o.args));
+                out.extend(o.state.take());
+                o.items.drain(..).for_each(|(k, v)| out.extend([k, v]));
+                out.append(&mut o.appended);
+            }
+        }
+        _ => {}
+    }
+}
+
+impl fmt::Debug for Value {
+    /// Shallow on purpose: a pickle can build cyclic containers.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::None => write!(f, "None"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Float(x) => write!(f, "{x}"),
+            Value::Str(s) => write!(f, "{s:?}"),
+            Value::List(l) => write!(f, "list of {}", l.borrow().len()),
+            Value::Dict(d) => write!(f, "dict of {}", d.borrow().len()),
+            other => write!(f, "{}", other.kind()),
+        }
+    }
+}
+
+/// Runs the pickle machine over `data` and returns the value left by `STOP`.
+pub fn load(data: &[u8]) -> Result<Value> {
+    Machine {
+        data,
+        pos: 0,
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: HashMap::new(),
+    }
+    .run()
+}
+
+struct Machine<'a> {
+    data: &'a [u8],
+    pos: usize,
+    stack: Vec<Value>,
+    /// Stack heights at each open `MARK`; the stack below the innermost one is out of reach.
+    marks: Vec<usize>,
+    memo: HashMap<u64, Value>,
+}
+
+fn err(msg: impl fmt::Display) -> Error {
+    Error::Format(format!("pickle: {msg}"))
+}
+
+impl Machine<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8]> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.data.len())
+            .ok_or_else(|| {
+                err(format!(
+                    "truncated: {n} bytes needed at offset {} of {}",
+                    self.pos,
+                    self.data.len()
+                ))
+            })?;
+        let bytes = &self.data[self.pos..end];
+        self.pos = end;
+        Ok(bytes)
+    }
+    fn take_array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take_array::<1>()?[0])
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.take_array()?))
+    }
+    fn len_u64(&mut self) -> Result<usize> {
+        let n = u64::from_le_bytes(self.take_array()?);
+        usize::try_from(n).map_err(|_| err(format!("length {n} too large")))
+    }
+    fn line(&mut self) -> Result<&str> {
+        let rest = &self.data[self.pos..];
+        let n = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| err("unterminated text line"))?;
+        let line = std::str::from_utf8(&rest[..n]).map_err(|_| err("text line is not UTF-8"))?;
+        self.pos += n + 1;
+        Ok(line)
+    }
+    fn utf8(&mut self, n: usize) -> Result<Value> {
+        let at = self.pos;
+        let s = std::str::from_utf8(self.take(n)?)
+            .map_err(|_| err(format!("invalid UTF-8 string at offset {at}")))?;
+        Ok(Value::Str(s.into()))
+    }
+
+    fn floor(&self) -> usize {
+        self.marks.last().copied().unwrap_or(0)
+    }
+    fn pop(&mut self) -> Result<Value> {
+        if self.stack.len() <= self.floor() {
+            return Err(err(format!("stack underflow at offset {}", self.pos)));
+        }
+        self.stack.pop().ok_or_else(|| err("stack underflow"))
+    }
+    fn top(&mut self) -> Result<&mut Value> {
+        if self.stack.len() <= self.floor() {
+            return Err(err(format!("stack underflow at offset {}", self.pos)));
+        }
+        self.stack.last_mut().ok_or_else(|| err("stack underflow"))
+    }
+    fn pop_mark(&mut self) -> Result<Vec<Value>> {
+        let m = self
+            .marks
+            .pop()
+            .ok_or_else(|| err(format!("no MARK open at offset {}", self.pos)))?;
+        if m > self.stack.len() {
+            return Err(err(format!("MARK below the stack at offset {}", self.pos)));
+        }
+        Ok(self.stack.split_off(m))
+    }
+    fn memo_get(&self, key: u64) -> Result<Value> {
+        self.memo
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| err(format!("memo {key} read before it was written")))
+    }
+    fn memo_put(&mut self, key: u64) -> Result<()> {
+        let v = self.top()?.clone();
+        self.memo.insert(key, v);
+        Ok(())
+    }
+
+    fn set_items(&mut self, pairs: Vec<Value>) -> Result<()> {
+        if !pairs.len().is_multiple_of(2) {
+            return Err(err(format!(
+                "odd number of values ({}) for dict items",
+                pairs.len()
+            )));
+        }
+        let mut it = pairs.into_iter();
+        let mut kv = Vec::new();
+        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+            kv.push((k, v));
+        }
+        match self.top()? {
+            Value::Dict(d) => d.borrow_mut().extend(kv),
+            Value::Object(o) => o.borrow_mut().items.extend(kv),
+            other => return Err(err(format!("cannot set items on a {}", other.kind()))),
+        }
+        Ok(())
+    }
+    fn append(&mut self, values: Vec<Value>) -> Result<()> {
+        match self.top()? {
+            Value::List(l) => l.borrow_mut().extend(values),
+            Value::Object(o) => o.borrow_mut().appended.extend(values),
+            other => return Err(err(format!("cannot append to a {}", other.kind()))),
+        }
+        Ok(())
+    }
+    fn call(&mut self, callable: Value, args: Value) -> Result<()> {
+        if !matches!(args, Value::Tuple(_)) {
+            return Err(err(format!(
+                "call arguments are a {}, not a tuple",
+                args.kind()
+            )));
+        }
+        let obj = Object {
+            callable,
+            args,
+            state: None,
+            items: Vec::new(),
+            appended: Vec::new(),
+        };
+        self.stack.push(Value::Object(Rc::new(RefCell::new(obj))));
+        Ok(())
+    }
+    fn global(&mut self, module: String, name: String) {
+        self.stack
+            .push(Value::Global(Rc::new(Global { module, name })));
+    }
+
+    fn run(mut self) -> Result<Value> {
+        loop {
+            let at = self.pos;
+            let op = self.u8().map_err(|_| err("ended without STOP"))?;
+            match op {
+                0x80 => {
+                    let proto = self.u8()?;
+                    if proto > 5 {
+                        return Err(err(format!("unsupported protocol {proto}")));
+                    }
+                }
+                0x95 => {
+                    self.take(8)?; // FRAME: a length hint only
+                }
+                b'.' => return self.pop(),
+                b'(' => self.marks.push(self.stack.len()),
+                b'0' => {
+                    if self.stack.len() == self.floor() && !self.marks.is_empty() {
+                        self.marks.pop();
+                    } else {
+                        self.pop()?;
+                    }
+                }
+                b'1' => {
+                    self.pop_mark()?;
+                }
+                b'2' => {
+                    let v = self.top()?.clone();
+                    self.stack.push(v);
+                }
+                b'N' => self.stack.push(Value::None),
+                0x88 => self.stack.push(Value::Bool(true)),
+                0x89 => self.stack.push(Value::Bool(false)),
+                b'J' => {
+                    let v = i32::from_le_bytes(self.take_array()?);
+                    self.stack.push(Value::Int(v.into()));
+                }
+                b'K' => {
+                    let v = self.u8()?;
+                    self.stack.push(Value::Int(v.into()));
+                }
+                b'M' => {
+                    let v = u16::from_le_bytes(self.take_array()?);
+                    self.stack.push(Value::Int(v.into()));
+                }
+                0x8a | 0x8b => {
+                    let n = if op == 0x8a {
+                        usize::from(self.u8()?)
+                    } else {
+                        let n = i32::from_le_bytes(self.take_array()?);
+                        usize::try_from(n).map_err(|_| err(format!("negative LONG4 length {n}")))?
+                    };
+                    let v = decode_long(self.take(n)?);
+                    self.stack.push(v);
+                }
+                b'G' => {
+                    let v = f64::from_be_bytes(self.take_array()?);
+                    self.stack.push(Value::Float(v));
+                }
+                b'X' => {
+                    let n = self.u32()? as usize;
+                    let v = self.utf8(n)?;
+                    self.stack.push(v);
+                }
+                0x8c => {
+                    let n = usize::from(self.u8()?);
+                    let v = self.utf8(n)?;
+                    self.stack.push(v);
+                }
+                0x8d => {
+                    let n = self.len_u64()?;
+                    let v = self.utf8(n)?;
+                    self.stack.push(v);
+                }
+                b'B' | b'C' | 0x8e | b'T' | b'U' => {
+                    let n = match op {
+                        b'B' | b'T' => self.u32()? as usize,
+                        b'C' | b'U' => usize::from(self.u8()?),
+                        _ => self.len_u64()?,
+                    };
+                    let bytes = self.take(n)?;
+                    // Python-2 strings (BINSTRING, SHORT_BINSTRING) load as text when they can.
+                    let v = match (op, std::str::from_utf8(bytes)) {
+                        (b'T' | b'U', Ok(s)) => Value::Str(s.into()),
+                        _ => Value::Bytes(bytes.into()),
+                    };
+                    self.stack.push(v);
+                }
+                b')' => self.stack.push(Value::Tuple(Rc::new([]))),
+                b't' => {
+                    let items = self.pop_mark()?;
+                    self.stack.push(Value::Tuple(items.into()));
+                }
+                0x85..=0x87 => {
+                    let n = usize::from(op - 0x84);
+                    let mut items = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        items.push(self.pop()?);
+                    }
+                    items.reverse();
+                    self.stack.push(Value::Tuple(items.into()));
+                }
+                b']' | 0x8f => self.stack.push(Value::List(Rc::default())),
+                b'l' | 0x91 => {
+                    let items = self.pop_mark()?;
+                    self.stack.push(Value::List(Rc::new(RefCell::new(items))));
+                }
+                b'a' => {
+                    let v = self.pop()?;
+                    self.append(vec![v])?;
+                }
+                b'e' | 0x90 => {
+                    let items = self.pop_mark()?;
+                    self.append(items)?;
+                }
+                b'}' => self.stack.push(Value::Dict(Rc::default())),
+                b'd' => {
+                    let items = self.pop_mark()?;
+                    self.stack.push(Value::Dict(Rc::default()));
+                    self.set_items(items)?;
+                }
+                b's' => {
+                    let v = self.pop()?;
+                    let k = self.pop()?;
+                    self.set_items(vec![k, v])?;
+                }
+                b'u' => {
+                    let items = self.pop_mark()?;
+                    self.set_items(items)?;
+                }
+                b'c' => {
+                    let module = self.line()?.to_string();
+                    let name = self.line()?.to_string();
+                    self.global(module, name);
+                }
+                0x93 => {
+                    let name = self.pop()?;
+                    let module = self.pop()?;
+                    match (module.as_str(), name.as_str()) {
+                        (Some(m), Some(n)) => self.global(m.to_string(), n.to_string()),
+                        _ => {
+                            return Err(err(format!(
+                                "STACK_GLOBAL needs two strings at offset {at}"
+                            )));
+                        }
+                    }
+                }
+                b'R' | 0x81 => {
+                    let args = self.pop()?;
+                    let callable = self.pop()?;
+                    self.call(callable, args)?;
+                }
+                0x92 => {
+                    let _kwargs = self.pop()?;
+                    let args = self.pop()?;
+                    let callable = self.pop()?;
+                    self.call(callable, args)?;
+                }
+                b'b' => {
+                    let state = self.pop()?;
+                    match self.top()? {
+                        Value::Object(o) => o.borrow_mut().state = Some(state),
+                        other => {
+                            return Err(err(format!("BUILD on a {} at offset {at}", other.kind())));
+                        }
+                    }
+                }
+                b'Q' => {
+                    let id = self.pop()?;
+                    self.stack.push(Value::PersistentId(Rc::new(id)));
+                }
+                b'P' => {
+                    let id = Value::Str(self.line()?.into());
+                    self.stack.push(Value::PersistentId(Rc::new(id)));
+                }
+                b'q' => {
+                    let k = self.u8()?;
+                    self.memo_put(k.into())?;
+                }
+                b'r' => {
+                    let k = self.u32()?;
+                    self.memo_put(k.into())?;
+                }
+                0x94 => {
+                    let k = self.memo.len() as u64;
+                    self.memo_put(k)?;
+                }
+                b'h' => {
+                    let k = self.u8()?;
+                    let v = self.memo_get(k.into())?;
+                    self.stack.push(v);
+                }
+                b'j' => {
+                    let k = self.u32()?;
+                    let v = self.memo_get(k.into())?;
+                    self.stack.push(v);
+                }
+                b'p' | b'g' => {
+                    let line = self.line()?;
+                    let k: u64 = line
+                        .parse()
+                        .map_err(|_| err(format!("bad memo index {line:?}")))?;
+                    if op == b'p' {
+                        self.memo_put(k)?;
+                    } else {
+                        let v = self.memo_get(k)?;
+                        self.stack.push(v);
+                    }
+                }
+                _ => return Err(err(format!("unsupported opcode 0x{op:02x} at offset {at}"))),
+            }
+        }
+    }
+}
+
+/// Decodes a little-endian two's-complement integer of any length.
+fn decode_long(bytes: &[u8]) -> Value {
+    if bytes.len() > 8 {
+        return Value::BigInt(bytes.into());
+    }
+    let negative = bytes.last().is_some_and(|&b| b & 0x80 != 0);
+    let mut buf = if negative { [0xffu8; 8] } else { [0u8; 8] };
+    buf[..bytes.len()].copy_from_slice(bytes);
+    Value::Int(i64::from_le_bytes(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalars_and_containers() {
+        // {'a': [1, -2, 300, 70000, 2**40, -1], 'b': (1.5, None, True, False), 'c': b'xy'}
+        let mut p = vec![0x80, 2, b'}', b'q', 0, b'('];
+        p.extend(b"X\x01\x00\x00\x00a]q\x01(K\x01J\xfe\xff\xff\xffM\x2c\x01J\x70\x11\x01\x00");
+        p.extend(b"\x8a\x06\x00\x00\x00\x00\x00\x01\x8a\x01\xffe");
+        p.extend(b"\x8c\x01b(G\x3f\xf8\x00\x00\x00\x00\x00\x00N\x88\x89t");
+        p.extend(b"\x8c\x01cC\x02xyu.");
+        let v = load(&p).unwrap();
+        let Value::Dict(d) = &v else {
+            panic!("not a dict: {v:?}")
+        };
+        let d = d.borrow();
+        assert_eq!(d.len(), 3);
+        assert_eq!(d[0].0.as_str(), Some("a"));
+        let Value::List(l) = &d[0].1 else { panic!() };
+        let ints: Vec<_> = l.borrow().iter().map(|v| v.as_int().unwrap()).collect();
+        assert_eq!(ints, [1, -2, 300, 70000, 1 << 40, -1]);
+        let t = d[1].1.as_tuple().unwrap();
+        assert!(matches!(t[0], Value::Float(x) if x == 1.5));
+        assert!(matches!(t[1], Value::None));
+        assert!(matches!(
+            (&t[2], &t[3]),
+            (Value::Bool(true), Value::Bool(false))
+        ));
+        assert!(matches!(&d[2].1, Value::Bytes(b) if &b[..] == b"xy"));
+    }
+
+    #[test]
+    fn memo_shares_containers_filled_later() {
+        // d = {}; memo[0] = d; outer = [d, d]; d['k'] = 1  (filled after being memoised)
+        let p = b"\x80\x02}q\x00]q\x01h\x00ah\x00a0h\x00\x8c\x01kK\x01sh\x01.";
+        let v = load(p).unwrap();
+        let Value::List(l) = &v else { panic!() };
+        let l = l.borrow();
+        assert_eq!(l.len(), 2);
+        for item in l.iter() {
+            let Value::Dict(d) = item else { panic!() };
+            assert_eq!(d.borrow().len(), 1);
+        }
+    }
+
+    #[test]
+    fn objects_are_recorded_not_executed() {
+        // os.system('echo hi') with BUILD state: only recorded.
+        let p = b"\x80\x02cos\nsystem\nq\x00\x8c\x07echo hi\x85R}bN.";
+        // BUILD leaves the object; then NONE; STOP returns None.
+        assert!(matches!(load(p).unwrap(), Value::None));
+        let p = b"\x80\x02cos\nsystem\n\x8c\x07echo hi\x85R}b.";
+        let v = load(p).unwrap();
+        assert_eq!(v.kind(), "os.system object");
+        let Value::Object(o) = &v else { panic!() };
+        assert!(o.borrow().state.is_some());
+    }
+
+    #[test]
+    fn malformed_input_is_an_error() {
+        let cases: &[&[u8]] = &[
+            b"",
+            b"\x80\x02",
+            b"\x80\x02K",
+            b"\x80\x02t.",
+            b"\x80\x02(t",
+            b"\x80\x02h\x05.",
+            b"\x80\x02X\xff\xff\xff\xffab.",
+            b"\x80\x02X\x02\x00\x00\x00\xff\xfe.",
+            b"\x80\x02K\x01K\x02s.",
+            b"\x80\x02K\x01(a.",
+            b"\x80\x02\xff.",
+            b"\x80\x09N.",
+            b"\x80\x02K\x01K\x02R.",
+            b"\x80\x02cos\nsys",
+            b".",
+        ];
+        for c in cases {
+            assert!(
+                matches!(load(c), Err(Error::Format(_))),
+                "{c:?} was accepted"
+            );
+        }
+        let msg = load(b"\x80\x02\xff.").unwrap_err().to_string();
+        assert!(msg.contains("unsupported opcode 0xff at offset 2"), "{msg}");
+    }
+
+    #[test]
+    fn deep_nesting_does_not_overflow_the_stack() {
+        // ((((...(),),)...),) a million levels deep, one byte per level; and a deep chain of
+        // objects, each made by calling the previous one.
+        let mut p = b"\x80\x02)".to_vec();
+        p.extend(std::iter::repeat_n(0x85u8, 1_000_000));
+        p.push(b'.');
+        assert_eq!(load(&p).unwrap().kind(), "tuple of 1");
+        let mut p = b"\x80\x02cm\nf\n".to_vec();
+        p.extend(std::iter::repeat_n(*b")R", 500_000).flatten());
+        p.push(b'.');
+        assert_eq!(load(&p).unwrap().kind(), "object");
+    }
+
+    #[test]
+    fn every_truncation_and_byte_flip_of_a_torch_pickle_is_safe() {
+        let path = crate::record::shared_dir().join("golden/pth/tiny_views.pth");
+        let file = std::fs::File::open(path).unwrap();
+        let mut zip = zip::ZipArchive::new(file).unwrap();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut zip.by_name("tiny_views/data.pkl").unwrap(), &mut data)
+            .unwrap();
+        assert!(load(&data).is_ok());
+        for cut in 0..data.len() - 1 {
+            assert!(load(&data[..cut]).is_err(), "cut {cut}");
+        }
+        for i in 0..data.len() {
+            for x in [0x01u8, 0x80, 0xff] {
+                let mut d = data.clone();
+                d[i] ^= x;
+                let _ = load(&d);
+            }
+        }
+    }
+}
