@@ -13,9 +13,13 @@ pub mod backend;
 pub mod cpu;
 pub mod data;
 pub mod error;
+pub mod init;
 pub mod metrics;
+pub mod model;
+pub mod nn;
 #[cfg(feature = "std")]
 pub mod record;
+pub mod rng;
 pub mod shape;
 pub mod tensor;
 pub mod tolerance;
@@ -25,3 +29,4 @@ pub use data::{DType, TensorData};
 pub use error::{Error, Result};
 pub use shape::Shape;
 pub use tensor::Tensor;
+pub use tolerance::Tolerance;

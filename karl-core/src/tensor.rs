@@ -262,6 +262,10 @@ impl<B: Backend, const D: usize> Tensor<B, D> {
     pub fn mask_fill(self, mask: &[bool], mask_dims: [usize; D], value: f64) -> Self {
         Tensor { primitive: B::float_mask_fill(self.primitive, mask, &Shape::new(mask_dims), value) }
     }
+    /// Stop-gradient (identity outside autodiff).
+    pub fn stop_gradient(self) -> Self {
+        Tensor { primitive: B::float_detach(self.primitive) }
+    }
     /// Softmax over the last dim.
     pub fn softmax(self) -> Self {
         Tensor { primitive: B::softmax(self.primitive) }

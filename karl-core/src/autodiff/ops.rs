@@ -379,6 +379,9 @@ impl<B: Backend> FloatOps for Autodiff<B> {
         let y = B::float_mask_fill(t.primitive.clone(), mask, mask_shape, value);
         AdTensor::record(y, &[&t], MaskFillStep { mask: mask.to_vec(), shape: mask_shape.clone() })
     }
+    fn float_detach(t: AdTensor<B>) -> AdTensor<B> {
+        AdTensor::constant(t.primitive)
+    }
 }
 
 // ---------------------------------------------------------------- activations / norms

@@ -130,4 +130,9 @@ pub trait FloatOps: BackendTypes {
     fn float_select_add(t: Self::FloatTensor, dim: usize, idx: &[usize], values: Self::FloatTensor) -> Self::FloatTensor;
     /// Sets elements where the broadcast `mask` is true to `value`.
     fn float_mask_fill(t: Self::FloatTensor, mask: &[bool], mask_shape: &Shape, value: f64) -> Self::FloatTensor;
+    /// The same value with no gradient flowing back (identity on non-autodiff backends); the
+    /// straight-through estimator and stop-gradient terms use it.
+    fn float_detach(t: Self::FloatTensor) -> Self::FloatTensor {
+        t
+    }
 }

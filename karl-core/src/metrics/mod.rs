@@ -9,9 +9,11 @@ use alloc::format;
 
 use crate::error::{Error, Result};
 
+pub mod lpips;
 pub mod pixel;
 pub mod ssim;
 
+pub use lpips::{Backbone, InputRange, Lpips, LpipsResult};
 pub use pixel::{l1, mse, psnr};
 pub use ssim::{ssim, ssim_f64};
 

@@ -18,9 +18,10 @@ use std::rc::Rc;
 
 /// A value built by the pickle machine. Containers are shared (`Rc`), as in Python, so that a
 /// memoised dict filled after being memoised is seen filled wherever it is referenced.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub enum Value {
     /// `None`.
+    #[default]
     None,
     /// `True` / `False`.
     Bool(bool),
@@ -122,12 +123,6 @@ impl Value {
             Value::Global(g) => Some(g),
             _ => None,
         }
-    }
-}
-
-impl Default for Value {
-    fn default() -> Self {
-        Value::None
     }
 }
 

@@ -108,7 +108,7 @@ fn read_pth_from<R: Read + std::io::Seek>(reader: R, entry: Option<&str>) -> Res
         },
     };
 
-    let where_ = |key: &str| match &entry {
+    let full_name = |key: &str| match &entry {
         Some(e) => format!("{e}.{key}"),
         None => key.to_string(),
     };
@@ -117,9 +117,9 @@ fn read_pth_from<R: Read + std::io::Seek>(reader: R, entry: Option<&str>) -> Res
         let key = k
             .as_str()
             .ok_or_else(|| Error::Format(format!("state-dict key is a {}, not a str", k.kind())))?;
-        let t = archive
-            .tensor(v, 0)
-            .map_err(|e| Error::Format(format!("tensor '{}': {}", where_(key), strip_format(e))))?;
+        let t = archive.tensor(v, 0).map_err(|e| {
+            Error::Format(format!("tensor '{}': {}", full_name(key), strip_format(e)))
+        })?;
         tensors.insert(key.to_string(), t);
     }
     Ok(PthCheckpoint {

@@ -1,0 +1,48 @@
+//! Parameter initialisation: a device plus a seeded generator, with the schemes the official
+//! code uses (truncated normal 0.02, `randn·W^-0.5`, uniform, ones/zeros).
+use crate::backend::Backend;
+use crate::data::TensorData;
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+use alloc::vec::Vec;
+
+/// Creates parameters on a device from a seeded generator.
+pub struct Init<'a, B: Backend> {
+    /// Target device.
+    pub device: B::Device,
+    /// Random source.
+    pub rng: &'a mut Rng,
+}
+
+impl<B: Backend> Init<'_, B> {
+    fn make<const D: usize>(&mut self, dims: [usize; D], mut f: impl FnMut(&mut Rng) -> f64) -> Tensor<B, D> {
+        let n: usize = dims.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| f(self.rng) as f32).collect();
+        Tensor::from_data(&TensorData::new_f32(v, dims).expect("sized"), &self.device).expect("rank")
+    }
+    /// N(0, std²) truncated to ±2 (absolute, as `timm.trunc_normal_`).
+    pub fn trunc_normal<const D: usize>(&mut self, dims: [usize; D], std: f64) -> Tensor<B, D> {
+        self.make(dims, |r| loop {
+            let v = r.normal() * std;
+            if v.abs() <= 2.0 {
+                break v;
+            }
+        })
+    }
+    /// N(0, 1)·scale.
+    pub fn normal<const D: usize>(&mut self, dims: [usize; D], scale: f64) -> Tensor<B, D> {
+        self.make(dims, |r| r.normal() * scale)
+    }
+    /// U(−bound, bound).
+    pub fn uniform<const D: usize>(&mut self, dims: [usize; D], bound: f64) -> Tensor<B, D> {
+        self.make(dims, |r| (2.0 * r.uniform() - 1.0) * bound)
+    }
+    /// Zeros.
+    pub fn zeros<const D: usize>(&mut self, dims: [usize; D]) -> Tensor<B, D> {
+        Tensor::zeros(dims, &self.device)
+    }
+    /// Ones.
+    pub fn ones<const D: usize>(&mut self, dims: [usize; D]) -> Tensor<B, D> {
+        Tensor::full(dims, 1.0, &self.device)
+    }
+}

@@ -1,0 +1,335 @@
+//! KARL configuration: the fields of the official mini `config.json` (serde), validation with
+//! messages that name the numbers, and the presets of the official factory functions.
+use crate::error::{Error, Result};
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+/// The 19 official ε bins.
+pub const EPS_BINS: [f32; 19] = [
+    0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.09, 0.1, 0.12, 0.14, 0.16, 0.18, 0.2, 0.24, 0.28, 0.32, 0.38,
+];
+
+/// VQGAN `ddconfig`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DdConfig {
+    /// Base channels.
+    pub ch: usize,
+    /// Channel multipliers per level.
+    pub ch_mult: Vec<usize>,
+    /// ResNet blocks per level.
+    pub num_res_blocks: usize,
+    /// Feature channels.
+    pub z_channels: usize,
+}
+
+/// The VQGAN base tokenizer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VqganSection {
+    /// Architecture.
+    pub ddconfig: DdConfig,
+    /// Codebook size (1024).
+    pub n_embed: usize,
+    /// Codebook width (256).
+    pub embed_dim: usize,
+    /// GroupNorm groups (32).
+    #[serde(default = "default_groups")]
+    pub groupnorm_groups: usize,
+    /// GroupNorm eps (1e-6).
+    #[serde(default = "default_gn_eps")]
+    pub groupnorm_eps: f64,
+}
+
+fn default_groups() -> usize {
+    32
+}
+fn default_gn_eps() -> f64 {
+    1e-6
+}
+
+/// Flattened VQGAN settings used by the model code.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VqganConfig {
+    /// Base channels.
+    pub ch: usize,
+    /// Multipliers.
+    pub ch_mult: Vec<usize>,
+    /// Blocks per level.
+    pub num_res_blocks: usize,
+    /// Feature channels.
+    pub z_channels: usize,
+    /// Codebook size.
+    pub n_embed: usize,
+    /// Codebook width.
+    pub embed_dim: usize,
+    /// GroupNorm groups.
+    pub groupnorm_groups: usize,
+    /// GroupNorm eps.
+    pub groupnorm_eps: f64,
+}
+
+/// A transformer's size.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TransformerConfig {
+    /// Width.
+    pub width: usize,
+    /// Blocks.
+    pub layers: usize,
+    /// Heads.
+    pub heads: usize,
+}
+
+/// The pixel base tokenizer (2-D tokens are patch embeddings; the decoder regresses pixels).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PixelSection {
+    /// Pixel loss: "l1" or "mse".
+    #[serde(default = "default_pixel_loss")]
+    pub loss: String,
+}
+fn default_pixel_loss() -> String {
+    "l1".to_string()
+}
+
+/// The whole model configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KarlConfig {
+    /// Model name (also the model id in token files).
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// "vqgan" or "pixel".
+    #[serde(default = "default_base")]
+    pub base_tokenizer: String,
+    /// VQGAN settings (base_tokenizer = vqgan).
+    #[serde(default)]
+    pub vqgan: Option<VqganSection>,
+    /// Pixel base settings (base_tokenizer = pixel).
+    #[serde(default)]
+    pub pixel: Option<PixelSection>,
+    /// Encoder size.
+    pub encoder: TransformerConfig,
+    /// Decoder size.
+    pub decoder: TransformerConfig,
+    /// Patch size (16).
+    pub patch_size: usize,
+    /// Channels of the patch conv (encoder width − base feature channels).
+    pub patch_embed_out_channels: usize,
+    /// Input resolution (square).
+    pub image_size: usize,
+    /// Side of the learned positional grids (64 released).
+    pub max_grid_tokens: usize,
+    /// Rows of the latent tables (512).
+    pub max_latent_tokens: usize,
+    /// Hidden width of the halting MLP (512).
+    pub halting_mlp_hidden: usize,
+    /// Halting threshold (0.75): halted iff p > threshold.
+    pub halting_threshold: f64,
+    /// VQ on the 1-D tokens (false = continuous latents).
+    pub quantize_latent: bool,
+    /// Latent codebook size (4096).
+    pub vq_codebook_size: usize,
+    /// Latent token width (12).
+    pub vq_token_dim: usize,
+    /// Commitment cost (0.25).
+    pub vq_commitment_cost: f64,
+    /// ε bins.
+    #[serde(default = "default_bins")]
+    pub eps_bins: Vec<f32>,
+}
+
+fn default_name() -> String {
+    "karl".to_string()
+}
+fn default_base() -> String {
+    "vqgan".to_string()
+}
+fn default_bins() -> Vec<f32> {
+    EPS_BINS.to_vec()
+}
+
+impl KarlConfig {
+    /// Number of 2-D tokens per side.
+    pub fn grid(&self) -> usize {
+        self.image_size / self.patch_size
+    }
+    /// Number of 2-D tokens.
+    pub fn num_image_tokens(&self) -> usize {
+        self.grid() * self.grid()
+    }
+    /// The VQGAN settings (when the base is a VQGAN).
+    pub fn vqgan_config(&self) -> Option<VqganConfig> {
+        self.vqgan.as_ref().map(|v| VqganConfig {
+            ch: v.ddconfig.ch,
+            ch_mult: v.ddconfig.ch_mult.clone(),
+            num_res_blocks: v.ddconfig.num_res_blocks,
+            z_channels: v.ddconfig.z_channels,
+            n_embed: v.n_embed,
+            embed_dim: v.embed_dim,
+            groupnorm_groups: v.groupnorm_groups,
+            groupnorm_eps: v.groupnorm_eps,
+        })
+    }
+    /// Channels the base tokenizer contributes to each 2-D token.
+    pub fn base_feature_channels(&self) -> usize {
+        match self.base_tokenizer.as_str() {
+            "vqgan" => self.vqgan.as_ref().map_or(0, |v| v.ddconfig.z_channels),
+            _ => 0,
+        }
+    }
+    /// Checks every size relation; the message names the numbers.
+    pub fn validate(&self) -> Result<()> {
+        let err = |m: String| Err(Error::Config(m));
+        let (e, d) = (&self.encoder, &self.decoder);
+        if e.width == 0 || e.heads == 0 || e.width % e.heads != 0 {
+            return err(format!("encoder width {} is not divisible by {} heads", e.width, e.heads));
+        }
+        if d.width == 0 || d.heads == 0 || d.width % d.heads != 0 {
+            return err(format!("decoder width {} is not divisible by {} heads", d.width, d.heads));
+        }
+        if self.patch_size == 0 || self.image_size % self.patch_size != 0 {
+            return err(format!("image size {} is not a multiple of patch size {}", self.image_size, self.patch_size));
+        }
+        if self.patch_embed_out_channels + self.base_feature_channels() != e.width {
+            return err(format!(
+                "patch channels {} + base feature channels {} must equal encoder width {}",
+                self.patch_embed_out_channels,
+                self.base_feature_channels(),
+                e.width
+            ));
+        }
+        if self.max_grid_tokens < self.grid() {
+            return err(format!("positional grid {} is smaller than the token grid {}", self.max_grid_tokens, self.grid()));
+        }
+        if self.eps_bins.is_empty() || self.eps_bins.windows(2).any(|w| w[0] >= w[1]) {
+            return err(format!("eps bins must be increasing, got {:?}", self.eps_bins));
+        }
+        match self.base_tokenizer.as_str() {
+            "vqgan" => {
+                let Some(v) = &self.vqgan else { return err("base_tokenizer is vqgan but the vqgan section is missing".into()) };
+                let levels = v.ddconfig.ch_mult.len();
+                if levels == 0 || self.image_size >> (levels - 1) != self.grid() {
+                    return err(format!(
+                        "VQGAN with {levels} levels maps {}px to {}, but the token grid is {}",
+                        self.image_size,
+                        self.image_size >> levels.saturating_sub(1),
+                        self.grid()
+                    ));
+                }
+                if v.ddconfig.z_channels != v.embed_dim {
+                    return err(format!("z_channels {} must equal embed_dim {}", v.ddconfig.z_channels, v.embed_dim));
+                }
+            }
+            "pixel" => {}
+            other => return err(format!("unknown base tokenizer {other:?} (expected \"vqgan\" or \"pixel\")")),
+        }
+        Ok(())
+    }
+
+    /// The ε bin index: the smallest bin ≥ ε (compared in f32), the last bin above the range.
+    pub fn eps_bin(&self, eps: f32) -> usize {
+        self.eps_bins.iter().position(|&b| b >= eps).unwrap_or(self.eps_bins.len() - 1)
+    }
+
+    /// Reads a config from JSON (extra fields are ignored).
+    #[cfg(feature = "std")]
+    pub fn from_json(text: &str) -> Result<Self> {
+        let c: KarlConfig = serde_json::from_str(text).map_err(|e| Error::Config(format!("config JSON: {e}")))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn official(name: &str, enc: (usize, usize, usize), dec: (usize, usize, usize)) -> Self {
+        KarlConfig {
+            name: name.to_string(),
+            base_tokenizer: "vqgan".to_string(),
+            vqgan: Some(VqganSection {
+                ddconfig: DdConfig { ch: 128, ch_mult: vec![1, 1, 2, 2, 4], num_res_blocks: 2, z_channels: 256 },
+                n_embed: 1024,
+                embed_dim: 256,
+                groupnorm_groups: 32,
+                groupnorm_eps: 1e-6,
+            }),
+            pixel: None,
+            encoder: TransformerConfig { width: enc.0, layers: enc.1, heads: enc.2 },
+            decoder: TransformerConfig { width: dec.0, layers: dec.1, heads: dec.2 },
+            patch_size: 16,
+            patch_embed_out_channels: enc.0 - 256,
+            image_size: 256,
+            max_grid_tokens: 64,
+            max_latent_tokens: 512,
+            halting_mlp_hidden: 512,
+            halting_threshold: 0.75,
+            quantize_latent: true,
+            vq_codebook_size: 4096,
+            vq_token_dim: 12,
+            vq_commitment_cost: 0.25,
+            eps_bins: EPS_BINS.to_vec(),
+        }
+    }
+
+    /// Names of every preset.
+    pub const PRESETS: [&'static str; 14] = [
+        "karl_tiny",
+        "karl_small",
+        "karl_base",
+        "karl_semilarge",
+        "karl_tiny_semilarge_decoder",
+        "karl_small_decoder_semilarge",
+        "karl_small_decoder_semilarge_opposite_heads",
+        "karl_small_decoder_semilarge_small_heads",
+        "karl_small_decoder_semilarge_semilarge_heads",
+        "karl_small_decoder_base",
+        "karl_small_decoder_base_semilarge_feat",
+        "karl_small_decoder_small",
+        "karl_base_decoder_small_semilarge_feat",
+        "karl_semilarge_decoder_small",
+    ];
+
+    /// A preset of the official factory table (spec §1.9), VQGAN base, quantised latents.
+    pub fn preset(name: &str) -> Result<Self> {
+        let (e, d) = match name {
+            "karl_tiny" => ((512, 8, 8), (512, 8, 8)),
+            "karl_small" => ((1024, 8, 8), (1024, 8, 8)),
+            "karl_base" => ((768, 12, 12), (768, 12, 12)),
+            "karl_semilarge" => ((1024, 16, 16), (1024, 16, 16)),
+            "karl_tiny_semilarge_decoder" => ((512, 8, 8), (1024, 8, 8)),
+            "karl_small_decoder_semilarge" => ((1024, 8, 8), (1024, 16, 16)),
+            "karl_small_decoder_semilarge_opposite_heads" => ((1024, 8, 16), (1024, 16, 8)),
+            "karl_small_decoder_semilarge_small_heads" => ((1024, 8, 8), (1024, 16, 8)),
+            "karl_small_decoder_semilarge_semilarge_heads" => ((1024, 8, 16), (1024, 16, 16)),
+            "karl_small_decoder_base" => ((1024, 8, 8), (768, 12, 12)),
+            "karl_small_decoder_base_semilarge_feat" => ((1024, 8, 8), (1024, 12, 16)),
+            "karl_small_decoder_small" => ((1024, 8, 8), (512, 8, 8)),
+            "karl_base_decoder_small_semilarge_feat" => ((1024, 12, 16), (1024, 8, 8)),
+            "karl_semilarge_decoder_small" => ((1024, 16, 16), (1024, 8, 8)),
+            other => {
+                return Err(Error::Config(format!("unknown preset {other:?}; presets: {}", Self::PRESETS.join(", "))));
+            }
+        };
+        let c = Self::official(name, e, d);
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn eps_binning_is_a_ceiling_in_f32() {
+        let c = KarlConfig::preset("karl_small").unwrap();
+        assert_eq!(c.eps_bin(0.05), 5);
+        assert_eq!(c.eps_bin(0.01), 1);
+        assert_eq!(c.eps_bin(0.050_000_1), 6);
+        assert_eq!(c.eps_bin(0.0), 0);
+        assert_eq!(c.eps_bin(0.9), 18);
+    }
+    #[test]
+    fn every_preset_validates() {
+        for p in KarlConfig::PRESETS {
+            KarlConfig::preset(p).unwrap();
+        }
+        assert!(KarlConfig::preset("nope").is_err());
+    }
+}

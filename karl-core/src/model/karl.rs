@@ -1,0 +1,306 @@
+//! The KARL tokenizer model, in the order of the paper: 2-D tokens from the base tokenizer and
+//! the patch embedding; the encoder over `[ε token ; image tokens + pos ; latent tokens]`; the
+//! halting head; the latent quantizer; the decoder over `[mask tokens + pos ; kept latents +
+//! their timestep rows]`; the head back to the base tokenizer's space.
+use super::base::{Base, BaseEncoding, BaseTokenizer, PixelBase, VqganBase};
+use super::config::KarlConfig;
+use super::quantizer::{quantize, Quantized};
+use super::vqgan::Vqgan;
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::init::Init;
+use crate::nn::{Conv2d, LayerNorm, Linear, Module, Transformer};
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// The decoder stack (`decoder.*`).
+#[derive(Clone, Debug)]
+pub struct KarlDecoder<B: Backend> {
+    /// Input norm.
+    pub ln_pre: LayerNorm<B>,
+    /// Blocks.
+    pub transformer: Transformer<B>,
+    /// Output norm.
+    pub ln_post: LayerNorm<B>,
+    /// `Wd → 2Wd`.
+    pub ffn_0: Linear<B>,
+    /// `2Wd → head`.
+    pub ffn_2: Linear<B>,
+}
+
+crate::impl_module!(KarlDecoder {
+    ln_pre => "ln_pre",
+    transformer => "",
+    ln_post => "ln_post",
+    ffn_0 => "ffn.0",
+    ffn_2 => "ffn.2",
+});
+
+/// Encoder outputs at the latent positions.
+#[derive(Clone, Debug)]
+pub struct EncoderOutput<B: Backend> {
+    /// `enc_out[:, 257:]` `[N, T, We]`.
+    pub latents: Tensor<B, 3>,
+    /// Halting logits `[N, T]`.
+    pub halt_logits: Tensor<B, 2>,
+    /// Pre-quantizer output `[N, T, 12]`.
+    pub prequant: Tensor<B, 3>,
+}
+
+/// The KARL model with its base tokenizer.
+#[derive(Clone, Debug)]
+pub struct Karl<B: Backend> {
+    /// Configuration.
+    pub config: KarlConfig,
+    /// Base tokenizer (`base_tokenizer.*`).
+    pub base: Base<B>,
+    /// `Conv2d(3 → We − C, p, stride p)`.
+    pub patch_embed: Conv2d<B>,
+    /// `[We, G, G]`.
+    pub encoder_positional_embedding: Tensor<B, 3>,
+    /// `[Wd, G, G]`.
+    pub decoder_positional_embedding: Tensor<B, 3>,
+    /// `[1, 1, Wd]`.
+    pub decoder_mask_token: Tensor<B, 3>,
+    /// `[512, Wd]`.
+    pub decoder_latent_tokens_timestep_embed: Tensor<B, 2>,
+    /// `[512, We]`.
+    pub latent_tokens: Tensor<B, 2>,
+    /// `[19, We]`.
+    pub rec_loss_embeddings: Tensor<B, 2>,
+    /// Norm before the encoder blocks.
+    pub encoder_ln_pre: LayerNorm<B>,
+    /// Encoder blocks (`encoder.transformer.*`).
+    pub encoder: Transformer<B>,
+    /// Norm feeding the halting head.
+    pub encoder_ln_post_halt: LayerNorm<B>,
+    /// Norm feeding the quantizer.
+    pub encoder_ln_post: LayerNorm<B>,
+    /// `halting_mlp.0` (`We → 512`).
+    pub halting_mlp_0: Linear<B>,
+    /// `halting_mlp.2` (`512 → 1`).
+    pub halting_mlp_2: Linear<B>,
+    /// `We → 12`.
+    pub pre_quantizer_mlp: Linear<B>,
+    /// `quantize.embedding.weight` `[4096, 12]` (quantised variants).
+    pub quantize: Option<Tensor<B, 2>>,
+    /// `12 → Wd`.
+    pub decoder_embed: Linear<B>,
+    /// Decoder stack.
+    pub decoder: KarlDecoder<B>,
+}
+
+impl<B: Backend> Module<B> for Karl<B> {
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &B::FloatTensor)) {
+        self.visit_fields(prefix, &mut |p, m| m.visit(p, f))
+    }
+    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut B::FloatTensor)) {
+        use crate::nn::join_path as j;
+        match &mut self.base {
+            Base::Vqgan(v) => v.visit_mut(&j(prefix, "base_tokenizer"), f),
+            Base::Pixel(p) => p.visit_mut(&j(prefix, "base_tokenizer"), f),
+        }
+        self.patch_embed.visit_mut(&j(prefix, "patch_embed"), f);
+        self.encoder_positional_embedding.visit_mut(&j(prefix, "encoder_positional_embedding"), f);
+        self.decoder_positional_embedding.visit_mut(&j(prefix, "decoder_positional_embedding"), f);
+        self.decoder_mask_token.visit_mut(&j(prefix, "decoder_mask_token"), f);
+        self.decoder_latent_tokens_timestep_embed.visit_mut(&j(prefix, "decoder_latent_tokens_timestep_embed"), f);
+        self.latent_tokens.visit_mut(&j(prefix, "latent_tokens"), f);
+        self.rec_loss_embeddings.visit_mut(&j(prefix, "rec_loss_embeddings"), f);
+        self.encoder_ln_pre.visit_mut(&j(prefix, "encoder_ln_pre"), f);
+        self.encoder.visit_mut(&j(prefix, "encoder"), f);
+        self.encoder_ln_post_halt.visit_mut(&j(prefix, "encoder_ln_post_halt"), f);
+        self.encoder_ln_post.visit_mut(&j(prefix, "encoder_ln_post"), f);
+        self.halting_mlp_0.visit_mut(&j(prefix, "halting_mlp.0"), f);
+        self.halting_mlp_2.visit_mut(&j(prefix, "halting_mlp.2"), f);
+        self.pre_quantizer_mlp.visit_mut(&j(prefix, "pre_quantizer_mlp"), f);
+        self.quantize.visit_mut(&j(prefix, "quantize.embedding.weight"), f);
+        self.decoder_embed.visit_mut(&j(prefix, "decoder_embed"), f);
+        self.decoder.visit_mut(&j(prefix, "decoder"), f);
+    }
+}
+
+impl<B: Backend> Karl<B> {
+    fn visit_fields(&self, prefix: &str, f: &mut dyn FnMut(&str, &dyn Module<B>)) {
+        use crate::nn::join_path as j;
+        f(&j(prefix, "base_tokenizer"), &self.base);
+        f(&j(prefix, "patch_embed"), &self.patch_embed);
+        f(&j(prefix, "encoder_positional_embedding"), &self.encoder_positional_embedding);
+        f(&j(prefix, "decoder_positional_embedding"), &self.decoder_positional_embedding);
+        f(&j(prefix, "decoder_mask_token"), &self.decoder_mask_token);
+        f(&j(prefix, "decoder_latent_tokens_timestep_embed"), &self.decoder_latent_tokens_timestep_embed);
+        f(&j(prefix, "latent_tokens"), &self.latent_tokens);
+        f(&j(prefix, "rec_loss_embeddings"), &self.rec_loss_embeddings);
+        f(&j(prefix, "encoder_ln_pre"), &self.encoder_ln_pre);
+        f(&j(prefix, "encoder"), &self.encoder);
+        f(&j(prefix, "encoder_ln_post_halt"), &self.encoder_ln_post_halt);
+        f(&j(prefix, "encoder_ln_post"), &self.encoder_ln_post);
+        f(&j(prefix, "halting_mlp.0"), &self.halting_mlp_0);
+        f(&j(prefix, "halting_mlp.2"), &self.halting_mlp_2);
+        f(&j(prefix, "pre_quantizer_mlp"), &self.pre_quantizer_mlp);
+        f(&j(prefix, "quantize.embedding.weight"), &self.quantize);
+        f(&j(prefix, "decoder_embed"), &self.decoder_embed);
+        f(&j(prefix, "decoder"), &self.decoder);
+    }
+
+    /// A randomly initialised model (the official init schemes), seeded.
+    pub fn new(config: KarlConfig, device: &B::Device, seed: u64) -> Result<Self> {
+        config.validate()?;
+        let mut rng = Rng::new(seed);
+        let mut init = Init::<B> { device: device.clone(), rng: &mut rng };
+        let c = &config;
+        let (we, wd) = (c.encoder.width, c.decoder.width);
+        let g = c.max_grid_tokens;
+        let base = match c.base_tokenizer.as_str() {
+            "vqgan" => Base::Vqgan(VqganBase { vqgan: Vqgan::new(&c.vqgan_config().expect("validated"), &mut init) }),
+            _ => Base::Pixel(PixelBase::new(c.patch_size)),
+        };
+        let head = base.head_dim();
+        let se = 1.0 / libm::sqrt(we as f64);
+        let sd = 1.0 / libm::sqrt(wd as f64);
+        let bins = c.eps_bins.len();
+        let mut rec = Vec::with_capacity(bins * we);
+        for &b in &c.eps_bins {
+            rec.extend(core::iter::repeat_n(b, we));
+        }
+        let rec_loss_embeddings = Tensor::from_f32(rec, [bins, we], device)?;
+        Ok(Karl {
+            patch_embed: {
+                let mut p = Conv2d::new(3, c.patch_embed_out_channels, c.patch_size, c.patch_size, 0, true, &mut init);
+                p.weight = init.trunc_normal([c.patch_embed_out_channels, 3, c.patch_size, c.patch_size], 0.02);
+                p.bias = Some(init.zeros([c.patch_embed_out_channels]));
+                p
+            },
+            encoder_positional_embedding: init.normal([we, g, g], se),
+            decoder_positional_embedding: init.normal([wd, g, g], sd),
+            decoder_mask_token: init.normal([1, 1, wd], sd),
+            decoder_latent_tokens_timestep_embed: init.normal([c.max_latent_tokens, wd], sd),
+            latent_tokens: init.normal([c.max_latent_tokens, we], se),
+            rec_loss_embeddings,
+            encoder_ln_pre: LayerNorm::new(we, 1e-5, &mut init),
+            encoder: Transformer::new(we, c.encoder.layers, c.encoder.heads, &mut init),
+            encoder_ln_post_halt: LayerNorm::new(we, 1e-5, &mut init),
+            encoder_ln_post: LayerNorm::new(we, 1e-5, &mut init),
+            halting_mlp_0: Linear::new(we, c.halting_mlp_hidden, true, &mut init),
+            halting_mlp_2: Linear::new(c.halting_mlp_hidden, 1, true, &mut init),
+            pre_quantizer_mlp: Linear::new(we, c.vq_token_dim, true, &mut init),
+            quantize: c.quantize_latent.then(|| init.uniform([c.vq_codebook_size, c.vq_token_dim], 1.0 / c.vq_codebook_size as f64)),
+            decoder_embed: Linear::new(c.vq_token_dim, wd, true, &mut init),
+            decoder: KarlDecoder {
+                ln_pre: LayerNorm::new(wd, 1e-5, &mut init),
+                transformer: Transformer::new(wd, c.decoder.layers, c.decoder.heads, &mut init),
+                ln_post: LayerNorm::new(wd, 1e-5, &mut init),
+                ffn_0: Linear::new(wd, 2 * wd, true, &mut init),
+                ffn_2: Linear::new(2 * wd, head, true, &mut init),
+            },
+            base,
+            config,
+        })
+    }
+
+    /// A positional grid `[W, G, G]` nearest-resized to the token grid, as `[tokens, W]`.
+    pub fn resized_grid(&self, pos: &Tensor<B, 3>) -> Tensor<B, 2> {
+        let [w, g, _] = pos.dims();
+        let t = self.config.grid();
+        pos.clone().reshape([1, w, g, g]).resize_nearest(t, t).reshape([w, t * t]).permute([1, 0])
+    }
+
+    /// The encoder's 2-D tokens `[N, tokens, We]` (patch channels first, then base features),
+    /// before positional embedding, and the base encoding.
+    pub fn image_tokens(&self, images: &Tensor<B, 4>) -> (Tensor<B, 3>, BaseEncoding<B>) {
+        let [n, _, _, _] = images.dims();
+        let patch = self.patch_embed.forward(images.clone());
+        let [_, c, h, w] = patch.dims();
+        let patch = patch.reshape([n, c, h * w]).permute([0, 2, 1]);
+        let base = self.base.encode(images);
+        let tokens = match &base.features {
+            Some(f) => Tensor::cat(vec![patch, f.clone()], 2),
+            None => patch,
+        };
+        (tokens, base)
+    }
+
+    /// One encoder pass over `[ε tokens ; image tokens + pos ; latent_tokens[:T]]`; `bins` is
+    /// the ε bin of each image.
+    pub fn encode_latents(&self, img_tokens: Tensor<B, 3>, bins: &[usize], budget: usize) -> EncoderOutput<B> {
+        let [n, tokens, we] = img_tokens.dims();
+        let cond = self.rec_loss_embeddings.clone().select(0, bins).reshape([n, 1, we]);
+        let pos = self.resized_grid(&self.encoder_positional_embedding);
+        let img = img_tokens.add(pos);
+        let lat = self.latent_tokens.clone().narrow(0, 0..budget).reshape([1, budget, we]);
+        let lat = lat.add(Tensor::<B, 3>::zeros([n, budget, we], &img.device()));
+        let x = Tensor::cat(vec![cond, img, lat], 1);
+        let x = self.encoder.forward(self.encoder_ln_pre.forward(x), None);
+        let latents = x.narrow(1, 1 + tokens..1 + tokens + budget);
+        let h = self.halting_mlp_0.forward(self.encoder_ln_post_halt.forward(latents.clone())).tanh();
+        let halt_logits = self.halting_mlp_2.forward(h).reshape([n, budget]);
+        let prequant = self.pre_quantizer_mlp.forward(self.encoder_ln_post.forward(latents.clone()));
+        EncoderOutput { latents, halt_logits, prequant }
+    }
+
+    /// The quantizer (or the continuous path: the pre-quantizer output as is, zero loss).
+    pub fn quantize(&self, prequant: Tensor<B, 3>) -> Quantized<B> {
+        match &self.quantize {
+            Some(cb) => quantize(prequant, cb, self.config.vq_commitment_cost),
+            None => {
+                let loss = Tensor::zeros([1], &prequant.device());
+                Quantized { z_q: prequant, indices: Vec::new(), loss }
+            }
+        }
+    }
+
+    /// The 2-D mask tokens `[1, tokens, Wd]` (mask token + resized decoder positions).
+    pub fn mask_tokens(&self) -> Tensor<B, 3> {
+        let pos = self.resized_grid(&self.decoder_positional_embedding);
+        let [t, wd] = pos.dims();
+        self.decoder_mask_token.clone().add(pos.reshape([1, t, wd]))
+    }
+
+    /// One decoder pass. `z [N, T, 12]` are the decoder inputs of all T latent positions;
+    /// `kept[n]` lists the positions sample n keeps (halted tokens are dropped, the kept ones
+    /// keep their timestep rows); `None` keeps all. Returns the head output `[N, tokens, head]`.
+    pub fn decode_latents(&self, z: Tensor<B, 3>, kept: Option<&[Vec<usize>]>) -> Tensor<B, 3> {
+        let [n, t, _] = z.dims();
+        let wd = self.config.decoder.width;
+        let lat = self.decoder_embed.forward(z);
+        let ts = self.decoder_latent_tokens_timestep_embed.clone().narrow(0, 0..t).reshape([1, t, wd]);
+        let lat = lat.add(ts);
+        let mask = self.mask_tokens();
+        let tokens = mask.dims()[1];
+        let run = |lat: Tensor<B, 3>| {
+            let b = lat.dims()[0];
+            let m = mask.clone().add(Tensor::<B, 3>::zeros([b, tokens, wd], &lat.device()));
+            let x = Tensor::cat(vec![m, lat], 1);
+            let x = self.decoder.transformer.forward(self.decoder.ln_pre.forward(x), None);
+            let x = self.decoder.ln_post.forward(x.narrow(1, 0..tokens));
+            self.decoder.ffn_2.forward(self.decoder.ffn_0.forward(x).tanh())
+        };
+        match kept {
+            None => run(lat),
+            Some(kept) => {
+                if kept.iter().all(|k| k.len() == t) {
+                    return run(lat);
+                }
+                let outs = (0..n).map(|i| run(lat.clone().narrow(0, i..i + 1).select(1, &kept[i]))).collect();
+                Tensor::cat(outs, 0)
+            }
+        }
+    }
+
+    /// Image from the decoder head output.
+    pub fn base_decode(&self, head: Tensor<B, 3>) -> Tensor<B, 4> {
+        self.base.decode(head)
+    }
+
+    /// Halting probabilities `σ(logits)` and, per sample, the kept positions (`p ≤ threshold`,
+    /// compared in f32).
+    pub fn halting(&self, halt_logits: &Tensor<B, 2>) -> (Vec<f32>, Vec<Vec<usize>>) {
+        let [n, t] = halt_logits.dims();
+        let p = halt_logits.clone().sigmoid().to_vec();
+        let thr = self.config.halting_threshold as f32;
+        let kept = (0..n).map(|i| (0..t).filter(|&j| p[i * t + j] <= thr).collect()).collect();
+        (p, kept)
+    }
+}

@@ -1,0 +1,16 @@
+//! The KARL model: configuration and presets, the VQGAN and pixel base tokenizers, the
+//! encoder/halting/quantizer/decoder, and the single-pass tokenizer API.
+pub mod base;
+pub mod config;
+pub mod karl;
+#[cfg(feature = "std")]
+pub mod load;
+pub mod quantizer;
+pub mod tokenizer;
+pub mod tokens;
+pub mod vqgan;
+
+pub use config::KarlConfig;
+pub use karl::Karl;
+pub use tokenizer::{EncodeOptions, Tokenizer};
+pub use tokens::{TokenCodes, Tokens};

@@ -1,0 +1,127 @@
+//! Token sets and the `.karl` token file: a small versioned container (magic, format version,
+//! payload length, postcard payload holding the model id, CRC-32) that decoding needs with
+//! only the model.
+use crate::error::{Error, Result};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+/// File magic.
+pub const MAGIC: [u8; 8] = *b"KARLTOK\0";
+/// Current format version.
+pub const FORMAT_VERSION: u16 = 1;
+
+/// Codes of the kept tokens.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum TokenCodes {
+    /// Indices into the latent codebook.
+    Quantized(Vec<u16>),
+    /// Continuous latents: `dim` floats per kept token.
+    Continuous {
+        /// Floats per token (12).
+        dim: u16,
+        /// Row-major values.
+        values: Vec<f32>,
+    },
+}
+
+/// One image's token set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tokens {
+    /// Identifies the model (name + weight fingerprint) that made and can decode these tokens.
+    pub model_id: String,
+    /// Token budget T of the encoder pass.
+    pub budget: u32,
+    /// Requested quality ε (image-level mean absolute error in [0, 1]).
+    pub quality: f32,
+    /// Index of ε's bin.
+    pub quality_bin: u8,
+    /// Fixed-length mode (no halting).
+    pub fixed: bool,
+    /// Image size the model works at (width, height).
+    pub image_size: [u32; 2],
+    /// Positions (< budget, strictly increasing) of the kept tokens.
+    pub positions: Vec<u16>,
+    /// Their codes.
+    pub codes: TokenCodes,
+}
+
+impl Tokens {
+    /// Number of kept tokens: the complexity estimate KC.
+    pub fn kc(&self) -> usize {
+        self.positions.len()
+    }
+    /// Codes as integers (quantised models).
+    pub fn code_indices(&self) -> Option<&[u16]> {
+        match &self.codes {
+            TokenCodes::Quantized(c) => Some(c),
+            TokenCodes::Continuous { .. } => None,
+        }
+    }
+    /// Checks internal consistency (positions increasing and within the budget, one code per
+    /// position).
+    pub fn validate(&self) -> Result<()> {
+        if self.positions.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(Error::Format(String::from("token positions are not strictly increasing")));
+        }
+        if let Some(&last) = self.positions.last() {
+            if last as u32 >= self.budget {
+                return Err(Error::Format(format!("token position {last} is outside the budget {}", self.budget)));
+            }
+        }
+        let n = match &self.codes {
+            TokenCodes::Quantized(c) => c.len(),
+            TokenCodes::Continuous { dim, values } => {
+                if *dim == 0 || values.len() % *dim as usize != 0 {
+                    return Err(Error::Format(format!("{} continuous values are not a multiple of dim {dim}", values.len())));
+                }
+                values.len() / *dim as usize
+            }
+        };
+        if n != self.positions.len() {
+            return Err(Error::Format(format!("{n} codes for {} positions", self.positions.len())));
+        }
+        Ok(())
+    }
+
+    /// Serialises to the `.karl` container.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let payload = postcard::to_allocvec(self).expect("in-memory serialisation cannot fail");
+        let mut out = Vec::with_capacity(payload.len() + 18);
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(&payload);
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Parses a `.karl` container, rejecting anything truncated, corrupted or of another version.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let fmt = |m: String| Err(Error::Format(m));
+        if bytes.len() < 18 {
+            return fmt(format!("token file is {} bytes, shorter than the 18-byte container", bytes.len()));
+        }
+        if bytes[..8] != MAGIC {
+            return fmt(String::from("not a KARL token file (bad magic)"));
+        }
+        let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+        if version != FORMAT_VERSION {
+            return fmt(format!("token file format version {version} is not supported (this build reads {FORMAT_VERSION})"));
+        }
+        let len = u32::from_le_bytes([bytes[10], bytes[11], bytes[12], bytes[13]]) as usize;
+        if bytes.len() != 18 + len {
+            return fmt(format!("token file is {} bytes, the header announces {}", bytes.len(), 18 + len));
+        }
+        let body = &bytes[..14 + len];
+        let crc = u32::from_le_bytes([bytes[14 + len], bytes[15 + len], bytes[16 + len], bytes[17 + len]]);
+        if crc32fast::hash(body) != crc {
+            return fmt(String::from("token file checksum mismatch (corrupted)"));
+        }
+        let t: Tokens = postcard::from_bytes(&bytes[14..14 + len]).map_err(|e| Error::Format(format!("token payload: {e}")))?;
+        t.validate()?;
+        Ok(t)
+    }
+}

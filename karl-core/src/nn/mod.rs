@@ -1,0 +1,13 @@
+//! Layers and the `Module` trait: parameters named by dotted paths equal to the official
+//! checkpoint keys, visited for saving, strict loading, optimisers and EMA.
+mod attention;
+mod conv;
+mod linear;
+mod module;
+mod norm;
+
+pub use attention::{MultiheadAttention, ResidualAttentionBlock, Transformer};
+pub use conv::Conv2d;
+pub use linear::Linear;
+pub use module::{join as join_path, load_module, module_tensors, num_params, Module, ParamInfo};
+pub use norm::{GroupNorm, LayerNorm};
