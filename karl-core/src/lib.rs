@@ -17,6 +17,7 @@ pub mod init;
 pub mod metrics;
 pub mod model;
 pub mod nn;
+pub mod preprocess;
 #[cfg(feature = "std")]
 pub mod record;
 pub mod rng;

@@ -41,7 +41,14 @@ impl Geometry {
     fn rows_per_chunk(&self) -> usize {
         (COLS_BUDGET / (self.kdim() * self.ow).max(1)).clamp(1, self.oh)
     }
-    /// Fills `cols [K, rows·OW]` for output rows `oy0..oy0+rows` of image `img`.
+    /// The output columns `lo..hi` whose input column `ox·s + kx − p` lies inside the image.
+    fn valid_ox(&self, kx: usize) -> (usize, usize) {
+        let lo = self.p.saturating_sub(kx).div_ceil(self.s).min(self.ow);
+        let hi = (self.w + self.p).saturating_sub(kx).div_ceil(self.s).clamp(lo, self.ow);
+        (lo, hi)
+    }
+    /// Fills `cols [K, rows·OW]` for output rows `oy0..oy0+rows` of image `img`: per kernel tap a
+    /// shifted (strided) copy of each input row, zero where it falls into the padding.
     fn im2col<E: Element>(&self, img: &[E], oy0: usize, rows: usize, cols: &mut [E]) {
         let p = rows * self.ow;
         par_chunks(cols, p, |kk, row| {
@@ -49,17 +56,25 @@ impl Geometry {
             let ky = (kk / self.k) % self.k;
             let kx = kk % self.k;
             let plane = &img[c * self.h * self.w..(c + 1) * self.h * self.w];
+            let (lo, hi) = self.valid_ox(kx);
             for r in 0..rows {
                 let iy = ((oy0 + r) * self.s + ky) as isize - self.p as isize;
                 let dst = &mut row[r * self.ow..(r + 1) * self.ow];
                 if iy < 0 || iy >= self.h as isize {
-                    dst.iter_mut().for_each(|v| *v = E::ZERO);
+                    dst.fill(E::ZERO);
                     continue;
                 }
-                let src = &plane[iy as usize * self.w..(iy as usize + 1) * self.w];
-                for (ox, v) in dst.iter_mut().enumerate() {
-                    let ix = (ox * self.s + kx) as isize - self.p as isize;
-                    *v = if ix < 0 || ix >= self.w as isize { E::ZERO } else { src[ix as usize] };
+                dst[..lo].fill(E::ZERO);
+                dst[hi..].fill(E::ZERO);
+                if lo == hi {
+                    continue;
+                }
+                // ix = ox·s + kx − p for ox in lo..hi, all inside 0..w.
+                let src = &plane[iy as usize * self.w + lo * self.s + kx - self.p..(iy as usize + 1) * self.w];
+                if self.s == 1 {
+                    dst[lo..hi].copy_from_slice(&src[..hi - lo]);
+                } else {
+                    dst[lo..hi].iter_mut().zip(src.iter().step_by(self.s)).for_each(|(d, &v)| *d = v);
                 }
             }
         });
@@ -100,8 +115,9 @@ pub fn conv2d<E: Element>(x: CpuTensor<E>, w: CpuTensor<E>, bias: Option<CpuTens
     let mut out = alloc::vec![E::ZERO; g.n * g.cout * plane];
     let wop = Operand { data: &w.data[..], rows: g.cout, cols: kd, trans: false };
     let chunk = g.rows_per_chunk();
-    let mut cols = Vec::new();
-    let mut tmp = Vec::new();
+    // Allocated zeroed (calloc: no separate zeroing pass) once; im2col overwrites every element.
+    let mut cols = if g.is_pointwise() { Vec::new() } else { alloc::vec![E::ZERO; kd * chunk * g.ow] };
+    let mut tmp = if chunk < g.oh { alloc::vec![E::ZERO; g.cout * chunk * g.ow] } else { Vec::new() };
     for n in 0..g.n {
         let img = &x.data[n * g.cin * g.h * g.w..(n + 1) * g.cin * g.h * g.w];
         let dst = &mut out[n * g.cout * plane..(n + 1) * g.cout * plane];
@@ -112,13 +128,13 @@ pub fn conv2d<E: Element>(x: CpuTensor<E>, w: CpuTensor<E>, bias: Option<CpuTens
             while oy0 < g.oh {
                 let rows = chunk.min(g.oh - oy0);
                 let p = rows * g.ow;
-                cols.resize(kd * p, E::ZERO);
-                g.im2col(img, oy0, rows, &mut cols);
+                let cols = &mut cols[..kd * p];
+                g.im2col(img, oy0, rows, cols);
                 if rows == g.oh {
-                    gemm(wop, Operand { data: &cols, rows: kd, cols: p, trans: false }, dst, false);
+                    gemm(wop, Operand { data: cols, rows: kd, cols: p, trans: false }, dst, false);
                 } else {
-                    tmp.resize(g.cout * p, E::ZERO);
-                    gemm(wop, Operand { data: &cols, rows: kd, cols: p, trans: false }, &mut tmp, false);
+                    let tmp = &mut tmp[..g.cout * p];
+                    gemm(wop, Operand { data: cols, rows: kd, cols: p, trans: false }, tmp, false);
                     for co in 0..g.cout {
                         dst[co * plane + oy0 * g.ow..co * plane + oy0 * g.ow + p].copy_from_slice(&tmp[co * p..(co + 1) * p]);
                     }
@@ -333,4 +349,133 @@ pub fn resize_nearest_backward<E: Element>(x_shape: &Shape, dy: CpuTensor<E>) ->
         }
     });
     CpuTensor::new(dx, x_shape.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The range-based im2col against the per-element version it replaced, and conv2d against
+    //! the forward pass as it was before (same gemm calls on per-element im2col columns).
+    use super::*;
+
+    /// The im2col this file used before: one bounds check per element.
+    fn old_im2col(g: &Geometry, img: &[f32], oy0: usize, rows: usize, cols: &mut [f32]) {
+        let p = rows * g.ow;
+        for (kk, row) in cols.chunks_mut(p).enumerate() {
+            let c = kk / (g.k * g.k);
+            let ky = (kk / g.k) % g.k;
+            let kx = kk % g.k;
+            let plane = &img[c * g.h * g.w..(c + 1) * g.h * g.w];
+            for r in 0..rows {
+                let iy = ((oy0 + r) * g.s + ky) as isize - g.p as isize;
+                let dst = &mut row[r * g.ow..(r + 1) * g.ow];
+                if iy < 0 || iy >= g.h as isize {
+                    dst.iter_mut().for_each(|v| *v = 0.0);
+                    continue;
+                }
+                let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                for (ox, v) in dst.iter_mut().enumerate() {
+                    let ix = (ox * g.s + kx) as isize - g.p as isize;
+                    *v = if ix < 0 || ix >= g.w as isize { 0.0 } else { src[ix as usize] };
+                }
+            }
+        }
+    }
+
+    /// The forward pass as it was before (per-element im2col, buffers grown per chunk).
+    fn old_conv2d(x: &CpuTensor<f32>, w: &CpuTensor<f32>, bias: Option<&CpuTensor<f32>>, opts: Conv2dOptions) -> Vec<f32> {
+        let g = geometry(&x.shape, &w.shape, opts);
+        let kd = g.kdim();
+        let plane = g.oh * g.ow;
+        let mut out = alloc::vec![0.0f32; g.n * g.cout * plane];
+        let wop = Operand { data: &w.data[..], rows: g.cout, cols: kd, trans: false };
+        let chunk = g.rows_per_chunk();
+        let (mut cols, mut tmp) = (Vec::new(), Vec::new());
+        for n in 0..g.n {
+            let img = &x.data[n * g.cin * g.h * g.w..(n + 1) * g.cin * g.h * g.w];
+            let dst = &mut out[n * g.cout * plane..(n + 1) * g.cout * plane];
+            if g.is_pointwise() {
+                gemm(wop, Operand { data: img, rows: g.cin, cols: plane, trans: false }, dst, false);
+            } else {
+                let mut oy0 = 0;
+                while oy0 < g.oh {
+                    let rows = chunk.min(g.oh - oy0);
+                    let p = rows * g.ow;
+                    cols.resize(kd * p, 0.0);
+                    old_im2col(&g, img, oy0, rows, &mut cols);
+                    if rows == g.oh {
+                        gemm(wop, Operand { data: &cols, rows: kd, cols: p, trans: false }, dst, false);
+                    } else {
+                        tmp.resize(g.cout * p, 0.0);
+                        gemm(wop, Operand { data: &cols, rows: kd, cols: p, trans: false }, &mut tmp, false);
+                        for co in 0..g.cout {
+                            dst[co * plane + oy0 * g.ow..co * plane + oy0 * g.ow + p].copy_from_slice(&tmp[co * p..(co + 1) * p]);
+                        }
+                    }
+                    oy0 += rows;
+                }
+            }
+            if let Some(b) = bias {
+                for co in 0..g.cout {
+                    dst[co * plane..(co + 1) * plane].iter_mut().for_each(|v| *v += b.data[co]);
+                }
+            }
+        }
+        out
+    }
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn conv2d_matches_previous_implementation() {
+        // (n, cin, h, w, cout, k, stride, padding)
+        let cases = [
+            (1, 3, 9, 7, 4, 3, 1, 1),
+            (2, 2, 8, 8, 3, 3, 2, 1),
+            (1, 3, 23, 21, 5, 11, 4, 2),
+            (1, 3, 32, 32, 6, 16, 16, 0),
+            (1, 2, 5, 6, 3, 1, 1, 0),
+            (1, 2, 5, 6, 3, 1, 2, 1),
+            (1, 1, 2, 3, 2, 5, 1, 3),
+            (1, 2, 7, 5, 2, 4, 3, 2),
+            (1, 4, 6, 6, 2, 7, 2, 3),
+            // Several im2col chunks: K·OW = 576·128 gives 56 output rows per chunk.
+            (1, 64, 130, 128, 4, 3, 1, 1),
+        ];
+        for (i, &(n, cin, h, wd, cout, k, stride, padding)) in cases.iter().enumerate() {
+            let opts = Conv2dOptions { stride, padding };
+            let seed = 10 * i as u64;
+            let x = CpuTensor::new(values(n * cin * h * wd, seed), Shape::new([n, cin, h, wd]));
+            let w = CpuTensor::new(values(cout * cin * k * k, seed + 1), Shape::new([cout, cin, k, k]));
+            let b = CpuTensor::new(values(cout, seed + 2), Shape::new([cout]));
+
+            // The columns are plain copies, so they must agree bit for bit.
+            let g = geometry(&x.shape, &w.shape, opts);
+            let rows = g.rows_per_chunk().min(g.oh);
+            let (mut new, mut old) = (alloc::vec![f32::NAN; g.kdim() * rows * g.ow], alloc::vec![f32::NAN; g.kdim() * rows * g.ow]);
+            for oy0 in [0, g.oh - rows] {
+                g.im2col(&x.data, oy0, rows, &mut new);
+                old_im2col(&g, &x.data, oy0, rows, &mut old);
+                assert!(new.iter().zip(&old).all(|(a, b)| a.to_bits() == b.to_bits()), "case {i}: im2col differs at row {oy0}");
+            }
+
+            for bias in [None, Some(&b)] {
+                let want = old_conv2d(&x, &w, bias, opts);
+                let got = conv2d(x.clone(), w.clone(), bias.cloned(), opts);
+                assert_eq!(got.shape.dims, [n, cout, g.oh, g.ow], "case {i}");
+                for (j, (a, e)) in got.data.iter().zip(&want).enumerate() {
+                    assert!((a - e).abs() <= 1e-5 * (1.0 + e.abs()), "case {i}, element {j}: {a} vs {e}");
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,131 @@
+//! Command-line arguments (clap derive); every flag is documented here.
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// KARL: single-pass adaptive image tokenization. The number of tokens an image needs to reach
+/// a requested quality is an estimate of its Kolmogorov complexity.
+#[derive(Parser, Debug)]
+#[command(name = "karl", version, about)]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Which model to use.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model: a directory with config.json + weights.safetensors, a .safetensors or .pth file
+    /// (config.json beside it, or an official checkpoint whose preset is recognised).
+    #[arg(long, short = 'm')]
+    pub model: Option<PathBuf>,
+    /// A config JSON overriding the one beside the weights.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Tokenize images: one .karl file per image, and the KC (token count) per image.
+    Tokenize(TokenizeArgs),
+    /// Decode .karl token files back to PNG images.
+    Reconstruct(ReconstructArgs),
+    /// Show a model's configuration, parameter count and size.
+    Info(InfoArgs),
+    /// Convert an official PyTorch checkpoint (.pth) to safetensors + config.json.
+    Convert(ConvertArgs),
+    /// Image-quality metrics between two images (L1, MSE, PSNR, SSIM, LPIPS).
+    Metrics(MetricsArgs),
+}
+
+/// `karl tokenize`.
+#[derive(Args, Debug)]
+pub struct TokenizeArgs {
+    /// Images or directories (walked recursively for PNG/JPEG/WebP/BMP).
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Desired reconstruction error ε (mean absolute error in [0,1]); smaller = more tokens.
+    #[arg(long, short = 'q', default_value_t = 0.05)]
+    pub quality: f32,
+    /// Token budget T (1..=512).
+    #[arg(long, short = 'b', default_value_t = 256)]
+    pub budget: usize,
+    /// Fixed-length mode with N tokens (no halting); same as --budget N --fixed.
+    #[arg(long, conflicts_with = "fixed")]
+    pub tokens: Option<usize>,
+    /// Fixed-length mode: keep all budget tokens.
+    #[arg(long)]
+    pub fixed: bool,
+    /// Directory for the .karl files (default: beside each image).
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+    /// Print one JSON object per image: image, budget, quality, quality_bin, kc, positions, codes.
+    #[arg(long)]
+    pub json: bool,
+    /// Also decode and write reconstructions (PNG) here; adds recon_l1 to the output.
+    #[arg(long)]
+    pub reconstruct: Option<PathBuf>,
+    /// Require images at the model size instead of resizing (shorter side) + centre crop.
+    #[arg(long)]
+    pub no_resize: bool,
+}
+
+/// `karl reconstruct`.
+#[derive(Args, Debug)]
+pub struct ReconstructArgs {
+    /// .karl token files.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Output directory for the PNGs.
+    #[arg(long, short = 'o')]
+    pub out: PathBuf,
+}
+
+/// `karl info`.
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// A model path or a preset name (karl_small, ...).
+    pub model: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `karl convert`.
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    /// The official checkpoint.
+    pub checkpoint: PathBuf,
+    /// Output directory (weights.safetensors + config.json).
+    #[arg(long, short = 'o')]
+    pub out: PathBuf,
+    /// Which entry of the checkpoint dict to take (default: ema, else model).
+    #[arg(long)]
+    pub entry: Option<String>,
+    /// Config JSON to use (default: recognised from the key shapes).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// `karl metrics`.
+#[derive(Args, Debug)]
+pub struct MetricsArgs {
+    /// Reference image.
+    pub a: PathBuf,
+    /// Distorted image.
+    pub b: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// LPIPS weights (safetensors in the lpips package layout, AlexNet or VGG).
+    #[arg(long)]
+    pub lpips_weights: Option<PathBuf>,
+    /// Feed LPIPS raw [0,1] inputs (KARL's own evaluation) instead of [-1,1].
+    #[arg(long)]
+    pub lpips_unit_range: bool,
+}

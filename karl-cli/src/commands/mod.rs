@@ -1,0 +1,34 @@
+//! One function per subcommand, plus the shared model loading.
+mod convert;
+mod info;
+mod metrics;
+mod reconstruct;
+mod tokenize;
+
+use crate::args::{Cli, Command, ModelArgs};
+use anyhow::{Context, Result, bail};
+use karl_core::cpu::{Cpu, CpuDevice};
+use karl_core::model::Tokenizer;
+
+/// The backend the CLI runs on.
+pub type B = Cpu<f32>;
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Tokenize(a) => tokenize::run(a),
+        Command::Reconstruct(a) => reconstruct::run(a),
+        Command::Info(a) => info::run(a),
+        Command::Convert(a) => convert::run(a),
+        Command::Metrics(a) => metrics::run(a),
+    }
+}
+
+/// Loads the model the arguments name.
+pub fn load(m: &ModelArgs) -> Result<Tokenizer<B>> {
+    let Some(path) = &m.model else {
+        bail!("no --model given (this build has no built-in default model yet)");
+    };
+    karl_core::model::load::load_tokenizer::<B>(path, m.config.as_deref(), &CpuDevice)
+        .with_context(|| format!("loading model {}", path.display()))
+}

@@ -1,0 +1,81 @@
+//! Image files: decoding (PNG/JPEG/WebP/BMP) into the model's input tensor with the official
+//! preprocessing, walking directories, and writing PNGs atomically.
+use anyhow::{Context, Result, bail};
+use karl_core::preprocess::{Rgb8, preprocess, to_rgb8};
+use std::path::{Path, PathBuf};
+
+/// File extensions read as images.
+pub const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "webp", "bmp", "PNG"];
+
+fn is_image(p: &Path) -> bool {
+    p.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
+/// Expands directories (recursively, sorted) into image files; files are kept as given.
+pub fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in inputs {
+        if p.is_dir() {
+            let mut stack = vec![p.clone()];
+            let mut found = Vec::new();
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).with_context(|| format!("reading directory {}", d.display()))? {
+                    let path = e?.path();
+                    if path.is_dir() {
+                        stack.push(path);
+                    } else if is_image(&path) {
+                        found.push(path);
+                    }
+                }
+            }
+            found.sort();
+            out.extend(found);
+        } else if p.exists() {
+            out.push(p.clone());
+        } else {
+            bail!("{}: no such file or directory", p.display());
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes an image file to 8-bit RGB.
+pub fn read_rgb8(path: &Path) -> Result<(Vec<u8>, usize, usize)> {
+    let img = image::ImageReader::open(path)
+        .with_context(|| format!("{}: cannot open", path.display()))?
+        .with_guessed_format()
+        .with_context(|| format!("{}: cannot read", path.display()))?
+        .decode()
+        .with_context(|| format!("{}: not a readable image (corrupt, truncated or unsupported format)", path.display()))?;
+    let rgb = img.to_rgb8();
+    let (w, h) = (rgb.width() as usize, rgb.height() as usize);
+    Ok((rgb.into_raw(), w, h))
+}
+
+/// Reads and preprocesses an image to `[3, size, size]` values in [0, 1].
+pub fn load_image(path: &Path, size: usize, resize: bool) -> Result<Vec<f32>> {
+    let (data, w, h) = read_rgb8(path)?;
+    let img = Rgb8::new(&data, w, h, w * 3)?;
+    preprocess(img, size, resize).with_context(|| format!("{}", path.display()))
+}
+
+/// Writes a `[3, H, W]` image (clamped, rounded to 8 bits) as PNG, atomically.
+pub fn write_png(path: &Path, chw: &[f32], width: usize, height: usize) -> Result<()> {
+    let rgb = to_rgb8(chw, width, height);
+    let mut bytes = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut bytes)
+        .write_image_checked(&rgb, width as u32, height as u32)
+        .with_context(|| format!("encoding {}", path.display()))?;
+    karl_core::record::write_atomic(path, &bytes)?;
+    Ok(())
+}
+
+trait WriteChecked {
+    fn write_image_checked(self, rgb: &[u8], w: u32, h: u32) -> image::ImageResult<()>;
+}
+impl<W: std::io::Write> WriteChecked for image::codecs::png::PngEncoder<W> {
+    fn write_image_checked(self, rgb: &[u8], w: u32, h: u32) -> image::ImageResult<()> {
+        use image::ImageEncoder;
+        self.write_image(rgb, w, h, image::ExtendedColorType::Rgb8)
+    }
+}

@@ -1,0 +1,170 @@
+//! Image preprocessing of the official custom-image path: shorter side resized to the model
+//! size with PIL's antialiased bicubic filter (as `transforms.Resize(S, bicubic)` on a PIL image,
+//! 8-bit between the two passes), centre crop `S×S`, then `ToTensor` (values / 255, CHW).
+use crate::error::{Error, Result};
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// An 8-bit interleaved RGB image with a row stride in bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Rgb8<'a> {
+    /// Pixel bytes.
+    pub data: &'a [u8],
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// Bytes between row starts (≥ 3·width).
+    pub stride: usize,
+}
+
+impl<'a> Rgb8<'a> {
+    /// Checks the sizes.
+    pub fn new(data: &'a [u8], width: usize, height: usize, stride: usize) -> Result<Self> {
+        if width == 0 || height == 0 {
+            return Err(Error::InvalidArgument(format!("image size {width}×{height} is empty")));
+        }
+        if stride < width * 3 {
+            return Err(Error::InvalidArgument(format!("stride {stride} is smaller than width·3 = {}", width * 3)));
+        }
+        let need = stride.checked_mul(height - 1).and_then(|v| v.checked_add(width * 3));
+        match need {
+            Some(n) if n <= data.len() => Ok(Rgb8 { data, width, height, stride }),
+            _ => Err(Error::InvalidArgument(format!(
+                "{} bytes do not hold a {width}×{height} image with stride {stride}",
+                data.len()
+            ))),
+        }
+    }
+}
+
+fn cubic(x: f64) -> f64 {
+    // PIL's bicubic, a = −0.5
+    let a = -0.5;
+    let x = x.abs();
+    if x < 1.0 {
+        ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+    } else if x < 2.0 {
+        (((x - 5.0) * x + 8.0) * x - 4.0) * a
+    } else {
+        0.0
+    }
+}
+
+/// PIL-style antialiased resampling weights: for each output index, (first input, weights).
+fn weights(inp: usize, out: usize) -> Vec<(usize, Vec<f64>)> {
+    let scale = inp as f64 / out as f64;
+    let fscale = scale.max(1.0);
+    let support = 2.0 * fscale;
+    (0..out)
+        .map(|i| {
+            let center = (i as f64 + 0.5) * scale;
+            let lo = ((center - support + 0.5).floor().max(0.0)) as usize;
+            let hi = ((center + support + 0.5).floor() as usize).min(inp);
+            let mut w: Vec<f64> = (lo..hi).map(|j| cubic((j as f64 - center + 0.5) / fscale)).collect();
+            let s: f64 = w.iter().sum();
+            if s != 0.0 {
+                w.iter_mut().for_each(|v| *v /= s);
+            }
+            (lo, w)
+        })
+        .collect()
+}
+
+fn clamp_u8(v: f64) -> f64 {
+    libm::round(v).clamp(0.0, 255.0)
+}
+
+/// Resizes (keeping 8-bit values between passes) interleaved RGB `src (w×h)` to `ow×oh`.
+fn resize(src: &[f64], w: usize, h: usize, ow: usize, oh: usize) -> Vec<f64> {
+    let wx = weights(w, ow);
+    let mut tmp = vec![0.0; oh.max(h) * ow * 3];
+    for y in 0..h {
+        for (x, (lo, ws)) in wx.iter().enumerate() {
+            for c in 0..3 {
+                let s: f64 = ws.iter().enumerate().map(|(k, wk)| wk * src[(y * w + lo + k) * 3 + c]).sum();
+                tmp[(y * ow + x) * 3 + c] = if ow == w { src[(y * w + x) * 3 + c] } else { clamp_u8(s) };
+            }
+        }
+    }
+    if oh == h {
+        tmp.truncate(oh * ow * 3);
+        return tmp;
+    }
+    let wy = weights(h, oh);
+    let mut out = vec![0.0; oh * ow * 3];
+    for (y, (lo, ws)) in wy.iter().enumerate() {
+        for x in 0..ow {
+            for c in 0..3 {
+                let s: f64 = ws.iter().enumerate().map(|(k, wk)| wk * tmp[((lo + k) * ow + x) * 3 + c]).sum();
+                out[(y * ow + x) * 3 + c] = clamp_u8(s);
+            }
+        }
+    }
+    out
+}
+
+/// The official custom-image preprocessing to a `[3, size, size]` CHW tensor in [0, 1].
+/// With `resize = false` the image must already be `size×size`.
+pub fn preprocess(img: Rgb8<'_>, size: usize, resize_image: bool) -> Result<Vec<f32>> {
+    let (w, h) = (img.width, img.height);
+    if !resize_image && (w != size || h != size) {
+        return Err(Error::InvalidArgument(format!("image is {w}×{h}, the model needs {size}×{size} (or allow resizing)")));
+    }
+    let mut px = Vec::with_capacity(w * h * 3);
+    for y in 0..h {
+        px.extend(img.data[y * img.stride..y * img.stride + w * 3].iter().map(|&b| b as f64));
+    }
+    let (rw, rh) = if w <= h { (size, (size as f64 * h as f64 / w as f64) as usize) } else { ((size as f64 * w as f64 / h as f64) as usize, size) };
+    let px = if (rw, rh) == (w, h) { px } else { resize(&px, w, h, rw, rh) };
+    let top = libm::round((rh - size) as f64 / 2.0) as usize;
+    let left = libm::round((rw - size) as f64 / 2.0) as usize;
+    let mut out = vec![0.0f32; 3 * size * size];
+    for c in 0..3 {
+        for y in 0..size {
+            for x in 0..size {
+                out[(c * size + y) * size + x] = (px[((top + y) * rw + left + x) * 3 + c] / 255.0) as f32;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A `[3, H, W]` image in [0, 1] (values clamped) to interleaved 8-bit RGB (rounded).
+pub fn to_rgb8(chw: &[f32], width: usize, height: usize) -> Vec<u8> {
+    let mut out = vec![0u8; width * height * 3];
+    for y in 0..height {
+        for x in 0..width {
+            for c in 0..3 {
+                let v = chw[(c * height + y) * width + x];
+                let v = if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) };
+                out[(y * width + x) * 3 + c] = libm::roundf(v * 255.0) as u8;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn identity_size_is_exact_and_sizes_are_checked() {
+        let data: Vec<u8> = (0..4 * 4 * 3).map(|i| (i * 5) as u8).collect();
+        let img = Rgb8::new(&data, 4, 4, 12).unwrap();
+        let t = preprocess(img, 4, false).unwrap();
+        assert_eq!(to_rgb8(&t, 4, 4), data);
+        assert!(Rgb8::new(&data, 4, 4, 11).is_err());
+        assert!(Rgb8::new(&data, 5, 4, 15).is_err());
+        assert!(preprocess(img, 8, false).is_err());
+    }
+    #[test]
+    fn resize_keeps_a_flat_image_flat_and_crops_the_centre() {
+        let data = vec![200u8; 30 * 20 * 3];
+        let img = Rgb8::new(&data, 30, 20, 90).unwrap();
+        let t = preprocess(img, 8, true).unwrap();
+        assert_eq!(t.len(), 3 * 64);
+        assert!(t.iter().all(|&v| (v - 200.0 / 255.0).abs() < 1e-6));
+    }
+}
