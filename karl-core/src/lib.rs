@@ -13,6 +13,8 @@ pub mod backend;
 pub mod cpu;
 pub mod data;
 pub mod error;
+#[cfg(feature = "std")]
+pub mod eval;
 pub mod init;
 pub mod metrics;
 pub mod model;
@@ -24,6 +26,7 @@ pub mod rng;
 pub mod shape;
 pub mod tensor;
 pub mod tolerance;
+pub mod train;
 
 pub use backend::{AutodiffBackend, Backend};
 pub use data::{DType, TensorData};

@@ -54,7 +54,7 @@ pub(crate) unsafe fn bytes<'a>(p: *const u8, len: usize, arg: &str) -> Result<&'
     if len > isize::MAX as usize {
         return Err(FfiError::invalid(format!("length {len} of `{arg}` exceeds the address space")));
     }
-    // SAFETY: non-NULL, `len` ≤ isize::MAX, readability guaranteed by the caller.
+    // SAFETY: non-NULL, `len` <= isize::MAX, readability guaranteed by the caller.
     Ok(unsafe { std::slice::from_raw_parts(p, len) })
 }
 
@@ -73,7 +73,7 @@ pub(crate) unsafe fn buffer<'a, T>(p: *mut T, len: usize, arg: &str) -> Result<&
     if len.checked_mul(size_of::<T>()).is_none_or(|b| b > isize::MAX as usize) {
         return Err(FfiError::invalid(format!("length {len} of `{arg}` exceeds the address space")));
     }
-    // SAFETY: non-NULL, size ≤ isize::MAX, validity guaranteed by the caller.
+    // SAFETY: non-NULL, size <= isize::MAX, validity guaranteed by the caller.
     Ok(unsafe { std::slice::from_raw_parts_mut(p, len) })
 }
 

@@ -17,16 +17,17 @@
 //! The backend is the reference CPU backend of karl-core (`runtime.rs`); GPU backends will be
 //! chosen there at runtime and report `KARL_BACKEND_UNAVAILABLE` when not compiled in.
 
+// Module order = order of the items in include/karl.h.
 #[macro_use]
 mod panic;
-mod default_model;
-mod error;
 mod handle;
 mod runtime;
-mod status;
 
+mod status;
 mod model;
 mod tokens;
+mod error;
+mod default_model;
 
 pub use default_model::default_model_bytes;
 pub use error::karl_last_error_message;

@@ -188,25 +188,25 @@ impl karl_model {
     /// preprocessing.
     ///
     /// # Safety
-    /// `rgb` is NULL or holds `stride·(height−1) + 3·width` readable bytes.
+    /// `rgb` is NULL or holds `stride*(height-1) + 3*width` readable bytes.
     unsafe fn image_tensor(&self, rgb: *const u8, width: u32, height: u32, stride: usize) -> Result<Tensor<Backend, 4>, FfiError> {
         if rgb.is_null() {
             return Err(FfiError::null("rgb"));
         }
         if width == 0 || height == 0 || width > KARL_MAX_IMAGE_SIDE || height > KARL_MAX_IMAGE_SIDE {
             return Err(FfiError::invalid(format!(
-                "image size {width}×{height} is outside 1..={KARL_MAX_IMAGE_SIDE} pixels per side"
+                "image size {width}x{height} is outside 1..={KARL_MAX_IMAGE_SIDE} pixels per side"
             )));
         }
         let (w, h) = (width as usize, height as usize);
         if stride < w * 3 {
             return Err(FfiError::invalid(format!(
-                "stride {stride} is smaller than width·3 = {} bytes (width {w})",
+                "stride {stride} is smaller than width*3 = {} bytes (width {w})",
                 w * 3
             )));
         }
         let len = stride.checked_mul(h - 1).and_then(|n| n.checked_add(w * 3)).ok_or_else(|| {
-            FfiError::invalid(format!("a {w}×{h} image with stride {stride} exceeds the address space"))
+            FfiError::invalid(format!("a {w}x{h} image with stride {stride} exceeds the address space"))
         })?;
         // SAFETY: non-NULL, and the caller guarantees `len` readable bytes.
         let data = unsafe { bytes(rgb, len, "rgb") }?;
@@ -243,8 +243,8 @@ impl karl_model {
 /// Tokenizes one image adaptively: the model keeps as many of the first `budget` tokens as it
 /// needs to reach the mean absolute reconstruction error `quality`.
 ///
-/// `rgb` is 8-bit interleaved RGB, `width`×`height` pixels, rows `stride` bytes apart
-/// (`stride ≥ 3·width`; the buffer needs `stride·(height−1) + 3·width` bytes); it is borrowed
+/// `rgb` is 8-bit interleaved RGB, `width`x`height` pixels, rows `stride` bytes apart
+/// (`stride >= 3*width`; the buffer needs `stride*(height-1) + 3*width` bytes); it is borrowed
 /// for the call. The model's preprocessing applies: the shorter side is resized to the model's
 /// image size (antialiased bicubic) and the centre is cropped. `quality` is finite, in (0, 1];
 /// `budget` is in 1..=512 (and at most the model's maximum).
@@ -302,14 +302,14 @@ pub unsafe extern "C" fn karl_encode_fixed(
     })
 }
 
-/// Decodes tokens to an image of the model's size S×S (`karl_model_image_size`): writes
-/// S·S·3 bytes of 8-bit interleaved RGB, rows 3·S bytes apart, to `rgb_out` (`len` bytes,
-/// owned by the caller; bytes past S·S·3 are left alone).
+/// Decodes tokens to an image of the model's size SxS (`karl_model_image_size`): writes
+/// S*S*3 bytes of 8-bit interleaved RGB, rows 3*S bytes apart, to `rgb_out` (`len` bytes,
+/// owned by the caller; bytes past S*S*3 are left alone).
 ///
 /// `m` and `t` are borrowed; the tokens must come from the same model (same weights). On
 /// failure `rgb_out` is not written. Thread-safe for a shared `m` and `t`.
 ///
-/// Errors: `KARL_NULL_ARGUMENT`, `KARL_BUFFER_TOO_SMALL` (`len < S·S·3`),
+/// Errors: `KARL_NULL_ARGUMENT`, `KARL_BUFFER_TOO_SMALL` (`len < S*S*3`),
 /// `KARL_INVALID_ARGUMENT` (tokens of another model).
 ///
 /// # Safety
@@ -334,7 +334,7 @@ pub unsafe extern "C" fn karl_decode(
         if out.len() < need {
             return Err(FfiError::new(
                 karl_status::KARL_BUFFER_TOO_SMALL,
-                format!("`rgb_out` has {len} bytes, a {s}×{s} RGB image needs {need}"),
+                format!("`rgb_out` has {len} bytes, a {s}x{s} RGB image needs {need}"),
             ));
         }
         let image = m.tokenizer.decode(std::slice::from_ref(&t.tokens))?;

@@ -42,7 +42,7 @@ fn check_room(len: usize, need: usize, what: &str) -> Result<(), FfiError> {
 }
 
 /// Writes the KC positions of the kept tokens (strictly increasing, each < budget) to
-/// `buf[0..KC]`; `len` is the number of `uint32_t` in `buf` (≥ `karl_tokens_count(t)`, else
+/// `buf[0..KC]`; `len` is the number of `uint32_t` in `buf` (>= `karl_tokens_count(t)`, else
 /// `KARL_BUFFER_TOO_SMALL`). `buf` may be NULL when `len` is 0. `t` is borrowed; `buf` is owned
 /// by the caller and written only on success.
 ///

@@ -426,7 +426,7 @@ fn matmul_batched() {
         1usize..5,
         1usize..5,
         1usize..5,
-        0usize..4,
+        0usize..5,
         any::<u64>(),
     );
     run(s, |(b0, b1, m, k, n, kind, seed)| {
@@ -434,6 +434,7 @@ fn matmul_batched() {
             0 => (vec![b0, b1, m, k], vec![b0, b1, k, n]),
             1 => (vec![b0, 1, m, k], vec![b1, k, n]),
             2 => (vec![m, k], vec![b0, k, n]),
+            3 => (vec![b0, b1, m, k], vec![k, n]), // rank 4 × shared rank 2
             _ => (vec![b0, m, k], vec![b0, k, n]),
         };
         let mut rng = Rng::new(seed);

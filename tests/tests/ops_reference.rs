@@ -406,7 +406,6 @@ fn resize_nearest_matches_naive() {
 /// `floor(i · (in/out))` in f64 instead, which differs from PyTorch's f32 arithmetic for
 /// (in, out, i) = (26, 22, 11), (30, 22, 11), (30, 26, 13), (39, 33, 11), (39, 33, 22).
 #[test]
-#[ignore = "bug: cpu/conv.rs nearest_src uses an f64 scale; PyTorch nearest uses f32 (30→22, i=11: got row 14, PyTorch 15)"]
 fn resize_nearest_source_index_matches_pytorch() {
     let mut bad = Vec::new();
     for inp in 1..=40usize {

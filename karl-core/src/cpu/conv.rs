@@ -314,9 +314,17 @@ pub fn max_pool2d_backward<E: Element>(x: CpuTensor<E>, dy: CpuTensor<E>, k: usi
     CpuTensor::new(dx, x.shape.clone())
 }
 
-/// Source index of nearest resize (PyTorch `nearest`: floor(i · in/out)).
+/// Source index of nearest resize exactly as PyTorch's `nearest_idx`: identity for equal
+/// sizes, `i / 2` for exact ×2, otherwise `floor(i · (in/out))` computed in f32.
 pub fn nearest_src(i: usize, inp: usize, out: usize) -> usize {
-    ((i as f64 * (inp as f64 / out as f64)) as usize).min(inp - 1)
+    if inp == out {
+        i
+    } else if out == 2 * inp {
+        i >> 1
+    } else {
+        let scale = inp as f32 / out as f32;
+        (libm::floorf(i as f32 * scale) as usize).min(inp - 1)
+    }
 }
 
 pub fn resize_nearest<E: Element>(x: CpuTensor<E>, oh: usize, ow: usize) -> CpuTensor<E> {

@@ -14,22 +14,21 @@ pub fn reduce<E: Element>(op: Reduce, t: CpuTensor<E>, dim: usize) -> CpuTensor<
         let dst = &mut out[o * inner..(o + 1) * inner];
         match op {
             Reduce::Sum | Reduce::Mean => {
-                // accumulate in f64 for sums of many terms? keep E order: sequential over n
+                // f64 accumulation: long f32 sums (means over 65k elements) stay exact enough.
+                let mut acc = alloc::vec![0.0f64; inner];
                 for k in 0..n {
                     let row = &d[base + k * inner..base + (k + 1) * inner];
-                    dst.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
+                    acc.iter_mut().zip(row).for_each(|(a, &b)| *a += b.to_f64());
                 }
-                if op == Reduce::Mean {
-                    let inv = E::from_f64(n as f64);
-                    dst.iter_mut().for_each(|a| *a = *a / inv);
-                }
+                let div = if op == Reduce::Mean { n as f64 } else { 1.0 };
+                dst.iter_mut().zip(&acc).for_each(|(o, &a)| *o = E::from_f64(a / div));
             }
             Reduce::Max | Reduce::Min => {
                 dst.copy_from_slice(&d[base..base + inner]);
                 for k in 1..n {
                     let row = &d[base + k * inner..base + (k + 1) * inner];
                     dst.iter_mut().zip(row).for_each(|(a, &b)| {
-                        if (op == Reduce::Max && b > *a) || (op == Reduce::Min && b < *a) || b != b {
+                        if (op == Reduce::Max && b > *a) || (op == Reduce::Min && b < *a) || b.to_f64().is_nan() {
                             *a = b
                         }
                     });

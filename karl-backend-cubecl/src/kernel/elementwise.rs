@@ -1,0 +1,316 @@
+//! Element-wise families: unary, scalar and binary ops, each one kernel over a comptime op enum.
+//! Same-shape operands go through `Vector<F, N>` loads; broadcasting goes through a strided
+//! kernel that maps each output index to both input offsets.
+use super::{broadcast_strides, count_for, u32s, upload_u32, vector_width, ELEMWISE_UNITS};
+use crate::tensor::CubeTensor;
+use cubecl::prelude::*;
+use karl_core::backend::{Binary, Scalar, Unary};
+use karl_core::Shape;
+
+/// Unary ops (the comptime mirror of karl-core's [`Unary`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    Exp,
+    Log,
+    Sqrt,
+    Tanh,
+    Erf,
+    Sigmoid,
+    Gelu,
+    Silu,
+    Neg,
+    Abs,
+    Recip,
+    Relu,
+    Square,
+}
+
+impl From<Unary> for UnaryOp {
+    fn from(op: Unary) -> Self {
+        match op {
+            Unary::Exp => UnaryOp::Exp,
+            Unary::Log => UnaryOp::Log,
+            Unary::Sqrt => UnaryOp::Sqrt,
+            Unary::Tanh => UnaryOp::Tanh,
+            Unary::Erf => UnaryOp::Erf,
+            Unary::Sigmoid => UnaryOp::Sigmoid,
+            Unary::Gelu => UnaryOp::Gelu,
+            Unary::Silu => UnaryOp::Silu,
+            Unary::Neg => UnaryOp::Neg,
+            Unary::Abs => UnaryOp::Abs,
+            Unary::Recip => UnaryOp::Recip,
+            Unary::Relu => UnaryOp::Relu,
+            Unary::Square => UnaryOp::Square,
+        }
+    }
+}
+
+/// Scalar-operand ops. `Powi` is `Pow` with an integer exponent (exact for negative bases, as
+/// libm's `powf`; the GPU `pow` is `exp2(s·log2 x)`, NaN for x < 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ScalarOp {
+    Add,
+    Mul,
+    Pow,
+    Powi,
+    ClampMin,
+    ClampMax,
+}
+
+/// Binary ops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl From<Binary> for BinaryOp {
+    fn from(op: Binary) -> Self {
+        match op {
+            Binary::Add => BinaryOp::Add,
+            Binary::Sub => BinaryOp::Sub,
+            Binary::Mul => BinaryOp::Mul,
+            Binary::Div => BinaryOp::Div,
+        }
+    }
+}
+
+#[cube]
+fn sigmoid<F: Float, N: Size>(x: Vector<F, N>) -> Vector<F, N> {
+    let one = Vector::new(F::new(1.0));
+    one / (one + Vector::exp(-x))
+}
+
+#[cube]
+pub fn unary_value<F: Float, N: Size>(x: Vector<F, N>, #[comptime] op: UnaryOp) -> Vector<F, N> {
+    match op {
+        UnaryOp::Exp => Vector::exp(x),
+        UnaryOp::Log => Vector::ln(x),
+        UnaryOp::Sqrt => Vector::sqrt(x),
+        UnaryOp::Tanh => Vector::tanh(x),
+        UnaryOp::Erf => Vector::erf(x),
+        UnaryOp::Sigmoid => sigmoid::<F, N>(x),
+        UnaryOp::Gelu => {
+            let half = Vector::new(F::new(0.5));
+            let one = Vector::new(F::new(1.0));
+            x * half * (one + Vector::erf(x * Vector::new(F::new(core::f32::consts::FRAC_1_SQRT_2))))
+        }
+        UnaryOp::Silu => x * sigmoid::<F, N>(x),
+        UnaryOp::Neg => -x,
+        UnaryOp::Abs => Vector::abs(x),
+        UnaryOp::Recip => Vector::new(F::new(1.0)) / x,
+        UnaryOp::Relu => Vector::max(x, Vector::new(F::new(0.0))),
+        UnaryOp::Square => x * x,
+    }
+}
+
+#[cube]
+pub fn binary_value<F: Float, N: Size>(a: Vector<F, N>, b: Vector<F, N>, #[comptime] op: BinaryOp) -> Vector<F, N> {
+    match op {
+        BinaryOp::Add => a + b,
+        BinaryOp::Sub => a - b,
+        BinaryOp::Mul => a * b,
+        BinaryOp::Div => a / b,
+    }
+}
+
+#[cube]
+pub fn binary_scalar<F: Float>(a: F, b: F, #[comptime] op: BinaryOp) -> F {
+    match op {
+        BinaryOp::Add => a + b,
+        BinaryOp::Sub => a - b,
+        BinaryOp::Mul => a * b,
+        BinaryOp::Div => a / b,
+    }
+}
+
+#[cube(launch_unchecked)]
+fn unary_kernel<F: Float, N: Size>(input: &Array<Vector<F, N>>, output: &mut Array<Vector<F, N>>, #[comptime] op: UnaryOp) {
+    if ABSOLUTE_POS < output.len() {
+        output[ABSOLUTE_POS] = unary_value::<F, N>(input[ABSOLUTE_POS], op);
+    }
+}
+
+#[cube(launch_unchecked)]
+fn scalar_kernel<F: Float, N: Size>(input: &Array<Vector<F, N>>, output: &mut Array<Vector<F, N>>, s: f32, #[comptime] op: ScalarOp) {
+    if ABSOLUTE_POS < output.len() {
+        let x = input[ABSOLUTE_POS];
+        let sv = Vector::new(F::cast_from(s));
+        output[ABSOLUTE_POS] = match op {
+            ScalarOp::Add => x + sv,
+            ScalarOp::Mul => x * sv,
+            ScalarOp::Pow => Vector::powf(x, sv),
+            ScalarOp::Powi => Vector::powi(x, Vector::new(i32::cast_from(s))),
+            ScalarOp::ClampMin => Vector::max(x, sv),
+            ScalarOp::ClampMax => Vector::min(x, sv),
+        };
+    }
+}
+
+#[cube(launch_unchecked)]
+fn binary_kernel<F: Float, N: Size>(
+    a: &Array<Vector<F, N>>,
+    b: &Array<Vector<F, N>>,
+    output: &mut Array<Vector<F, N>>,
+    #[comptime] op: BinaryOp,
+) {
+    if ABSOLUTE_POS < output.len() {
+        output[ABSOLUTE_POS] = binary_value::<F, N>(a[ABSOLUTE_POS], b[ABSOLUTE_POS], op);
+    }
+}
+
+/// `info = [rank, dims.., a strides.., b strides..]`.
+#[cube(launch_unchecked)]
+fn binary_broadcast_kernel<F: Float>(a: &Array<F>, b: &Array<F>, output: &mut Array<F>, info: &Array<u32>, #[comptime] op: BinaryOp) {
+    let pos = ABSOLUTE_POS;
+    if pos < output.len() {
+        let rank = usize::cast_from(info[0]);
+        let mut rem = pos;
+        let mut oa = 0usize;
+        let mut ob = 0usize;
+        for i in 0..rank {
+            let d = rank - 1 - i;
+            let dim = usize::cast_from(info[1 + d]);
+            let c = rem % dim;
+            rem /= dim;
+            oa += c * usize::cast_from(info[1 + rank + d]);
+            ob += c * usize::cast_from(info[1 + 2 * rank + d]);
+        }
+        output[pos] = binary_scalar::<F>(a[oa], b[ob], op);
+    }
+}
+
+#[cube(launch_unchecked)]
+fn fill_kernel<F: Float, N: Size>(output: &mut Array<Vector<F, N>>, value: f32) {
+    if ABSOLUTE_POS < output.len() {
+        output[ABSOLUTE_POS] = Vector::new(F::cast_from(value));
+    }
+}
+
+/// A new tensor filled with `value`.
+pub fn fill<R: Runtime>(out: CubeTensor<R>, value: f32) -> CubeTensor<R> {
+    let n = out.numel();
+    if n == 0 {
+        return out;
+    }
+    let w = vector_width(&[n]);
+    // SAFETY: the kernel guards every access with `pos < output.len()`; the buffer holds n f32.
+    unsafe {
+        fill_kernel::launch_unchecked::<f32, R>(
+            &out.client,
+            count_for(n / w, ELEMWISE_UNITS),
+            CubeDim::new_1d(ELEMWISE_UNITS),
+            w,
+            ArrayArg::from_raw_parts(out.handle.clone(), n),
+            value,
+        )
+    };
+    out
+}
+
+/// Element-wise unary op.
+pub fn unary<R: Runtime>(op: UnaryOp, t: CubeTensor<R>) -> CubeTensor<R> {
+    let n = t.numel();
+    let out = t.empty_like(t.shape.clone());
+    if n == 0 {
+        return out;
+    }
+    let w = vector_width(&[n]);
+    // SAFETY: both buffers hold n f32 and the kernel guards with `pos < output.len()`.
+    unsafe {
+        unary_kernel::launch_unchecked::<f32, R>(
+            &t.client,
+            count_for(n / w, ELEMWISE_UNITS),
+            CubeDim::new_1d(ELEMWISE_UNITS),
+            w,
+            ArrayArg::from_raw_parts(t.handle.clone(), n),
+            ArrayArg::from_raw_parts(out.handle.clone(), n),
+            op,
+        )
+    };
+    out
+}
+
+/// Element-wise op with a scalar.
+pub fn scalar<R: Runtime>(op: Scalar, t: CubeTensor<R>, s: f64) -> CubeTensor<R> {
+    let sop = match op {
+        Scalar::Add => ScalarOp::Add,
+        Scalar::Mul => ScalarOp::Mul,
+        Scalar::Pow if s.fract() == 0.0 && s.abs() <= 64.0 => ScalarOp::Powi,
+        Scalar::Pow => ScalarOp::Pow,
+        Scalar::ClampMin => ScalarOp::ClampMin,
+        Scalar::ClampMax => ScalarOp::ClampMax,
+    };
+    let n = t.numel();
+    let out = t.empty_like(t.shape.clone());
+    if n == 0 {
+        return out;
+    }
+    let w = vector_width(&[n]);
+    // SAFETY: both buffers hold n f32 and the kernel guards with `pos < output.len()`.
+    unsafe {
+        scalar_kernel::launch_unchecked::<f32, R>(
+            &t.client,
+            count_for(n / w, ELEMWISE_UNITS),
+            CubeDim::new_1d(ELEMWISE_UNITS),
+            w,
+            ArrayArg::from_raw_parts(t.handle.clone(), n),
+            ArrayArg::from_raw_parts(out.handle.clone(), n),
+            s as f32,
+            sop,
+        )
+    };
+    out
+}
+
+/// Element-wise binary op with numpy broadcasting.
+pub fn binary<R: Runtime>(op: BinaryOp, a: CubeTensor<R>, b: CubeTensor<R>) -> CubeTensor<R> {
+    let out_shape = Shape::broadcast(&a.shape, &b.shape)
+        .unwrap_or_else(|| panic!("cannot broadcast shapes {} and {} for {op:?}", a.shape, b.shape));
+    let n = out_shape.numel();
+    let out = a.empty_like(out_shape.clone());
+    if n == 0 {
+        return out;
+    }
+    if a.shape.numel() == n && b.shape.numel() == n {
+        let w = vector_width(&[n]);
+        // SAFETY: all three buffers hold n f32 and the kernel guards with `pos < output.len()`.
+        unsafe {
+            binary_kernel::launch_unchecked::<f32, R>(
+                &a.client,
+                count_for(n / w, ELEMWISE_UNITS),
+                CubeDim::new_1d(ELEMWISE_UNITS),
+                w,
+                ArrayArg::from_raw_parts(a.handle.clone(), n),
+                ArrayArg::from_raw_parts(b.handle.clone(), n),
+                ArrayArg::from_raw_parts(out.handle.clone(), n),
+                op,
+            )
+        };
+        return out;
+    }
+    let dims = &out_shape.dims;
+    let mut info = vec![dims.len()];
+    info.extend_from_slice(dims);
+    info.extend(broadcast_strides(&a.shape.dims, dims));
+    info.extend(broadcast_strides(&b.shape.dims, dims));
+    let info = u32s(&info);
+    let info_len = info.len();
+    let info = upload_u32(&a.client, &info);
+    // SAFETY: every offset is a sum of coordinate × stride inside each operand's own shape.
+    unsafe {
+        binary_broadcast_kernel::launch_unchecked::<f32, R>(
+            &a.client,
+            count_for(n, ELEMWISE_UNITS),
+            CubeDim::new_1d(ELEMWISE_UNITS),
+            ArrayArg::from_raw_parts(a.handle.clone(), a.numel().max(1)),
+            ArrayArg::from_raw_parts(b.handle.clone(), b.numel().max(1)),
+            ArrayArg::from_raw_parts(out.handle.clone(), n),
+            ArrayArg::from_raw_parts(info, info_len),
+            op,
+        )
+    };
+    out
+}

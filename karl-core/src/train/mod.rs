@@ -1,0 +1,9 @@
+//! Training: the two-phase step, losses, AdamW with clipping, schedule, EMA, ε curriculum, and
+//! (with `std`) the trainer that checkpoints and resumes.
+pub mod curriculum;
+pub mod ema;
+pub mod losses;
+pub mod optim;
+pub mod params;
+pub mod schedule;
+pub mod two_phase;

@@ -1,0 +1,105 @@
+//! One training iteration's forward, both phases on the same batch (spec §2.2):
+//! phase (a) "Estimate Image Complexity" with budget T and ε from the curriculum, no decoder
+//! mask, halting BCE toward 0 on all T tokens; phase (b) "Learn To tokenize Complexity" at the
+//! full budget, conditioned on each image's own phase-(a) error, decoder dropping the tokens
+//! the model itself halts (p > 0.75), halting BCE toward 1 on the rightmost ΔT tokens and
+//! toward 0 on the rest. The losses are summed for one backward pass.
+use super::losses::ReconLoss;
+use crate::backend::Backend;
+use crate::model::base::BaseTokenizer;
+use crate::model::karl::Karl;
+use crate::tensor::Tensor;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// What one two-phase forward measured.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StepLosses {
+    /// `(name, value)` of every term, phase-prefixed (`a/nll_ce`, `b/halt_bce_target1`, …).
+    pub terms: Vec<(String, f64)>,
+    /// Their sum.
+    pub total: f64,
+    /// Phase-(a) ε bin per image.
+    pub bins_a: Vec<usize>,
+    /// Achieved phase-(a) L1 per image (ε0).
+    pub eps0: Vec<f32>,
+    /// Phase-(b) ε bin per image.
+    pub bins_b: Vec<usize>,
+    /// Phase-(b) kept positions per image.
+    pub kept_b: Vec<Vec<usize>>,
+}
+
+/// Mean BCE-with-logits of `logits` against a constant target.
+fn bce<B: Backend>(logits: Tensor<B, 2>, target: f64) -> Tensor<B, 1> {
+    let t = Tensor::<B, 2>::full(logits.dims(), target, &logits.device());
+    Tensor::from_primitive(B::bce_with_logits(logits.primitive, t.primitive))
+}
+
+/// Per-image mean |x − recon| (no gradient).
+fn per_image_l1<B: Backend>(x: &Tensor<B, 4>, recon: Tensor<B, 4>) -> Vec<f32> {
+    let [n, c, h, w] = x.dims();
+    recon.stop_gradient().sub(x.clone()).abs().reshape([n, c * h * w]).mean_dim(1).to_vec()
+}
+
+/// The summed loss of both phases and what was measured. `eps_a[i]` is image i's phase-(a)
+/// condition; `budget_b` is the phase-(b) budget (256 officially).
+pub fn two_phase_loss<B: Backend>(
+    model: &Karl<B>,
+    images: &Tensor<B, 4>,
+    budget_a: usize,
+    eps_a: &[f32],
+    budget_b: usize,
+    loss: &dyn ReconLoss<B>,
+) -> (Tensor<B, 1>, StepLosses) {
+    let cfg = &model.config;
+    let (img_tokens, base) = model.image_tokens(images);
+    let mut terms: Vec<(String, Tensor<B, 1>)> = Vec::new();
+
+    // ---- phase (a): estimate image complexity
+    let bins_a: Vec<usize> = eps_a.iter().map(|&e| cfg.eps_bin(e)).collect();
+    let enc = model.encode_latents(img_tokens.clone(), &bins_a, budget_a);
+    terms.push(("a/halt_active_bce".into(), bce(enc.halt_logits.clone(), 0.0)));
+    let q = model.quantize(enc.prequant);
+    let head = model.decode_latents(q.z_q, None);
+    let eps0 = per_image_l1(images, model.base.decode(head.clone().stop_gradient()));
+    for (name, t) in loss.terms(model, images, &base, head) {
+        terms.push((format!("a/{name}"), t));
+    }
+    terms.push(("a/vq_loss".into(), q.loss));
+
+    // ---- phase (b): learn to tokenize complexity
+    let bins_b: Vec<usize> = eps0.iter().map(|&e| cfg.eps_bin(e)).collect();
+    let enc = model.encode_latents(img_tokens, &bins_b, budget_b);
+    let (_, kept_b) = model.halting(&enc.halt_logits);
+    let dt = budget_b.saturating_sub(budget_a);
+    if dt == 0 {
+        terms.push(("b/halt_bce_target0".into(), bce(enc.halt_logits.clone(), 0.0)));
+    } else {
+        let keep = budget_b - dt;
+        terms.push(("b/halt_bce_target1_last_dT".into(), bce(enc.halt_logits.clone().narrow(1, keep..budget_b), 1.0)));
+        if keep > 0 {
+            terms.push(("b/halt_bce_target0_first".into(), bce(enc.halt_logits.clone().narrow(1, 0..keep), 0.0)));
+        }
+    }
+    let q = model.quantize(enc.prequant);
+    let head = model.decode_latents(q.z_q, Some(&kept_b));
+    for (name, t) in loss.terms(model, images, &base, head) {
+        terms.push((format!("b/{name}"), t));
+    }
+    terms.push(("b/vq_loss".into(), q.loss));
+
+    let mut total: Option<Tensor<B, 1>> = None;
+    let mut values = Vec::with_capacity(terms.len());
+    for (name, t) in terms {
+        values.push((name, t.clone().into_scalar()));
+        total = Some(match total {
+            None => t,
+            Some(s) => s.add(t),
+        });
+    }
+    let total = total.expect("at least one term");
+    let sum = total.clone().into_scalar();
+    (total, StepLosses { terms: values, total: sum, bins_a, eps0, bins_b, kept_b })
+}
+

@@ -1,0 +1,208 @@
+//! The C API seen from C: builds the programs of `examples/c` with the system C compiler
+//! against the cdylib and the staticlib this test was built with, and runs them on the golden
+//! mini model (`$KARL_SHARED/golden/mini`):
+//! - `karl_example.c` must find the golden token count and codes of the astronaut image;
+//! - `karl_bad_calls.c` drives every function with bad arguments;
+//! - `karl_threads.c` encodes from 4 threads with one model.
+//!
+//! The example and the bad calls run under `valgrind --leak-check=full --error-exitcode=1`
+//! when valgrind is on PATH (set `KARL_FFI_NO_VALGRIND=1` to skip it locally).
+use karl_core::TensorData;
+use karl_core::record::safetensors::read_safetensors;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// Files shared by the tests, written once per test process.
+struct Fixture {
+    /// Temporary directory holding everything below and the built programs.
+    dir: PathBuf,
+    /// The golden model directory.
+    model: PathBuf,
+    /// A copy of the model with its weights cut in half.
+    truncated: PathBuf,
+    /// The golden astronaut input as raw 256x256 RGB8.
+    rgb: PathBuf,
+    /// Golden positions and codes of the pass T=256, eps=0.05.
+    positions: Vec<u32>,
+    codes: Vec<u32>,
+}
+
+fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tensor<'a>(tensors: &'a [(String, TensorData)], name: &str) -> &'a TensorData {
+    &tensors.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("golden tensor {name} is missing")).1
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let model = karl_core::record::shared_dir().join("golden/mini");
+        assert!(model.join("weights.safetensors").is_file(), "no golden model at {} (set KARL_SHARED)", model.display());
+        let dir = std::env::temp_dir().join(format!("karl-ffi-c-api-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+
+        let golden = read_safetensors(&model.join("forward_astronaut.safetensors")).expect("read the golden astronaut pass");
+        let input = tensor(&golden, "input").to_f32_vec();
+        assert_eq!(tensor(&golden, "input").shape.dims, [1, 3, 256, 256]);
+        let s = 256;
+        let mut rgb = vec![0u8; s * s * 3];
+        for c in 0..3 {
+            for i in 0..s * s {
+                rgb[i * 3 + c] = (input[c * s * s + i] * 255.0).round() as u8;
+            }
+        }
+        let rgb_path = dir.join("astronaut.rgb");
+        std::fs::write(&rgb_path, &rgb).unwrap();
+
+        let active = tensor(&golden, "T256_eps0.05/active").to_f32_vec();
+        let vq = tensor(&golden, "T256_eps0.05/vq_indices").to_f32_vec();
+        let kc = tensor(&golden, "T256_eps0.05/kc").to_f32_vec()[0] as usize;
+        let positions: Vec<u32> = (0..active.len()).filter(|&i| active[i] != 0.0).map(|i| i as u32).collect();
+        let codes: Vec<u32> = positions.iter().map(|&p| vq[p as usize] as u32).collect();
+        assert_eq!(positions.len(), kc, "golden active mask and kc disagree");
+
+        let truncated = dir.join("truncated-model");
+        std::fs::create_dir_all(&truncated).unwrap();
+        std::fs::copy(model.join("config.json"), truncated.join("config.json")).unwrap();
+        let weights = std::fs::read(model.join("weights.safetensors")).unwrap();
+        std::fs::write(truncated.join("weights.safetensors"), &weights[..weights.len() / 2]).unwrap();
+
+        Fixture { dir, model, truncated, rgb: rgb_path, positions, codes }
+    })
+}
+
+/// The directory holding libkarl_ffi.{so,a}: the profile directory above this test's `deps/`.
+fn lib_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("KARL_FFI_LIB_DIR") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap();
+    let candidates = [deps.parent().unwrap().to_path_buf(), deps.to_path_buf()];
+    candidates
+        .iter()
+        .find(|d| d.join(static_lib_name()).is_file())
+        .cloned()
+        .unwrap_or_else(|| panic!("no {} next to {}", static_lib_name(), exe.display()))
+}
+
+fn static_lib_name() -> &'static str {
+    if cfg!(windows) { "karl_ffi.lib" } else { "libkarl_ffi.a" }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Link {
+    Shared,
+    Static,
+}
+
+/// Compiles `examples/c/<name>.c` with `-Wall -Wextra -Werror` and links it against the library.
+fn build(name: &str, link: Link) -> PathBuf {
+    let f = fixture();
+    let src = crate_dir().join("../examples/c").join(format!("{name}.c"));
+    let exe = f.dir.join(format!("{name}-{link:?}").to_lowercase());
+    let lib = lib_dir();
+    let cc = std::env::var("CC").unwrap_or_else(|_| String::from("cc"));
+    let mut cmd = Command::new(&cc);
+    cmd.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-O1", "-pthread", "-I"])
+        .arg(crate_dir().join("../include"))
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe);
+    match link {
+        Link::Shared => {
+            cmd.arg(format!("-L{}", lib.display())).arg("-lkarl_ffi").arg(format!("-Wl,-rpath,{}", lib.display()));
+        }
+        Link::Static => {
+            cmd.arg(lib.join(static_lib_name()));
+        }
+    }
+    cmd.args(["-lpthread", "-ldl", "-lm"]);
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cc}: {e}"));
+    assert!(out.status.success(), "building {name} ({link:?}) failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    exe
+}
+
+fn valgrind_available() -> bool {
+    if std::env::var_os("KARL_FFI_NO_VALGRIND").is_some_and(|v| v == "1") {
+        eprintln!("note: KARL_FFI_NO_VALGRIND=1: running without valgrind");
+        return false;
+    }
+    let ok = Command::new("valgrind").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("note: valgrind is not on PATH: running the C tests without it (CI installs it)");
+    }
+    ok
+}
+
+/// Runs a program, under valgrind when asked, and fails the test on a non-zero exit.
+fn run(exe: &Path, args: &[&Path], valgrind: bool) -> Output {
+    let mut cmd = if valgrind {
+        let mut c = Command::new("valgrind");
+        c.args(["--leak-check=full", "--error-exitcode=1", "--quiet"]).arg(exe);
+        c
+    } else {
+        Command::new(exe)
+    };
+    let out = cmd.args(args).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+    assert!(
+        out.status.success(),
+        "{} {}failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        exe.display(),
+        if valgrind { "under valgrind " } else { "" },
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The numbers after `key` on the line of stdout starting with it.
+fn line_values(stdout: &str, key: &str) -> Vec<u32> {
+    let line = stdout.lines().find(|l| l.split_whitespace().next() == Some(key)).unwrap_or_else(|| panic!("no `{key}` line in:\n{stdout}"));
+    line.split_whitespace().skip(1).map(|v| v.parse().unwrap()).collect()
+}
+
+/// Runs karl_example on the astronaut and checks KC, positions and codes against the golden pass.
+fn example_matches_golden(link: Link, valgrind: bool) {
+    let f = fixture();
+    let exe = build("karl_example", link);
+    let decoded = f.dir.join(format!("decoded-{link:?}.rgb"));
+    let out = run(&exe, &[&f.model, &f.rgb, Path::new("256"), Path::new("256"), &decoded], valgrind);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(line_values(&stdout, "kc"), [219], "{stdout}");
+    assert_eq!(line_values(&stdout, "kc")[0] as usize, f.positions.len());
+    assert_eq!(line_values(&stdout, "positions"), f.positions, "positions differ from the golden active mask");
+    assert_eq!(line_values(&stdout, "codes"), f.codes, "codes differ from the golden vq_indices");
+    assert_eq!(std::fs::metadata(&decoded).unwrap().len(), 256 * 256 * 3);
+}
+
+#[test]
+fn c_example_static_matches_golden_tokens() {
+    example_matches_golden(Link::Static, false);
+}
+
+#[test]
+fn c_example_shared_matches_golden_tokens_under_valgrind() {
+    example_matches_golden(Link::Shared, valgrind_available());
+}
+
+#[test]
+fn c_bad_calls_get_the_right_status_and_a_message() {
+    let f = fixture();
+    let exe = build("karl_bad_calls", Link::Shared);
+    let out = run(&exe, &[&f.model, &f.truncated], valgrind_available());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(", 0 failures"), "{stdout}");
+}
+
+#[test]
+fn c_threads_sharing_a_model_match_sequential_encodes() {
+    let f = fixture();
+    let exe = build("karl_threads", Link::Static);
+    let out = run(&exe, &[&f.model, &f.rgb, Path::new("256"), Path::new("256")], false);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("threads ok"));
+}
