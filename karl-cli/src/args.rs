@@ -37,6 +37,11 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Image-quality metrics between two images (L1, MSE, PSNR, SSIM, LPIPS).
     Metrics(MetricsArgs),
+    /// Evaluate on a folder of images: tokens used, passes, L1/MSE/PSNR/SSIM/LPIPS per setting,
+    /// halting calibration, optional exact budget search; resumable (results.jsonl).
+    Eval(EvalArgs),
+    /// Rank images by estimated complexity (KC = tokens used at ε), with CSV and contact sheet.
+    Complexity(ComplexityArgs),
 }
 
 /// `karl tokenize`.
@@ -128,4 +133,89 @@ pub struct MetricsArgs {
     /// Feed LPIPS raw [0,1] inputs (KARL's own evaluation) instead of [-1,1].
     #[arg(long)]
     pub lpips_unit_range: bool,
+}
+
+/// The budget search `karl eval --search` runs.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SearchMode {
+    /// Linear search from the smallest budget (one encoder + decoder pass per budget tried).
+    Exact,
+}
+
+/// `karl eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Dataset directory (walked recursively for PNG/JPEG/WebP/BMP).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Adaptive settings: target L1 ε values (comma-separated), each with budget --budget.
+    #[arg(long, short = 'q', value_delimiter = ',', default_values_t = [0.03, 0.05, 0.09])]
+    pub quality: Vec<f64>,
+    /// Fixed-length settings: token counts N (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [32, 64, 128, 256])]
+    pub tokens: Vec<usize>,
+    /// Skip the fixed-length settings.
+    #[arg(long)]
+    pub no_fixed: bool,
+    /// Token budget T of the adaptive settings (and the largest budget of the search).
+    #[arg(long, short = 'b', default_value_t = 256)]
+    pub budget: usize,
+    /// LPIPS weights (safetensors in the lpips package layout); LPIPS is skipped without them.
+    #[arg(long)]
+    pub lpips_weights: Option<PathBuf>,
+    /// Feed LPIPS raw [0,1] inputs (KARL's own evaluation) instead of [-1,1].
+    #[arg(long)]
+    pub lpips_unit_range: bool,
+    /// Report directory: results.jsonl, report.json, report.md and PNG charts.
+    #[arg(long, short = 'o', default_value = "karl-eval")]
+    pub out: PathBuf,
+    /// Resize the shorter side to the model size before the centre crop (custom-image path);
+    /// default: centre crop without resizing (the dataset protocol; smaller images are skipped).
+    #[arg(long)]
+    pub resize: bool,
+    /// Continue the run whose results.jsonl is in --out, skipping (image, setting) pairs done.
+    #[arg(long)]
+    pub resume: bool,
+    /// Also find, per image and ε, the smallest fixed budget meeting ε by search.
+    #[arg(long, value_enum)]
+    pub search: Option<SearchMode>,
+    /// Budget step of the search.
+    #[arg(long, default_value_t = 16)]
+    pub search_step: usize,
+}
+
+/// `karl complexity`.
+#[derive(Args, Debug)]
+pub struct ComplexityArgs {
+    /// Images or directories (walked recursively).
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Target L1 ε.
+    #[arg(long, short = 'q', default_value_t = 0.05)]
+    pub quality: f32,
+    /// Token budget T.
+    #[arg(long, short = 'b', default_value_t = 256)]
+    pub budget: usize,
+    /// Write the rows (image, kc, l1) sorted by KC to this CSV file.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Write a contact sheet PNG of thumbnails ordered by KC with the count under each.
+    #[arg(long)]
+    pub sheet: Option<PathBuf>,
+    /// Print one JSON object per image instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Thumbnail size in pixels on the contact sheet.
+    #[arg(long, default_value_t = 96)]
+    pub thumb: usize,
+    /// Thumbnails per row on the contact sheet.
+    #[arg(long, default_value_t = 8)]
+    pub columns: usize,
+    /// At most this many thumbnails (evenly spread over the KC order).
+    #[arg(long, default_value_t = 256)]
+    pub sheet_max: usize,
 }

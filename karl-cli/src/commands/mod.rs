@@ -1,5 +1,7 @@
 //! One function per subcommand, plus the shared model loading.
+mod complexity;
 mod convert;
+mod eval;
 mod info;
 mod metrics;
 mod reconstruct;
@@ -21,6 +23,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(a) => info::run(a),
         Command::Convert(a) => convert::run(a),
         Command::Metrics(a) => metrics::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Complexity(a) => complexity::run(a),
     }
 }
 

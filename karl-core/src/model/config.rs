@@ -269,7 +269,8 @@ impl KarlConfig {
     }
 
     /// Names of every preset.
-    pub const PRESETS: [&'static str; 14] = [
+    pub const PRESETS: [&'static str; 15] = [
+        "karl_pixel_tiny",
         "karl_tiny",
         "karl_small",
         "karl_base",
@@ -286,8 +287,40 @@ impl KarlConfig {
         "karl_semilarge_decoder_small",
     ];
 
-    /// A preset of the official factory table (spec §1.9), VQGAN base, quantised latents.
+    /// A small pixel-base model (no VQGAN): `image` px, `patch` px patches, encoder/decoder
+    /// `(width, layers, heads)`, `max_latent` 1-D tokens.
+    pub fn pixel(name: &str, image: usize, patch: usize, enc: (usize, usize, usize), dec: (usize, usize, usize), max_latent: usize) -> Self {
+        KarlConfig {
+            name: name.to_string(),
+            base_tokenizer: "pixel".to_string(),
+            vqgan: None,
+            pixel: Some(PixelSection { loss: "l1".to_string() }),
+            encoder: TransformerConfig { width: enc.0, layers: enc.1, heads: enc.2 },
+            decoder: TransformerConfig { width: dec.0, layers: dec.1, heads: dec.2 },
+            patch_size: patch,
+            patch_embed_out_channels: enc.0,
+            image_size: image,
+            max_grid_tokens: image / patch,
+            max_latent_tokens: max_latent,
+            halting_mlp_hidden: enc.0,
+            halting_threshold: 0.75,
+            quantize_latent: true,
+            vq_codebook_size: 1024,
+            vq_token_dim: 12,
+            vq_commitment_cost: 0.25,
+            eps_bins: EPS_BINS.to_vec(),
+        }
+    }
+
+    /// A preset of the official factory table (spec §1.9), VQGAN base, quantised latents; or
+    /// `karl_pixel_tiny` (64 px, patch 8, 192-wide 4-layer encoder and decoder, 64 latents),
+    /// the pixel-base size of the built-in model.
     pub fn preset(name: &str) -> Result<Self> {
+        if name == "karl_pixel_tiny" {
+            let c = Self::pixel(name, 64, 8, (192, 4, 4), (192, 4, 4), 64);
+            c.validate()?;
+            return Ok(c);
+        }
         let (e, d) = match name {
             "karl_tiny" => ((512, 8, 8), (512, 8, 8)),
             "karl_small" => ((1024, 8, 8), (1024, 8, 8)),

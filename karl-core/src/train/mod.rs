@@ -7,3 +7,7 @@ pub mod optim;
 pub mod params;
 pub mod schedule;
 pub mod two_phase;
+pub mod events;
+pub mod synthetic;
+#[cfg(feature = "std")]
+pub mod trainer;

@@ -1,0 +1,316 @@
+//! Layout kernels: a strided copy (permute, slice, slice-assign, cat, contiguous copies), row
+//! gather (select), row scatter-add through a host-built inverse index (select_add, no atomics,
+//! deterministic), and mask fill with a broadcast mask.
+use super::{broadcast_strides, count_for, u32_of, u32s, upload_u32, ELEMWISE_UNITS};
+use crate::tensor::CubeTensor;
+use cubecl::prelude::*;
+use karl_core::Shape;
+use std::ops::Range;
+
+/// `dst[dst_base + Σ c·dst_st] = src[src_base + Σ c·src_st]` for every coordinate `c` of
+/// `dims`. `info = [rank, src_base, dst_base, dims.., src strides.., dst strides..]`.
+#[cube(launch_unchecked)]
+fn strided_copy_kernel<F: Float>(src: &Array<F>, dst: &mut Array<F>, info: &Array<u32>, n: u32) {
+    let pos = ABSOLUTE_POS;
+    if pos < usize::cast_from(n) {
+        let rank = usize::cast_from(info[0]);
+        let mut rem = pos;
+        let mut os = usize::cast_from(info[1]);
+        let mut od = usize::cast_from(info[2]);
+        for i in 0..rank {
+            let d = rank - 1 - i;
+            let dim = usize::cast_from(info[3 + d]);
+            let c = rem % dim;
+            rem /= dim;
+            os += c * usize::cast_from(info[3 + rank + d]);
+            od += c * usize::cast_from(info[3 + 2 * rank + d]);
+        }
+        dst[od] = src[os];
+    }
+}
+
+/// Launches one strided copy of the block `dims` from `src` into `dst`.
+fn strided_copy<R: Runtime>(
+    src: &CubeTensor<R>,
+    dst: &CubeTensor<R>,
+    dims: &[usize],
+    (src_base, src_st): (usize, &[usize]),
+    (dst_base, dst_st): (usize, &[usize]),
+) {
+    let n: usize = dims.iter().product();
+    if n == 0 {
+        return;
+    }
+    let mut info = vec![dims.len(), src_base, dst_base];
+    info.extend_from_slice(dims);
+    info.extend_from_slice(src_st);
+    info.extend_from_slice(dst_st);
+    let info = u32s(&info);
+    let len = info.len();
+    let info = upload_u32(&src.client, &info);
+    // SAFETY: the host computed every offset range to lie inside the two shapes.
+    unsafe {
+        strided_copy_kernel::launch_unchecked::<f32, R>(
+            &src.client,
+            count_for(n, ELEMWISE_UNITS),
+            CubeDim::new_1d(ELEMWISE_UNITS),
+            ArrayArg::from_raw_parts(src.handle.clone(), src.numel().max(1)),
+            ArrayArg::from_raw_parts(dst.handle.clone(), dst.numel().max(1)),
+            ArrayArg::from_raw_parts(info, len),
+            u32_of(n),
+        )
+    };
+}
+
+/// A copy of `t` into a new buffer.
+pub fn copy<R: Runtime>(t: &CubeTensor<R>) -> CubeTensor<R> {
+    let out = t.empty_like(t.shape.clone());
+    let n = t.numel();
+    strided_copy(t, &out, &[n], (0, &[1]), (0, &[1]));
+    out
+}
+
+/// Output dim i is input dim `axes[i]`.
+pub fn permute<R: Runtime>(t: CubeTensor<R>, axes: &[usize]) -> CubeTensor<R> {
+    let r = t.shape.rank();
+    assert_eq!(axes.len(), r, "permute of rank-{r} tensor {} by {axes:?}", t.shape);
+    let mut seen = vec![false; r];
+    for &a in axes {
+        assert!(a < r && !seen[a], "permute axes {axes:?} are not a permutation of 0..{r}");
+        seen[a] = true;
+    }
+    if axes.iter().enumerate().all(|(i, &a)| i == a) {
+        return t;
+    }
+    let st = t.shape.strides();
+    let dims: Vec<usize> = axes.iter().map(|&a| t.shape.dims[a]).collect();
+    let src_st: Vec<usize> = axes.iter().map(|&a| st[a]).collect();
+    let out_shape = Shape::new(dims.clone());
+    let out = t.empty_like(out_shape.clone());
+    strided_copy(&t, &out, &dims, (0, &src_st), (0, &out_shape.strides()));
+    out
+}
+
+fn check_ranges(shape: &Shape, ranges: &[Range<usize>]) {
+    assert_eq!(ranges.len(), shape.rank(), "{} ranges for a rank-{} tensor {shape}", ranges.len(), shape.rank());
+    for (d, rg) in ranges.iter().enumerate() {
+        assert!(rg.start <= rg.end && rg.end <= shape.dims[d], "range {rg:?} out of bounds for dim {d} of {shape}");
+    }
+}
+
+fn block_base(shape: &Shape, ranges: &[Range<usize>]) -> usize {
+    shape.strides().iter().zip(ranges).map(|(s, r)| s * r.start).sum()
+}
+
+/// The sub-block at `ranges`.
+pub fn slice<R: Runtime>(t: CubeTensor<R>, ranges: &[Range<usize>]) -> CubeTensor<R> {
+    check_ranges(&t.shape, ranges);
+    let dims: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
+    let out_shape = Shape::new(dims.clone());
+    let out = t.empty_like(out_shape.clone());
+    strided_copy(&t, &out, &dims, (block_base(&t.shape, ranges), &t.shape.strides()), (0, &out_shape.strides()));
+    out
+}
+
+/// `t` with the block at `ranges` replaced by `values` (a new buffer).
+pub fn slice_assign<R: Runtime>(t: CubeTensor<R>, ranges: &[Range<usize>], values: CubeTensor<R>) -> CubeTensor<R> {
+    check_ranges(&t.shape, ranges);
+    let dims: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
+    assert_eq!(values.shape.dims, dims, "slice_assign of {} into ranges {ranges:?}", values.shape);
+    let out = copy(&t);
+    strided_copy(&values, &out, &dims, (0, &values.shape.strides()), (block_base(&t.shape, ranges), &t.shape.strides()));
+    out
+}
+
+/// Concatenation along `dim`: one strided copy per input.
+pub fn cat<R: Runtime>(ts: Vec<CubeTensor<R>>, dim: usize) -> CubeTensor<R> {
+    assert!(!ts.is_empty(), "cat of no tensors");
+    let mut shape = ts[0].shape.clone();
+    assert!(dim < shape.rank(), "cat along dim {dim} of rank-{} tensors", shape.rank());
+    for t in &ts[1..] {
+        assert_eq!(t.shape.rank(), shape.rank(), "cat of {} and {}", shape, t.shape);
+        for d in 0..shape.rank() {
+            assert!(d == dim || t.shape.dims[d] == shape.dims[d], "cat along {dim} of {} and {}", ts[0].shape, t.shape);
+        }
+    }
+    shape.dims[dim] = ts.iter().map(|t| t.shape.dims[dim]).sum();
+    let out = ts[0].empty_like(shape.clone());
+    let ost = shape.strides();
+    let mut at = 0;
+    for t in &ts {
+        strided_copy(t, &out, &t.shape.dims, (0, &t.shape.strides()), (at * ost[dim], &ost));
+        at += t.shape.dims[dim];
+    }
+    out
+}
+
+/// `out[o, j, i] = t[o, idx[j], i]`.
+#[cube(launch_unchecked)]
+fn select_kernel<F: Float>(t: &Array<F>, idx: &Array<u32>, out: &mut Array<F>, n: u32, inner: u32) {
+    let pos = ABSOLUTE_POS;
+    if pos < out.len() {
+        let inner = usize::cast_from(inner);
+        let k = idx.len();
+        let i = pos % inner;
+        let j = (pos / inner) % k;
+        let o = pos / (inner * k);
+        out[pos] = t[(o * usize::cast_from(n) + usize::cast_from(idx[j])) * inner + i];
+    }
+}
+
+/// Rows `idx` along `dim`.
+pub fn select<R: Runtime>(t: CubeTensor<R>, dim: usize, idx: &[usize]) -> CubeTensor<R> {
+    let (_, n, inner) = t.shape.split_at_dim(dim);
+    for &i in idx {
+        assert!(i < n, "index {i} out of range for dim {dim} of {}", t.shape);
+    }
+    let mut shape = t.shape.clone();
+    shape.dims[dim] = idx.len();
+    let out = t.empty_like(shape);
+    let total = out.numel();
+    if total == 0 {
+        return out;
+    }
+    let ih = upload_u32(&t.client, &u32s(idx));
+    // SAFETY: every index was checked against the dim size above.
+    unsafe {
+        select_kernel::launch_unchecked::<f32, R>(
+            &t.client,
+            count_for(total, ELEMWISE_UNITS),
+            CubeDim::new_1d(ELEMWISE_UNITS),
+            ArrayArg::from_raw_parts(t.handle.clone(), t.numel().max(1)),
+            ArrayArg::from_raw_parts(ih, idx.len()),
+            ArrayArg::from_raw_parts(out.handle.clone(), total),
+            u32_of(n),
+            u32_of(inner),
+        )
+    };
+    out
+}
+
+/// `out[o, r, i] = t[o, r, i] + Σ_{j ∈ rows(r)} v[o, j, i]` with `rows(r)` = `list[start[r]..start[r+1]]`.
+#[cube(launch_unchecked)]
+fn select_add_kernel<F: Float>(t: &Array<F>, v: &Array<F>, start: &Array<u32>, list: &Array<u32>, out: &mut Array<F>, n: u32, k: u32, inner: u32) {
+    let pos = ABSOLUTE_POS;
+    if pos < out.len() {
+        let inner = usize::cast_from(inner);
+        let n = usize::cast_from(n);
+        let k = usize::cast_from(k);
+        let i = pos % inner;
+        let r = (pos / inner) % n;
+        let o = pos / (inner * n);
+        let mut acc = t[pos];
+        for q in usize::cast_from(start[r])..usize::cast_from(start[r + 1]) {
+            acc += v[(o * k + usize::cast_from(list[q])) * inner + i];
+        }
+        out[pos] = acc;
+    }
+}
+
+/// `t` with `values` added at rows `idx` along `dim` (duplicates accumulate, in index order).
+pub fn select_add<R: Runtime>(t: CubeTensor<R>, dim: usize, idx: &[usize], values: CubeTensor<R>) -> CubeTensor<R> {
+    let (outer, n, inner) = t.shape.split_at_dim(dim);
+    let mut want = t.shape.clone();
+    want.dims[dim] = idx.len();
+    assert_eq!(values.shape, want, "select_add of {} into {} at {} indices along {dim}", values.shape, t.shape, idx.len());
+    // Inverse index on the host (the index list is already there): rows(r) in CSR form.
+    let mut count = vec![0usize; n + 1];
+    for &i in idx {
+        assert!(i < n, "index {i} out of range for dim {dim} of {}", t.shape);
+        count[i + 1] += 1;
+    }
+    for r in 0..n {
+        count[r + 1] += count[r];
+    }
+    let mut fill = count.clone();
+    let mut list = vec![0usize; idx.len()];
+    for (j, &i) in idx.iter().enumerate() {
+        list[fill[i]] = j;
+        fill[i] += 1;
+    }
+    let out = t.empty_like(t.shape.clone());
+    let total = outer * n * inner;
+    if total == 0 {
+        return out;
+    }
+    let sh = upload_u32(&t.client, &u32s(&count));
+    let lh = upload_u32(&t.client, &u32s(&list));
+    // SAFETY: the CSR lists hold valid positions in 0..idx.len(); rows r < n.
+    unsafe {
+        select_add_kernel::launch_unchecked::<f32, R>(
+            &t.client,
+            count_for(total, ELEMWISE_UNITS),
+            CubeDim::new_1d(ELEMWISE_UNITS),
+            ArrayArg::from_raw_parts(t.handle.clone(), total),
+            ArrayArg::from_raw_parts(values.handle.clone(), values.numel().max(1)),
+            ArrayArg::from_raw_parts(sh, n + 1),
+            ArrayArg::from_raw_parts(lh, list.len().max(1)),
+            ArrayArg::from_raw_parts(out.handle.clone(), total),
+            u32_of(n),
+            u32_of(idx.len()),
+            u32_of(inner),
+        )
+    };
+    out
+}
+
+/// `out = mask[offset(pos)] != 0 ? value : t`, `info = [rank, dims.., mask strides..]`.
+#[cube(launch_unchecked)]
+fn mask_fill_kernel<F: Float>(t: &Array<F>, mask: &Array<u32>, info: &Array<u32>, out: &mut Array<F>, value: f32) {
+    let pos = ABSOLUTE_POS;
+    if pos < out.len() {
+        let rank = usize::cast_from(info[0]);
+        let mut rem = pos;
+        let mut om = 0usize;
+        for i in 0..rank {
+            let d = rank - 1 - i;
+            let dim = usize::cast_from(info[1 + d]);
+            let c = rem % dim;
+            rem /= dim;
+            om += c * usize::cast_from(info[1 + rank + d]);
+        }
+        if mask[om] != 0 {
+            out[pos] = F::cast_from(value);
+        } else {
+            out[pos] = t[pos];
+        }
+    }
+}
+
+/// Sets elements where the broadcast `mask` is true to `value`.
+pub fn mask_fill<R: Runtime>(t: CubeTensor<R>, mask: &[bool], mask_shape: &Shape, value: f64) -> CubeTensor<R> {
+    assert_eq!(mask.len(), mask_shape.numel(), "mask of {} values for shape {mask_shape}", mask.len());
+    assert!(
+        Shape::broadcast(mask_shape, &t.shape).as_ref() == Some(&t.shape),
+        "mask {mask_shape} does not broadcast to {}",
+        t.shape
+    );
+    let out = t.empty_like(t.shape.clone());
+    let n = t.numel();
+    if n == 0 {
+        return out;
+    }
+    let m: Vec<u32> = mask.iter().map(|&b| b as u32).collect();
+    let mh = upload_u32(&t.client, &m);
+    let dims = &t.shape.dims;
+    let mut info = vec![dims.len()];
+    info.extend_from_slice(dims);
+    info.extend(broadcast_strides(&mask_shape.dims, dims));
+    let info = u32s(&info);
+    let ilen = info.len();
+    let ih = upload_u32(&t.client, &info);
+    // SAFETY: mask offsets use the mask's own broadcast strides.
+    unsafe {
+        mask_fill_kernel::launch_unchecked::<f32, R>(
+            &t.client,
+            count_for(n, ELEMWISE_UNITS),
+            CubeDim::new_1d(ELEMWISE_UNITS),
+            ArrayArg::from_raw_parts(t.handle.clone(), n),
+            ArrayArg::from_raw_parts(mh, m.len().max(1)),
+            ArrayArg::from_raw_parts(ih, ilen),
+            ArrayArg::from_raw_parts(out.handle.clone(), n),
+            value as f32,
+        )
+    };
+    out
+}

@@ -1,0 +1,188 @@
+//! Fused row kernels: softmax / log-softmax over the last dim, LayerNorm over the last dim and
+//! GroupNorm over `[N, G, (C/G)·H·W]` groups. One cube of `ROW_UNITS` units per row: each unit
+//! walks a strided part of the row, then a shared-memory tree combines the partials (no plane
+//! intrinsics: lavapipe has none). Statistics are two-pass (mean, then centred variance), as
+//! the CPU reference.
+use super::{count_for, u32_of, ROW_UNITS};
+use crate::tensor::CubeTensor;
+use cubecl::prelude::*;
+
+/// Combines `v` over the cube: the sum (`max = false`) or the max. All units get the result.
+#[cube]
+fn cube_reduce<F: Float>(smem: &mut SharedMemory<F>, v: F, #[comptime] block: usize, #[comptime] max: bool) -> F {
+    let t = usize::cast_from(UNIT_POS);
+    smem[t] = v;
+    sync_cube();
+    let mut s = (block / 2).runtime();
+    while s > 0 {
+        if t < s {
+            if max {
+                smem[t] = Max::max(smem[t], smem[t + s]);
+            } else {
+                smem[t] = smem[t] + smem[t + s];
+            }
+        }
+        sync_cube();
+        s /= 2;
+    }
+    let r = smem[0];
+    sync_cube();
+    r
+}
+
+/// Softmax (`log = false`) or log-softmax of each row of `[rows, cols]`.
+#[cube(launch_unchecked)]
+fn softmax_kernel<F: Float>(x: &Array<F>, out: &mut Array<F>, rows: u32, cols: u32, #[comptime] block: usize, #[comptime] log: bool) {
+    let row = CUBE_POS;
+    if row < usize::cast_from(rows) {
+        let cols = usize::cast_from(cols);
+        let base = row * cols;
+        let t = usize::cast_from(UNIT_POS);
+        let mut smem = SharedMemory::<F>::new(block);
+        let mut m = F::min_value();
+        let mut j = t;
+        while j < cols {
+            m = Max::max(m, x[base + j]);
+            j += block;
+        }
+        let m = cube_reduce::<F>(&mut smem, m, block, true);
+        let mut s = F::new(0.0);
+        let mut j = t;
+        while j < cols {
+            s += F::exp(x[base + j] - m);
+            j += block;
+        }
+        let s = cube_reduce::<F>(&mut smem, s, block, false);
+        let mut j = t;
+        if log {
+            let lse = F::ln(s);
+            while j < cols {
+                out[base + j] = x[base + j] - m - lse;
+                j += block;
+            }
+        } else {
+            let inv = F::new(1.0) / s;
+            while j < cols {
+                out[base + j] = F::exp(x[base + j] - m) * inv;
+                j += block;
+            }
+        }
+    }
+}
+
+/// Normalises each row of `[rows, len]` and applies a per-channel affine: channel of element
+/// `j` of row `r` is `((r % groups) · len + j) / plane` (LayerNorm: groups = 1, plane = 1).
+#[cube(launch_unchecked)]
+fn norm_kernel<F: Float>(
+    x: &Array<F>,
+    gamma: &Array<F>,
+    beta: &Array<F>,
+    out: &mut Array<F>,
+    rows: u32,
+    len: u32,
+    groups: u32,
+    plane: u32,
+    eps: f32,
+    #[comptime] block: usize,
+) {
+    let row = CUBE_POS;
+    if row < usize::cast_from(rows) {
+        let len = usize::cast_from(len);
+        let plane = usize::cast_from(plane);
+        let base = row * len;
+        let ch0 = (row % usize::cast_from(groups)) * len;
+        let t = usize::cast_from(UNIT_POS);
+        let mut smem = SharedMemory::<F>::new(block);
+        let mut s = F::new(0.0);
+        let mut j = t;
+        while j < len {
+            s += x[base + j];
+            j += block;
+        }
+        let mean = cube_reduce::<F>(&mut smem, s, block, false) / F::cast_from(len);
+        let mut v = F::new(0.0);
+        let mut j = t;
+        while j < len {
+            let d = x[base + j] - mean;
+            v += d * d;
+            j += block;
+        }
+        let var = cube_reduce::<F>(&mut smem, v, block, false) / F::cast_from(len);
+        let rstd = F::new(1.0) / F::sqrt(var + F::cast_from(eps));
+        let mut j = t;
+        while j < len {
+            let c = (ch0 + j) / plane;
+            out[base + j] = (x[base + j] - mean) * rstd * gamma[c] + beta[c];
+            j += block;
+        }
+    }
+}
+
+/// Softmax or log-softmax over the last dim.
+pub fn softmax<R: Runtime>(x: CubeTensor<R>, log: bool) -> CubeTensor<R> {
+    let cols = *x.shape.dims.last().expect("softmax of a rank-0 tensor");
+    let rows = x.numel() / cols.max(1);
+    let out = x.empty_like(x.shape.clone());
+    if x.numel() == 0 {
+        return out;
+    }
+    // SAFETY: each cube touches only its own row; all units of a cube take the same branch.
+    unsafe {
+        softmax_kernel::launch_unchecked::<f32, R>(
+            &x.client,
+            count_for(rows, 1),
+            CubeDim::new_1d(ROW_UNITS as u32),
+            ArrayArg::from_raw_parts(x.handle.clone(), x.numel()),
+            ArrayArg::from_raw_parts(out.handle.clone(), x.numel()),
+            u32_of(rows),
+            u32_of(cols),
+            ROW_UNITS,
+            log,
+        )
+    };
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn launch_norm<R: Runtime>(x: &CubeTensor<R>, gamma: &CubeTensor<R>, beta: &CubeTensor<R>, rows: usize, len: usize, groups: usize, plane: usize, eps: f64) -> CubeTensor<R> {
+    let out = x.empty_like(x.shape.clone());
+    if x.numel() == 0 {
+        return out;
+    }
+    // SAFETY: each cube touches only its own row; channel indices stay below gamma's length.
+    unsafe {
+        norm_kernel::launch_unchecked::<f32, R>(
+            &x.client,
+            count_for(rows, 1),
+            CubeDim::new_1d(ROW_UNITS as u32),
+            ArrayArg::from_raw_parts(x.handle.clone(), x.numel()),
+            ArrayArg::from_raw_parts(gamma.handle.clone(), gamma.numel()),
+            ArrayArg::from_raw_parts(beta.handle.clone(), beta.numel()),
+            ArrayArg::from_raw_parts(out.handle.clone(), x.numel()),
+            u32_of(rows),
+            u32_of(len),
+            u32_of(groups),
+            u32_of(plane),
+            eps as f32,
+            ROW_UNITS,
+        )
+    };
+    out
+}
+
+/// LayerNorm over the last dim with affine `gamma`, `beta` of shape `[C]`.
+pub fn layer_norm<R: Runtime>(x: CubeTensor<R>, gamma: CubeTensor<R>, beta: CubeTensor<R>, eps: f64) -> CubeTensor<R> {
+    let c = *x.shape.dims.last().expect("layer_norm of a rank-0 tensor");
+    assert!(gamma.numel() == c && beta.numel() == c, "layer_norm of {} with affine {}", x.shape, gamma.shape);
+    launch_norm(&x, &gamma, &beta, x.numel() / c.max(1), c, 1, 1, eps)
+}
+
+/// GroupNorm of `[N, C, H, W]`.
+pub fn group_norm<R: Runtime>(x: CubeTensor<R>, groups: usize, gamma: CubeTensor<R>, beta: CubeTensor<R>, eps: f64) -> CubeTensor<R> {
+    assert_eq!(x.shape.rank(), 4, "group_norm needs [N, C, H, W], got {}", x.shape);
+    let [n, c, h, w] = x.shape.dims::<4>();
+    assert!(groups > 0 && c % groups == 0, "group_norm: {c} channels in {groups} groups");
+    assert!(gamma.numel() == c && beta.numel() == c, "group_norm of {} with affine {}", x.shape, gamma.shape);
+    let len = (c / groups) * h * w;
+    launch_norm(&x, &gamma, &beta, n * groups, len, groups, (h * w).max(1), eps)
+}

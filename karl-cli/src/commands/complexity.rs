@@ -1,0 +1,103 @@
+//! `karl complexity`: the KC estimate (tokens used at ε) of every image, with the achieved L1 of
+//! the 8-bit reconstruction, sorted by KC; optionally a CSV and a contact sheet of thumbnails
+//! ordered by KC with the count under each.
+use super::eval::{l1, pass, write_rgb_png};
+use super::{B, load};
+use crate::args::ComplexityArgs;
+use crate::image_io::{collect_images, load_image};
+use crate::progress::bar;
+use anyhow::{Result, bail};
+use karl_core::Tensor;
+use karl_core::cpu::CpuDevice;
+use karl_core::eval::plot::{contact_sheet, downsample_rgb};
+use karl_core::model::EncodeOptions;
+use karl_core::preprocess::to_rgb8;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// One image's result.
+struct Row {
+    path: PathBuf,
+    kc: usize,
+    l1: f64,
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+/// Runs `karl complexity`.
+pub fn run(a: ComplexityArgs) -> Result<()> {
+    let images = collect_images(&a.inputs)?;
+    if images.is_empty() {
+        bail!("no images found in {:?}", a.inputs);
+    }
+    if a.thumb < 8 {
+        bail!("--thumb {} is too small (at least 8 pixels)", a.thumb);
+    }
+    let tok = load(&a.model)?;
+    let opts = EncodeOptions { budget: a.budget, quality: a.quality, fixed: false };
+    tok.check_options(&opts)?;
+    let size = tok.model.config.image_size;
+    let pb = bar(images.len(), "estimating KC");
+    let mut rows = Vec::with_capacity(images.len());
+    let mut failed = 0usize;
+    for path in &images {
+        let r = (|| -> Result<Row> {
+            let x = load_image(path, size, true)?;
+            let xt = Tensor::<B, 4>::from_f32(x.clone(), [1, 3, size, size], &CpuDevice)?;
+            let (kc, rec, _) = pass(&tok, &xt, opts)?;
+            Ok(Row { path: path.clone(), kc, l1: l1(&rec, &x, size)? })
+        })();
+        match r {
+            Ok(r) => rows.push(r),
+            Err(e) => {
+                failed += 1;
+                pb.suspend(|| eprintln!("skipping: {e:#}"));
+            }
+        }
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    if rows.is_empty() {
+        bail!("none of the {} images could be read", images.len());
+    }
+    rows.sort_by(|a, b| a.kc.cmp(&b.kc).then_with(|| a.path.cmp(&b.path)));
+
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for r in &rows {
+        if a.json {
+            writeln!(out, "{}", serde_json::json!({ "image": r.path.display().to_string(), "kc": r.kc, "l1": r.l1 }))?;
+        } else {
+            writeln!(out, "{}\t{:.4}\t{}", r.kc, r.l1, r.path.display())?;
+        }
+    }
+    drop(out);
+    if let Some(csv) = &a.csv {
+        let mut s = String::from("image,kc,l1\n");
+        for r in &rows {
+            s.push_str(&format!("{},{},{}\n", csv_field(&r.path.display().to_string()), r.kc, r.l1));
+        }
+        karl_core::record::write_atomic(csv, s.as_bytes())?;
+    }
+    if let Some(sheet) = &a.sheet {
+        // At most --sheet-max thumbnails, evenly spread over the KC order; the images are read a
+        // second time so only the thumbnails are held in memory.
+        let n = rows.len().min(a.sheet_max.max(1));
+        let picks: Vec<usize> = if n == rows.len() { (0..n).collect() } else { (0..n).map(|i| i * (rows.len() - 1) / (n - 1).max(1)).collect() };
+        let mut thumbs = Vec::with_capacity(n);
+        for i in picks {
+            let r = &rows[i];
+            let x = load_image(&r.path, size, true)?;
+            let rgb = to_rgb8(&x, size, size);
+            thumbs.push((downsample_rgb(&rgb, size, size, a.thumb, a.thumb), r.kc.to_string()));
+        }
+        let c = contact_sheet(&thumbs, a.thumb, a.columns);
+        write_rgb_png(sheet, &c.pixels, c.width, c.height)?;
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} images could not be read and were skipped", images.len());
+    }
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! Training mechanics on a tiny pixel-base model: seeded determinism, exact resume from a
+//! checkpoint, the last two checkpoints kept, and non-finite losses stopping with the step and
+//! term named.
+use karl_core::autodiff::Autodiff;
+use karl_core::cpu::{Cpu, CpuDevice};
+use karl_core::model::{Karl, KarlConfig};
+use karl_core::nn::Module;
+use karl_core::train::events::{EventSink, TrainEvent};
+use karl_core::train::trainer::{list_checkpoints, SyntheticData, TrainConfig, Trainer};
+use std::sync::atomic::AtomicBool;
+
+type B = Autodiff<Cpu<f32>>;
+
+/// Records losses; sets `stop` (like Ctrl-C) after `stop_after` steps.
+struct Record<'a>(Vec<f64>, Option<(u64, &'a AtomicBool)>);
+impl EventSink for Record<'_> {
+    fn event(&mut self, e: &TrainEvent) {
+        if let TrainEvent::Step { losses, step, .. } = e {
+            self.0.push(losses.total);
+            if let Some((n, flag)) = self.1 {
+                if *step >= n {
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        }
+    }
+}
+
+fn tiny() -> (KarlConfig, TrainConfig) {
+    let c = KarlConfig::pixel("test_tiny", 32, 8, (32, 1, 2), (32, 1, 2), 24);
+    let mut t = TrainConfig::for_model(&c, 6, 2, 7);
+    t.budgets_a = vec![4, 8, 12, 16, 20];
+    t.budget_b = 16;
+    t.checkpoint_every = 2;
+    t.lr = 1e-3;
+    (c, t)
+}
+
+/// Trains (or resumes) a 6-step run, interrupted after `stop_after` steps if given.
+fn losses_of(run: &std::path::Path, stop_after: Option<u64>, resume: bool) -> Vec<f64> {
+    let (c, t) = tiny();
+    let mut trainer = if resume {
+        Trainer::<B>::resume(run, &CpuDevice).unwrap()
+    } else {
+        Trainer::new(Karl::<B>::new(c, &CpuDevice, 11).unwrap(), t).unwrap()
+    };
+    let stop = AtomicBool::new(false);
+    let mut rec = Record(Vec::new(), stop_after.map(|n| (n, &stop)));
+    trainer.run(&mut SyntheticData { seed: 5 }, run, &stop, &mut rec).unwrap();
+    rec.0
+}
+
+#[test]
+fn resume_continues_exactly_and_keeps_two_checkpoints() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let full = losses_of(a.path(), None, false);
+    assert_eq!(full.len(), 6);
+    assert!(full.iter().all(|v| v.is_finite()));
+    // interrupted after 3 steps (checkpoint at the stop, as on Ctrl-C), then resumed to 6
+    let first = losses_of(b.path(), Some(3), false);
+    assert_eq!(first.len(), 3);
+    let rest = losses_of(b.path(), None, true);
+    let joined: Vec<f64> = first.into_iter().chain(rest).collect();
+    assert_eq!(joined, full, "losses after resuming differ from an uninterrupted run");
+    let kept = list_checkpoints(b.path()).unwrap();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(kept[1].ends_with("ckpt-000000006"));
+    // the same seed gives the same losses
+    let c = tempfile::tempdir().unwrap();
+    assert_eq!(losses_of(c.path(), None, false), full);
+}
+
+#[test]
+fn non_finite_loss_stops_with_step_and_term() {
+    let (c, t) = tiny();
+    let mut model = Karl::<B>::new(c, &CpuDevice, 1).unwrap();
+    model.decoder.ffn_2.weight.visit_mut("", &mut |_, w| {
+        let d = karl_core::TensorData::new_f32(vec![f32::NAN; 192 * 64], [192, 64]).unwrap();
+        *w = <B as karl_core::backend::FloatOps>::float_from_data(&d, &CpuDevice);
+    });
+    let run = tempfile::tempdir().unwrap();
+    let mut tr = Trainer::new(model, t).unwrap();
+    tr.save(run.path()).unwrap();
+    let err = tr.run(&mut SyntheticData { seed: 1 }, run.path(), &AtomicBool::new(false), &mut Record(vec![], None)).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("step 1") && msg.contains("loss term"), "{msg}");
+    assert_eq!(list_checkpoints(run.path()).unwrap().len(), 1, "the last good checkpoint stays");
+}
