@@ -102,24 +102,6 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * Copies this thread's last error message into `buf` and returns its full length in bytes
- * (without the terminating NUL), like `snprintf`.
- *
- * Every function returning a `karl_status` clears the message when it starts and sets it when
- * it fails, so read it right after the failing call, on the same thread. The message is
- * empty (length 0) when the last call succeeded.
- *
- * `buf` receives at most `len - 1` bytes of UTF-8 (cut at a character boundary) and a NUL.
- * With `buf == NULL` or `len == 0` nothing is written: call it that way to learn the size
- * (`returned + 1` bytes hold the whole message). The caller owns `buf`.
- *
- * # Safety
- * `buf` is NULL or points to `len` writable bytes.
- */
-size_t karl_last_error_message(char *buf,
-                               size_t len);
-
-/**
  * The library version, `"MAJOR.MINOR.PATCH"` (the same as the `KARL_VERSION` macro of the
  * header this library was built with). Static storage: never free it.
  */
@@ -211,8 +193,8 @@ void karl_model_free(struct karl_model *m);
  * Tokenizes one image adaptively: the model keeps as many of the first `budget` tokens as it
  * needs to reach the mean absolute reconstruction error `quality`.
  *
- * `rgb` is 8-bit interleaved RGB, `width`×`height` pixels, rows `stride` bytes apart
- * (`stride ≥ 3·width`; the buffer needs `stride·(height−1) + 3·width` bytes); it is borrowed
+ * `rgb` is 8-bit interleaved RGB, `width`x`height` pixels, rows `stride` bytes apart
+ * (`stride >= 3*width`; the buffer needs `stride*(height-1) + 3*width` bytes); it is borrowed
  * for the call. The model's preprocessing applies: the shorter side is resized to the model's
  * image size (antialiased bicubic) and the centre is cropped. `quality` is finite, in (0, 1];
  * `budget` is in 1..=512 (and at most the model's maximum).
@@ -252,14 +234,14 @@ enum karl_status karl_encode_fixed(const struct karl_model *m,
                                    struct karl_tokens **out);
 
 /**
- * Decodes tokens to an image of the model's size S×S (`karl_model_image_size`): writes
- * S·S·3 bytes of 8-bit interleaved RGB, rows 3·S bytes apart, to `rgb_out` (`len` bytes,
- * owned by the caller; bytes past S·S·3 are left alone).
+ * Decodes tokens to an image of the model's size SxS (`karl_model_image_size`): writes
+ * S*S*3 bytes of 8-bit interleaved RGB, rows 3*S bytes apart, to `rgb_out` (`len` bytes,
+ * owned by the caller; bytes past S*S*3 are left alone).
  *
  * `m` and `t` are borrowed; the tokens must come from the same model (same weights). On
  * failure `rgb_out` is not written. Thread-safe for a shared `m` and `t`.
  *
- * Errors: `KARL_NULL_ARGUMENT`, `KARL_BUFFER_TOO_SMALL` (`len < S·S·3`),
+ * Errors: `KARL_NULL_ARGUMENT`, `KARL_BUFFER_TOO_SMALL` (`len < S*S*3`),
  * `KARL_INVALID_ARGUMENT` (tokens of another model).
  *
  * # Safety
@@ -282,7 +264,7 @@ size_t karl_tokens_count(const struct karl_tokens *t);
 
 /**
  * Writes the KC positions of the kept tokens (strictly increasing, each < budget) to
- * `buf[0..KC]`; `len` is the number of `uint32_t` in `buf` (≥ `karl_tokens_count(t)`, else
+ * `buf[0..KC]`; `len` is the number of `uint32_t` in `buf` (>= `karl_tokens_count(t)`, else
  * `KARL_BUFFER_TOO_SMALL`). `buf` may be NULL when `len` is 0. `t` is borrowed; `buf` is owned
  * by the caller and written only on success.
  *
@@ -347,6 +329,24 @@ enum karl_status karl_tokens_deserialize(const uint8_t *buf,
  * `t` is NULL or tokens from this library that were not freed before.
  */
 void karl_tokens_free(struct karl_tokens *t);
+
+/**
+ * Copies this thread's last error message into `buf` and returns its full length in bytes
+ * (without the terminating NUL), like `snprintf`.
+ *
+ * Every function returning a `karl_status` clears the message when it starts and sets it when
+ * it fails, so read it right after the failing call, on the same thread. The message is
+ * empty (length 0) when the last call succeeded.
+ *
+ * `buf` receives at most `len - 1` bytes of UTF-8 (cut at a character boundary) and a NUL.
+ * With `buf == NULL` or `len == 0` nothing is written: call it that way to learn the size
+ * (`returned + 1` bytes hold the whole message). The caller owns `buf`.
+ *
+ * # Safety
+ * `buf` is NULL or points to `len` writable bytes.
+ */
+size_t karl_last_error_message(char *buf,
+                               size_t len);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,1 +1,121 @@
-fn main() {}
+//! Encode / decode speed of the `karl_small` preset (random weights) at 256×256, batch 1 and
+//! 32, f32, on the cubecl backends compiled in (and the CPU reference with `--cpu`).
+//!
+//! ```sh
+//! cargo run --release -p karl-backend-cubecl --features cuda --example bench_model -- \
+//!     [--device cuda|rocm|wgpu|cpu]... [--batch 1,32] [--iters 5] [--preset karl_small]
+//! ```
+//! Each pass ends with a download (encode: the token ids; decode: the image), so the times
+//! include the device synchronisation. The first pass of each shape is a warm-up (kernel
+//! compilation) and is reported separately.
+use karl_backend_cubecl::{CubeBackend, CubeDevice, DeviceKind};
+use karl_core::cpu::{Cpu, CpuDevice};
+use karl_core::model::tokenizer::EncodeOptions;
+use karl_core::model::{Karl, KarlConfig, Tokenizer};
+use karl_core::{Backend, Tensor, TensorData};
+use std::time::Instant;
+
+struct Args {
+    devices: Vec<String>,
+    batches: Vec<usize>,
+    iters: usize,
+    preset: String,
+}
+
+fn parse() -> Args {
+    let mut a = Args { devices: Vec::new(), batches: vec![1, 32], iters: 5, preset: "karl_small".into() };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--device" => a.devices.push(val()),
+            "--batch" => a.batches = val().split(',').map(|s| s.trim().parse().expect("batch sizes")).collect(),
+            "--iters" => a.iters = val().parse().expect("iteration count"),
+            "--preset" => a.preset = val(),
+            "-h" | "--help" => {
+                println!("bench_model [--device cuda|rocm|wgpu|cpu]... [--batch 1,32] [--iters 5] [--preset karl_small]");
+                std::process::exit(0);
+            }
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    if a.devices.is_empty() {
+        a.devices = karl_backend_cubecl::available_devices().iter().map(|k| k.name().to_string()).collect();
+    }
+    a
+}
+
+struct Row {
+    backend: String,
+    pass: &'static str,
+    batch: usize,
+    first_ms: f64,
+    ms: f64,
+}
+
+fn bench<B: Backend>(label: &str, device: &B::Device, args: &Args, rows: &mut Vec<Row>) {
+    let cfg = KarlConfig::preset(&args.preset).expect("preset");
+    let size = cfg.image_size;
+    let t0 = Instant::now();
+    let tok = Tokenizer::new(Karl::<B>::new(cfg, device, 0).expect("model"));
+    eprintln!("{label}: {} initialised in {:.2} s", args.preset, t0.elapsed().as_secs_f64());
+    for &batch in &args.batches {
+        let n = batch * 3 * size * size;
+        let vals: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
+        let data = TensorData::new_f32(vals, [batch, 3, size, size]).expect("sized");
+        let x = Tensor::<B, 4>::from_data(&data, device).expect("upload");
+        let opts = EncodeOptions::default();
+        let time = |f: &mut dyn FnMut()| {
+            let t = Instant::now();
+            f();
+            let first = t.elapsed().as_secs_f64() * 1e3;
+            let t = Instant::now();
+            for _ in 0..args.iters {
+                f();
+            }
+            (first, t.elapsed().as_secs_f64() * 1e3 / args.iters.max(1) as f64)
+        };
+        let mut tokens = Vec::new();
+        let (first, ms) = time(&mut || tokens = tok.encode(&x, opts).expect("encode"));
+        rows.push(Row { backend: label.into(), pass: "encode", batch, first_ms: first, ms });
+        eprintln!("{label}: encode batch {batch}: {ms:.1} ms");
+        let (first, ms) = time(&mut || {
+            let img = tok.decode(&tokens).expect("decode");
+            std::hint::black_box(img.to_vec());
+        });
+        rows.push(Row { backend: label.into(), pass: "decode", batch, first_ms: first, ms });
+        eprintln!("{label}: decode batch {batch}: {ms:.1} ms");
+    }
+}
+
+#[cfg_attr(not(any(feature = "cuda", feature = "rocm", feature = "wgpu")), allow(dead_code))]
+fn run_cube<R: cubecl::Runtime>(kind: DeviceKind, args: &Args, rows: &mut Vec<Row>) {
+    if let Err(e) = karl_backend_cubecl::is_available(kind) {
+        eprintln!("{e}");
+        return;
+    }
+    bench::<CubeBackend<R>>(&format!("{kind} f32"), &CubeDevice::<R>::default(), args, rows);
+}
+
+fn main() {
+    let args = parse();
+    let mut rows = Vec::new();
+    for d in &args.devices {
+        match d.as_str() {
+            "cpu" => bench::<Cpu<f32>>("cpu f32", &CpuDevice, &args, &mut rows),
+            #[cfg(feature = "cuda")]
+            "cuda" => run_cube::<cubecl::cuda::CudaRuntime>(DeviceKind::Cuda, &args, &mut rows),
+            #[cfg(feature = "rocm")]
+            "rocm" => run_cube::<cubecl::hip::HipRuntime>(DeviceKind::Rocm, &args, &mut rows),
+            #[cfg(feature = "wgpu")]
+            "wgpu" => run_cube::<cubecl::wgpu::WgpuRuntime>(DeviceKind::Wgpu, &args, &mut rows),
+            other => eprintln!("device {other}: not compiled in (features: cuda, rocm, wgpu) or unknown"),
+        }
+    }
+    println!("\n{} at 256×256, {} timed passes after one warm-up (bf16: not implemented, f32 only)", args.preset, args.iters);
+    println!("| backend | pass | batch | first pass (ms) | ms / pass | images / s |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: |");
+    for r in &rows {
+        println!("| {} | {} | {} | {:.1} | {:.1} | {:.1} |", r.backend, r.pass, r.batch, r.first_ms, r.ms, r.batch as f64 * 1e3 / r.ms);
+    }
+}

@@ -4,7 +4,7 @@
 //! its device thread, and a HIP client without ROCm aborts the process (cubecl.md §6).
 use core::fmt;
 use cubecl::prelude::*;
-use cubecl::DeviceId;
+use cubecl::device::{Device, DeviceId};
 
 /// A device of runtime `R`.
 pub struct CubeDevice<R: Runtime>(pub R::Device);
@@ -19,7 +19,7 @@ impl<R: Runtime> CubeDevice<R> {
         R::client(&self.0)
     }
     fn id(&self) -> DeviceId {
-        cubecl::Device::to_id(&self.0)
+        Device::to_id(&self.0)
     }
 }
 impl<R: Runtime> Clone for CubeDevice<R> {

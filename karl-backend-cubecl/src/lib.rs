@@ -15,7 +15,11 @@
 //! With no runtime feature the crate still builds (generic code only).
 pub mod device;
 mod kernel;
+mod ops;
 mod tensor;
+#[cfg(test)]
+mod tests;
+pub mod testing;
 
 pub use device::{available_devices, is_available, CubeDevice, DeviceKind};
 pub use tensor::CubeTensor;
@@ -23,6 +27,7 @@ pub use tensor::CubeTensor;
 use core::fmt;
 use core::marker::PhantomData;
 use cubecl::Runtime;
+use karl_core::backend::{Backend, BackendTypes};
 
 /// The KARL backend on a cubecl runtime `R`.
 pub struct CubeBackend<R: Runtime>(PhantomData<fn() -> R>);
@@ -44,3 +49,24 @@ impl<R: Runtime> fmt::Debug for CubeBackend<R> {
     }
 }
 
+impl<R: Runtime> BackendTypes for CubeBackend<R> {
+    type Device = CubeDevice<R>;
+    type FloatTensor = CubeTensor<R>;
+}
+
+impl<R: Runtime> Backend for CubeBackend<R> {
+    fn name() -> String {
+        let short = core::any::type_name::<R>().rsplit("::").next().unwrap_or("runtime");
+        format!("cubecl<{short}>")
+    }
+}
+
+/// The wgpu backend (Vulkan / Metal / DX12 / lavapipe).
+#[cfg(feature = "wgpu")]
+pub type Wgpu = CubeBackend<cubecl::wgpu::WgpuRuntime>;
+/// The CUDA backend.
+#[cfg(feature = "cuda")]
+pub type Cuda = CubeBackend<cubecl::cuda::CudaRuntime>;
+/// The ROCm (HIP) backend.
+#[cfg(feature = "rocm")]
+pub type Rocm = CubeBackend<cubecl::hip::HipRuntime>;

@@ -37,6 +37,8 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Image-quality metrics between two images (L1, MSE, PSNR, SSIM, LPIPS).
     Metrics(MetricsArgs),
+    /// Train a KARL model (two-phase, stage 1) with checkpoints and exact resume.
+    Train(TrainArgs),
     /// Evaluate on a folder of images: tokens used, passes, L1/MSE/PSNR/SSIM/LPIPS per setting,
     /// halting calibration, optional exact budget search; resumable (results.jsonl).
     Eval(EvalArgs),
@@ -218,4 +220,54 @@ pub struct ComplexityArgs {
     /// At most this many thumbnails (evenly spread over the KC order).
     #[arg(long, default_value_t = 256)]
     pub sheet_max: usize,
+}
+
+/// `karl train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Model configuration JSON.
+    #[arg(long, conflicts_with = "preset")]
+    pub config: Option<PathBuf>,
+    /// Model preset (e.g. karl_pixel_tiny, karl_tiny).
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Training images: a directory (recursive) or `synthetic`.
+    #[arg(long, default_value = "synthetic")]
+    pub data: String,
+    /// Share of synthetic images mixed into a directory's batches (0..1).
+    #[arg(long, default_value_t = 0.0)]
+    pub mix_synthetic: f64,
+    /// Random-resized-crop area range MIN,MAX as a share of the image (official 0.8,1.0).
+    #[arg(long, value_delimiter = ',', default_values_t = [0.8, 1.0])]
+    pub crop_scale: Vec<f64>,
+    /// Run directory (checkpoints, metrics.jsonl).
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+    /// Total steps.
+    #[arg(long, default_value_t = 1000)]
+    pub steps: u64,
+    /// Set when --steps was given explicitly (used with --resume).
+    #[arg(skip)]
+    pub steps_given: bool,
+    /// Images per step.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Continue the run in this directory exactly where its last checkpoint stopped.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Seed of everything random.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Peak learning rate (default 2e-4).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Warmup steps (default steps/10).
+    #[arg(long)]
+    pub warmup: Option<u64>,
+    /// Checkpoint every K steps (0: only at the end and on Ctrl-C).
+    #[arg(long, default_value_t = 500)]
+    pub checkpoint_every: u64,
+    /// EMA decay of the weights kept for inference.
+    #[arg(long, default_value_t = 0.9999)]
+    pub ema_decay: f64,
 }

@@ -4,6 +4,7 @@
 
 mod args;
 mod commands;
+mod data;
 mod image_io;
 mod progress;
 
@@ -11,7 +12,10 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = args::Cli::parse();
+    let mut cli = args::Cli::parse();
+    if let args::Command::Train(t) = &mut cli.command {
+        t.steps_given = std::env::args().any(|a| a == "--steps" || a.starts_with("--steps="));
+    }
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

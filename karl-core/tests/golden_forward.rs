@@ -121,3 +121,28 @@ fn a_batch_gives_the_batch_one_results() {
     let worst = imgs[n..].iter().zip(&one).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(worst <= 1e-5, "batched decode differs from batch-1 by {worst}");
 }
+
+#[test]
+fn masked_batched_decoder_equals_dropping_per_image() {
+    let tok = mini();
+    let m = &tok.model;
+    let a = golden("astronaut");
+    let f = golden("flat_square");
+    let x = Tensor::cat(
+        vec![Tensor::<B, 4>::from_data(&a["input"], &CpuDevice).unwrap(), Tensor::<B, 4>::from_data(&f["input"], &CpuDevice).unwrap()],
+        0,
+    );
+    let (img, _) = m.image_tokens(&x);
+    let enc = m.encode_latents(img, &[5, 5], 64);
+    let (_, mut kept) = m.halting(&enc.halt_logits);
+    // the mechanism must hold for any kept sets: make the second image keep every other token
+    kept[1] = (0..64).step_by(2).collect();
+    let q = m.quantize(enc.prequant);
+    let batched = m.decode_latents(q.z_q.clone(), Some(&kept)).to_vec();
+    for i in 0..2 {
+        let one = m.decode_latents(q.z_q.clone().narrow(0, i..i + 1), Some(&kept[i..i + 1])).to_vec();
+        let n = one.len();
+        let worst = batched[i * n..(i + 1) * n].iter().zip(&one).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "image {i}: masked batch vs drop differ by {worst}");
+    }
+}

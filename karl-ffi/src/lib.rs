@@ -17,16 +17,21 @@
 //! The backend is the reference CPU backend of karl-core (`runtime.rs`); GPU backends will be
 //! chosen there at runtime and report `KARL_BACKEND_UNAVAILABLE` when not compiled in.
 
-// Module order = order of the items in include/karl.h.
 #[macro_use]
 mod panic;
 mod handle;
 mod runtime;
 
-mod status;
-mod model;
-mod tokens;
-mod error;
+// The exported modules, in the order of their functions in include/karl.h (cbindgen keeps the
+// source order; the blank lines keep rustfmt from sorting them).
+mod status; // karl_status, karl_version, karl_status_name
+
+mod model; // karl_model_*, karl_encode*, karl_decode
+
+mod tokens; // karl_tokens_*
+
+mod error; // karl_last_error_message
+
 mod default_model;
 
 pub use default_model::default_model_bytes;

@@ -5,10 +5,14 @@
 //! - `karl_bad_calls.c` drives every function with bad arguments;
 //! - `karl_threads.c` encodes from 4 threads with one model.
 //!
-//! The example and the bad calls run under `valgrind --leak-check=full --error-exitcode=1`
-//! when valgrind is on PATH (set `KARL_FFI_NO_VALGRIND=1` to skip it locally).
+//! The example and the bad calls also run under `valgrind --leak-check=full --error-exitcode=1`
+//! when valgrind is on PATH (set `KARL_FFI_NO_VALGRIND=1` to skip it locally), on a tiny
+//! random model written by this test (32 px, pixel base), since the mini model takes minutes
+//! under valgrind.
 use karl_core::TensorData;
-use karl_core::record::safetensors::read_safetensors;
+use karl_core::cpu::{Cpu, CpuDevice};
+use karl_core::model::{Karl, KarlConfig};
+use karl_core::record::safetensors::{read_safetensors, safetensors_bytes};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -21,6 +25,8 @@ struct Fixture {
     model: PathBuf,
     /// A copy of the model with its weights cut in half.
     truncated: PathBuf,
+    /// A tiny random model (config.json + weights.safetensors) for the valgrind runs.
+    tiny: PathBuf,
     /// The golden astronaut input as raw 256x256 RGB8.
     rgb: PathBuf,
     /// Golden positions and codes of the pass T=256, eps=0.05.
@@ -33,18 +39,26 @@ fn crate_dir() -> PathBuf {
 }
 
 fn tensor<'a>(tensors: &'a [(String, TensorData)], name: &str) -> &'a TensorData {
-    &tensors.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("golden tensor {name} is missing")).1
+    &tensors
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("golden tensor {name} is missing"))
+        .1
 }
 
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let model = karl_core::record::shared_dir().join("golden/mini");
-        assert!(model.join("weights.safetensors").is_file(), "no golden model at {} (set KARL_SHARED)", model.display());
-        let dir = std::env::temp_dir().join(format!("karl-ffi-c-api-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        assert!(
+            model.join("weights.safetensors").is_file(),
+            "no golden model at {} (set KARL_SHARED)",
+            model.display()
+        );
+        let dir = scratch_dir();
 
-        let golden = read_safetensors(&model.join("forward_astronaut.safetensors")).expect("read the golden astronaut pass");
+        let golden = read_safetensors(&model.join("forward_astronaut.safetensors"))
+            .expect("read the golden astronaut pass");
         let input = tensor(&golden, "input").to_f32_vec();
         assert_eq!(tensor(&golden, "input").shape.dims, [1, 3, 256, 256]);
         let s = 256;
@@ -60,7 +74,10 @@ fn fixture() -> &'static Fixture {
         let active = tensor(&golden, "T256_eps0.05/active").to_f32_vec();
         let vq = tensor(&golden, "T256_eps0.05/vq_indices").to_f32_vec();
         let kc = tensor(&golden, "T256_eps0.05/kc").to_f32_vec()[0] as usize;
-        let positions: Vec<u32> = (0..active.len()).filter(|&i| active[i] != 0.0).map(|i| i as u32).collect();
+        let positions: Vec<u32> = (0..active.len())
+            .filter(|&i| active[i] != 0.0)
+            .map(|i| i as u32)
+            .collect();
         let codes: Vec<u32> = positions.iter().map(|&p| vq[p as usize] as u32).collect();
         assert_eq!(positions.len(), kc, "golden active mask and kc disagree");
 
@@ -68,20 +85,83 @@ fn fixture() -> &'static Fixture {
         std::fs::create_dir_all(&truncated).unwrap();
         std::fs::copy(model.join("config.json"), truncated.join("config.json")).unwrap();
         let weights = std::fs::read(model.join("weights.safetensors")).unwrap();
-        std::fs::write(truncated.join("weights.safetensors"), &weights[..weights.len() / 2]).unwrap();
+        std::fs::write(
+            truncated.join("weights.safetensors"),
+            &weights[..weights.len() / 2],
+        )
+        .unwrap();
 
-        Fixture { dir, model, truncated, rgb: rgb_path, positions, codes }
+        let tiny = dir.join("tiny-model");
+        write_tiny_model(&tiny);
+
+        Fixture {
+            dir,
+            model,
+            truncated,
+            tiny,
+            rgb: rgb_path,
+            positions,
+            codes,
+        }
     })
 }
 
-/// The directory holding libkarl_ffi.{so,a}: the profile directory above this test's `deps/`.
+/// A fresh directory for this test process under cargo's target tmp dir; directories of
+/// earlier runs whose process is gone are removed.
+fn scratch_dir() -> PathBuf {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("karl-ffi-c-api");
+    if let Ok(entries) = std::fs::read_dir(&root) {
+        for e in entries.flatten() {
+            let pid = e.file_name().to_string_lossy().parse::<u32>().ok();
+            let alive = pid.is_some_and(|p| {
+                !cfg!(target_os = "linux") || Path::new(&format!("/proc/{p}")).exists()
+            });
+            if pid.is_some() && !alive {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let dir = root.join(std::process::id().to_string());
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The tiny model's config: 32 px images, patch 8, pixel base, 1-layer 32-wide transformers,
+/// up to 256 latent tokens (the example's budget).
+fn tiny_config() -> KarlConfig {
+    KarlConfig::pixel("karl_ffi_test_tiny", 32, 8, (32, 1, 2), (32, 1, 2), 256)
+}
+
+/// Writes the tiny model (seeded random weights) to `dir`.
+fn write_tiny_model(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let config = tiny_config();
+    let model = Karl::<Cpu<f32>>::new(config.clone(), &CpuDevice, 7).expect("tiny model");
+    let tensors = karl_core::nn::module_tensors(&model);
+    std::fs::write(
+        dir.join("weights.safetensors"),
+        safetensors_bytes(&tensors, None).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_string_pretty(&config).unwrap(),
+    )
+    .unwrap();
+}
+
+/// The directory holding libkarl_ffi.{so,a}: `$KARL_FFI_LIB_DIR`, else this test's own
+/// `deps/` directory, where `cargo test` builds the cdylib and staticlib it was built with (it
+/// does not copy them up to the profile directory, whose copies may be stale `cargo build`
+/// outputs), else the profile directory.
 fn lib_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("KARL_FFI_LIB_DIR") {
         return PathBuf::from(d);
     }
     let exe = std::env::current_exe().unwrap();
     let deps = exe.parent().unwrap();
-    let candidates = [deps.parent().unwrap().to_path_buf(), deps.to_path_buf()];
+    let candidates = [deps.to_path_buf(), deps.parent().unwrap().to_path_buf()];
     candidates
         .iter()
         .find(|d| d.join(static_lib_name()).is_file())
@@ -90,7 +170,11 @@ fn lib_dir() -> PathBuf {
 }
 
 fn static_lib_name() -> &'static str {
-    if cfg!(windows) { "karl_ffi.lib" } else { "libkarl_ffi.a" }
+    if cfg!(windows) {
+        "karl_ffi.lib"
+    } else {
+        "libkarl_ffi.a"
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -107,22 +191,32 @@ fn build(name: &str, link: Link) -> PathBuf {
     let lib = lib_dir();
     let cc = std::env::var("CC").unwrap_or_else(|_| String::from("cc"));
     let mut cmd = Command::new(&cc);
-    cmd.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-O1", "-pthread", "-I"])
-        .arg(crate_dir().join("../include"))
-        .arg(&src)
-        .arg("-o")
-        .arg(&exe);
+    cmd.args([
+        "-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-O1", "-pthread", "-I",
+    ])
+    .arg(crate_dir().join("../include"))
+    .arg(&src)
+    .arg("-o")
+    .arg(&exe);
     match link {
         Link::Shared => {
-            cmd.arg(format!("-L{}", lib.display())).arg("-lkarl_ffi").arg(format!("-Wl,-rpath,{}", lib.display()));
+            cmd.arg(format!("-L{}", lib.display()))
+                .arg("-lkarl_ffi")
+                .arg(format!("-Wl,-rpath,{}", lib.display()));
         }
         Link::Static => {
             cmd.arg(lib.join(static_lib_name()));
         }
     }
     cmd.args(["-lpthread", "-ldl", "-lm"]);
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cc}: {e}"));
-    assert!(out.status.success(), "building {name} ({link:?}) failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cc}: {e}"));
+    assert!(
+        out.status.success(),
+        "building {name} ({link:?}) failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     exe
 }
 
@@ -131,7 +225,10 @@ fn valgrind_available() -> bool {
         eprintln!("note: KARL_FFI_NO_VALGRIND=1: running without valgrind");
         return false;
     }
-    let ok = Command::new("valgrind").arg("--version").output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
         eprintln!("note: valgrind is not on PATH: running the C tests without it (CI installs it)");
     }
@@ -142,12 +239,20 @@ fn valgrind_available() -> bool {
 fn run(exe: &Path, args: &[&Path], valgrind: bool) -> Output {
     let mut cmd = if valgrind {
         let mut c = Command::new("valgrind");
-        c.args(["--leak-check=full", "--error-exitcode=1", "--quiet"]).arg(exe);
+        c.args(["--leak-check=full", "--error-exitcode=1", "--quiet"])
+            .arg(format!(
+                "--suppressions={}",
+                crate_dir().join("tests/valgrind.supp").display()
+            ))
+            .arg(exe);
         c
     } else {
         Command::new(exe)
     };
-    let out = cmd.args(args).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+    let out = cmd
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
     assert!(
         out.status.success(),
         "{} {}failed ({}):\nstdout:\n{}\nstderr:\n{}",
@@ -162,39 +267,81 @@ fn run(exe: &Path, args: &[&Path], valgrind: bool) -> Output {
 
 /// The numbers after `key` on the line of stdout starting with it.
 fn line_values(stdout: &str, key: &str) -> Vec<u32> {
-    let line = stdout.lines().find(|l| l.split_whitespace().next() == Some(key)).unwrap_or_else(|| panic!("no `{key}` line in:\n{stdout}"));
-    line.split_whitespace().skip(1).map(|v| v.parse().unwrap()).collect()
+    let line = stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(key))
+        .unwrap_or_else(|| panic!("no `{key}` line in:\n{stdout}"));
+    line.split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap())
+        .collect()
 }
 
 /// Runs karl_example on the astronaut and checks KC, positions and codes against the golden pass.
-fn example_matches_golden(link: Link, valgrind: bool) {
+fn example_matches_golden(link: Link) {
     let f = fixture();
     let exe = build("karl_example", link);
     let decoded = f.dir.join(format!("decoded-{link:?}.rgb"));
-    let out = run(&exe, &[&f.model, &f.rgb, Path::new("256"), Path::new("256"), &decoded], valgrind);
+    let out = run(
+        &exe,
+        &[
+            &f.model,
+            &f.rgb,
+            Path::new("256"),
+            Path::new("256"),
+            &decoded,
+        ],
+        false,
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(line_values(&stdout, "kc"), [219], "{stdout}");
     assert_eq!(line_values(&stdout, "kc")[0] as usize, f.positions.len());
-    assert_eq!(line_values(&stdout, "positions"), f.positions, "positions differ from the golden active mask");
-    assert_eq!(line_values(&stdout, "codes"), f.codes, "codes differ from the golden vq_indices");
+    assert_eq!(
+        line_values(&stdout, "positions"),
+        f.positions,
+        "positions differ from the golden active mask"
+    );
+    assert_eq!(
+        line_values(&stdout, "codes"),
+        f.codes,
+        "codes differ from the golden vq_indices"
+    );
     assert_eq!(std::fs::metadata(&decoded).unwrap().len(), 256 * 256 * 3);
 }
 
 #[test]
 fn c_example_static_matches_golden_tokens() {
-    example_matches_golden(Link::Static, false);
+    example_matches_golden(Link::Static);
 }
 
 #[test]
-fn c_example_shared_matches_golden_tokens_under_valgrind() {
-    example_matches_golden(Link::Shared, valgrind_available());
+fn c_example_runs_clean_under_valgrind() {
+    let f = fixture();
+    let exe = build("karl_example", Link::Shared);
+    let decoded = f.dir.join("decoded-tiny.rgb");
+    let out = run(
+        &exe,
+        &[
+            &f.tiny,
+            &f.rgb,
+            Path::new("256"),
+            Path::new("256"),
+            &decoded,
+        ],
+        valgrind_available(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let kc = line_values(&stdout, "kc")[0] as usize;
+    assert!((1..=256).contains(&kc), "{stdout}");
+    assert_eq!(line_values(&stdout, "codes").len(), kc);
+    assert_eq!(std::fs::metadata(&decoded).unwrap().len(), 32 * 32 * 3);
 }
 
 #[test]
 fn c_bad_calls_get_the_right_status_and_a_message() {
     let f = fixture();
     let exe = build("karl_bad_calls", Link::Shared);
-    let out = run(&exe, &[&f.model, &f.truncated], valgrind_available());
+    let out = run(&exe, &[&f.tiny, &f.truncated], valgrind_available());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(", 0 failures"), "{stdout}");
 }
@@ -203,6 +350,70 @@ fn c_bad_calls_get_the_right_status_and_a_message() {
 fn c_threads_sharing_a_model_match_sequential_encodes() {
     let f = fixture();
     let exe = build("karl_threads", Link::Static);
-    let out = run(&exe, &[&f.model, &f.rgb, Path::new("256"), Path::new("256")], false);
+    let out = run(
+        &exe,
+        &[&f.model, &f.rgb, Path::new("256"), Path::new("256")],
+        false,
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("threads ok"));
+}
+
+/// `karl_model_load_from_memory` (the path of the built-in model) gives the same model as
+/// `karl_model_load` on the same files, and `karl_model_load_default` reports that this build
+/// has none.
+#[test]
+fn load_from_memory_matches_load_from_directory() {
+    use karl_ffi::*;
+    use std::ffi::CString;
+    let f = fixture();
+    let weights = std::fs::read(f.tiny.join("weights.safetensors")).unwrap();
+    let config = CString::new(std::fs::read(f.tiny.join("config.json")).unwrap()).unwrap();
+    let path = CString::new(f.tiny.to_str().unwrap()).unwrap();
+    let image: Vec<u8> = (0..40 * 30 * 3).map(|i| (i * 13 % 251) as u8).collect();
+    let mut serialized = Vec::new();
+    for from_memory in [false, true] {
+        let mut m: *mut karl_model = std::ptr::null_mut();
+        // SAFETY: valid NUL-terminated strings, a live buffer and a writable out-pointer.
+        let s = unsafe {
+            if from_memory {
+                karl_model_load_from_memory(
+                    weights.as_ptr(),
+                    weights.len(),
+                    config.as_ptr(),
+                    &mut m,
+                )
+            } else {
+                karl_model_load(path.as_ptr(), &mut m)
+            }
+        };
+        assert_eq!(s, karl_status::KARL_OK);
+        let mut t: *mut karl_tokens = std::ptr::null_mut();
+        // SAFETY: `m` is live; the image is 40x30 with stride 120; `t` is writable.
+        assert_eq!(
+            unsafe { karl_encode(m, image.as_ptr(), 40, 30, 120, 0.05, 64, &mut t) },
+            karl_status::KARL_OK
+        );
+        let mut buf = vec![0u8; 1 << 16];
+        let mut n = 0;
+        // SAFETY: `t` is live, `buf` has `buf.len()` bytes, `n` is writable.
+        assert_eq!(
+            unsafe { karl_tokens_serialize(t, buf.as_mut_ptr(), buf.len(), &mut n) },
+            karl_status::KARL_OK
+        );
+        serialized.push(buf[..n].to_vec());
+        // SAFETY: each handle is freed once.
+        unsafe {
+            karl_tokens_free(t);
+            karl_model_free(m);
+        }
+    }
+    assert_eq!(serialized[0], serialized[1]);
+    assert!(default_model_bytes().is_none());
+    let mut m: *mut karl_model = std::ptr::null_mut();
+    // SAFETY: `m` is writable.
+    assert_eq!(
+        unsafe { karl_model_load_default(&mut m) },
+        karl_status::KARL_NO_DEFAULT_MODEL
+    );
+    assert!(m.is_null());
 }

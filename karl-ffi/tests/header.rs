@@ -26,7 +26,8 @@ fn version_macros() -> String {
 /// The header as cbindgen generates it now.
 fn generate() -> String {
     let dir = crate_dir();
-    let mut config = cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("read karl-ffi/cbindgen.toml");
+    let mut config = cbindgen::Config::from_file(dir.join("cbindgen.toml"))
+        .expect("read karl-ffi/cbindgen.toml");
     config.after_includes = Some(format!("\n{}", version_macros()));
     let bindings = cbindgen::Builder::new()
         .with_crate(&dir)
@@ -49,10 +50,17 @@ fn committed_header_matches_the_generated_one() {
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     if committed != fresh {
-        let line = committed.lines().zip(fresh.lines()).position(|(a, b)| a != b).unwrap_or(0) + 1;
+        let (a, b): (Vec<&str>, Vec<&str>) = (committed.lines().collect(), fresh.lines().collect());
+        let i = (0..a.len().max(b.len()))
+            .find(|&i| a.get(i) != b.get(i))
+            .unwrap_or(0);
         panic!(
-            "include/karl.h is out of date (first difference at line {line}); regenerate it with\n  \
-             KARL_BLESS_HEADER=1 cargo test -p karl-ffi --test header\nand commit the result"
+            "include/karl.h is out of date; first difference at line {}:\n  committed: {:?}\n  \
+             generated: {:?}\nregenerate it with\n  KARL_BLESS_HEADER=1 cargo test -p karl-ffi \
+             --test header\nand commit the result",
+            i + 1,
+            a.get(i).unwrap_or(&"<end of file>"),
+            b.get(i).unwrap_or(&"<end of file>"),
         );
     }
 }
@@ -70,7 +78,10 @@ fn header_version_macros_match_cargo_version() {
     assert_eq!(get("KARL_VERSION_MAJOR"), env!("CARGO_PKG_VERSION_MAJOR"));
     assert_eq!(get("KARL_VERSION_MINOR"), env!("CARGO_PKG_VERSION_MINOR"));
     assert_eq!(get("KARL_VERSION_PATCH"), env!("CARGO_PKG_VERSION_PATCH"));
-    assert_eq!(get("KARL_VERSION"), format!("\"{}\"", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        get("KARL_VERSION"),
+        format!("\"{}\"", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 fn compiles(compiler: &str, args: &[&str], source: &Path) {
@@ -90,16 +101,43 @@ fn compiles(compiler: &str, args: &[&str], source: &Path) {
 
 #[test]
 fn header_compiles_as_c11_and_cpp17() {
-    let dir = std::env::temp_dir().join(format!("karl-ffi-header-{}", std::process::id()));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("karl-ffi-header-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let c = dir.join("use_header.c");
-    std::fs::write(&c, "#include \"karl.h\"\nint main(void) { return karl_version() == 0; }\n").unwrap();
+    std::fs::write(
+        &c,
+        "#include \"karl.h\"\nint main(void) { return karl_version() == 0; }\n",
+    )
+    .unwrap();
     let cpp = dir.join("use_header.cpp");
     std::fs::write(&cpp, "#include \"karl.h\"\nint main() { karl_model *m = nullptr; karl_model_free(m); return 0; }\n")
         .unwrap();
     let cc = std::env::var("CC").unwrap_or_else(|_| String::from("cc"));
     let cxx = std::env::var("CXX").unwrap_or_else(|_| String::from("g++"));
-    compiles(&cc, &["-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-fsyntax-only"], &c);
-    compiles(&cxx, &["-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-fsyntax-only"], &cpp);
+    compiles(
+        &cc,
+        &[
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Wpedantic",
+            "-Werror",
+            "-fsyntax-only",
+        ],
+        &c,
+    );
+    compiles(
+        &cxx,
+        &[
+            "-std=c++17",
+            "-Wall",
+            "-Wextra",
+            "-Wpedantic",
+            "-Werror",
+            "-fsyntax-only",
+        ],
+        &cpp,
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1246,3 +1246,15 @@ fn harness_rejects_a_wrong_gradient() {
     assert!(REGISTRY.iter().any(|(n, _)| *n == "softmax"));
     let _ = konst(vec![1.0], &[1]);
 }
+
+/// |x| at exactly 0 has gradient 0 (not NaN) in f32 too.
+#[test]
+fn abs_gradient_at_zero_is_finite_in_f32() {
+    use karl_core::autodiff::Autodiff;
+    use karl_core::cpu::{Cpu, CpuDevice};
+    use karl_core::{AutodiffBackend, Tensor};
+    type A = Autodiff<Cpu<f32>>;
+    let x = Tensor::<A, 1>::from_f32(vec![0.0, -2.0, 3.0], [3], &CpuDevice).unwrap().require_grad();
+    let g = A::backward(&x.clone().abs().sum().primitive);
+    assert_eq!(x.grad(&g).unwrap().to_vec(), vec![0.0, -1.0, 1.0]);
+}

@@ -101,7 +101,7 @@ pub fn unary_value<F: Float, N: Size>(x: Vector<F, N>, #[comptime] op: UnaryOp) 
         UnaryOp::Neg => -x,
         UnaryOp::Abs => Vector::abs(x),
         UnaryOp::Recip => Vector::new(F::new(1.0)) / x,
-        UnaryOp::Relu => Vector::max(x, Vector::new(F::new(0.0))),
+        UnaryOp::Relu => Vector::<F, N>::max(x, Vector::<F, N>::new(F::new(0.0))),
         UnaryOp::Square => x * x,
     }
 }
@@ -143,8 +143,8 @@ fn scalar_kernel<F: Float, N: Size>(input: &Array<Vector<F, N>>, output: &mut Ar
             ScalarOp::Mul => x * sv,
             ScalarOp::Pow => Vector::powf(x, sv),
             ScalarOp::Powi => Vector::powi(x, Vector::new(i32::cast_from(s))),
-            ScalarOp::ClampMin => Vector::max(x, sv),
-            ScalarOp::ClampMax => Vector::min(x, sv),
+            ScalarOp::ClampMin => Vector::<F, N>::max(x, sv),
+            ScalarOp::ClampMax => Vector::<F, N>::min(x, sv),
         };
     }
 }

@@ -36,9 +36,18 @@ fn matmul_kernel<F: Float, N: Size>(
         let a_base = usize::cast_from(offs[2 * z]) * m * k;
         let b_base = usize::cast_from(offs[2 * z + 1]) * k * nv;
         // Rows past the end read the last row (always valid) and are not written.
-        let r1 = Min::min(row0 + 1, m - 1);
-        let r2 = Min::min(row0 + 2, m - 1);
-        let r3 = Min::min(row0 + 3, m - 1);
+        let mut r1 = row0 + 1;
+        let mut r2 = row0 + 2;
+        let mut r3 = row0 + 3;
+        if r1 >= m {
+            r1 = m - 1;
+        }
+        if r2 >= m {
+            r2 = m - 1;
+        }
+        if r3 >= m {
+            r3 = m - 1;
+        }
         let a0 = a_base + row0 * k;
         let a1 = a_base + r1 * k;
         let a2 = a_base + r2 * k;

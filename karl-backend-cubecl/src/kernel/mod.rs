@@ -1,7 +1,13 @@
 //! Kernels: each file holds `#[cube]` functions with their host launchers beside them. This
 //! module has the shared launch helpers (cube counts over the 65 535-per-axis limit, vector
 //! width choice, small metadata uploads).
+pub mod conv;
 pub mod elementwise;
+pub mod layout;
+pub mod matmul;
+pub mod norm;
+pub mod pool;
+pub mod reduce;
 
 use cubecl::prelude::*;
 use cubecl::server::Handle;
@@ -60,11 +66,4 @@ pub fn broadcast_strides(dims: &[usize], out: &[usize]) -> Vec<usize> {
         acc *= d;
     }
     st
-}
-
-/// Surfaces launch errors that cubecl reports only on flush (too many resources, …).
-pub fn check_launch<R: Runtime>(client: &ComputeClient<R>, what: &str) {
-    if let Err(e) = client.flush() {
-        panic!("cubecl kernel `{what}` was rejected: {e:?}");
-    }
 }

@@ -1,8 +1,8 @@
 //! Fused row kernels: softmax / log-softmax over the last dim, LayerNorm over the last dim and
 //! GroupNorm over `[N, G, (C/G)·H·W]` groups. One cube of `ROW_UNITS` units per row: each unit
 //! walks a strided part of the row, then a shared-memory tree combines the partials (no plane
-//! intrinsics: lavapipe has none). Statistics are two-pass (mean, then centred variance), as
-//! the CPU reference.
+//! intrinsics: lavapipe has none). Norm statistics use compensated sums and the corrected
+//! two-pass variance, to stay close to the CPU reference's f64 accumulation.
 use super::{count_for, u32_of, ROW_UNITS};
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
@@ -17,7 +17,7 @@ fn cube_reduce<F: Float>(smem: &mut SharedMemory<F>, v: F, #[comptime] block: us
     while s > 0 {
         if t < s {
             if max {
-                smem[t] = Max::max(smem[t], smem[t + s]);
+                smem[t] = F::max(smem[t], smem[t + s]);
             } else {
                 smem[t] = smem[t] + smem[t + s];
             }
@@ -42,7 +42,7 @@ fn softmax_kernel<F: Float>(x: &Array<F>, out: &mut Array<F>, rows: u32, cols: u
         let mut m = F::min_value();
         let mut j = t;
         while j < cols {
-            m = Max::max(m, x[base + j]);
+            m = F::max(m, x[base + j]);
             j += block;
         }
         let m = cube_reduce::<F>(&mut smem, m, block, true);
@@ -93,21 +93,41 @@ fn norm_kernel<F: Float>(
         let ch0 = (row % usize::cast_from(groups)) * len;
         let t = usize::cast_from(UNIT_POS);
         let mut smem = SharedMemory::<F>::new(block);
+        // Compensated (Kahan) partial sums, then the corrected two-pass variance
+        // (mean += Σd/n, var = Σd²/n − (Σd/n)²): near-constant groups (flat image regions, where
+        // 1/√(var+eps) is large) then match the CPU's f64 statistics.
         let mut s = F::new(0.0);
+        let mut comp = F::new(0.0);
         let mut j = t;
         while j < len {
-            s += x[base + j];
+            let y = x[base + j] - comp;
+            let tot = s + y;
+            comp = (tot - s) - y;
+            s = tot;
             j += block;
         }
-        let mean = cube_reduce::<F>(&mut smem, s, block, false) / F::cast_from(len);
-        let mut v = F::new(0.0);
+        let mean0 = cube_reduce::<F>(&mut smem, s, block, false) / F::cast_from(len);
+        let mut sd = F::new(0.0);
+        let mut sq = F::new(0.0);
+        let mut cd = F::new(0.0);
+        let mut cq = F::new(0.0);
         let mut j = t;
         while j < len {
-            let d = x[base + j] - mean;
-            v += d * d;
+            let d = x[base + j] - mean0;
+            let y = d - cd;
+            let tot = sd + y;
+            cd = (tot - sd) - y;
+            sd = tot;
+            let y2 = d * d - cq;
+            let tot2 = sq + y2;
+            cq = (tot2 - sq) - y2;
+            sq = tot2;
             j += block;
         }
-        let var = cube_reduce::<F>(&mut smem, v, block, false) / F::cast_from(len);
+        let md = cube_reduce::<F>(&mut smem, sd, block, false) / F::cast_from(len);
+        let msq = cube_reduce::<F>(&mut smem, sq, block, false) / F::cast_from(len);
+        let mean = mean0 + md;
+        let var = F::max(msq - md * md, F::new(0.0));
         let rstd = F::new(1.0) / F::sqrt(var + F::cast_from(eps));
         let mut j = t;
         while j < len {

@@ -29,13 +29,18 @@ fn reduce_kernel<F: Float>(input: &Array<F>, output: &mut Array<F>, n: u32, inne
         let c = (pos / inner) % chunks;
         let o = pos / (inner * chunks);
         let start = c * chunk;
-        let end = Min::min(start + chunk, n);
+        let mut end = start + chunk;
+        if end > n {
+            end = n;
+        }
         let base = o * n * inner + i;
         let mut acc = input[base + start * inner];
         for k in start + 1..end {
             let v = input[base + k * inner];
             match op {
-                ReduceOp::Sum => acc += v,
+                ReduceOp::Sum => {
+                    acc += v;
+                }
                 ReduceOp::Max => {
                     if v > acc || v != v {
                         acc = v;
@@ -48,10 +53,10 @@ fn reduce_kernel<F: Float>(input: &Array<F>, output: &mut Array<F>, n: u32, inne
                 }
             }
         }
-        match op {
-            ReduceOp::Sum => output[pos] = acc * F::cast_from(scale),
-            _ => output[pos] = acc,
+        if op == ReduceOp::Sum {
+            acc *= F::cast_from(scale);
         }
+        output[pos] = acc;
     }
 }
 

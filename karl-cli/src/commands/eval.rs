@@ -11,16 +11,16 @@ use anyhow::{Context, Result, bail};
 use karl_core::Tensor;
 use karl_core::cpu::CpuDevice;
 use karl_core::eval::plot::{Canvas, Labels, PALETTE, Series, bar_chart, line_chart};
-use karl_core::eval::results::Parsed;
+use karl_core::eval::results::{Parsed, parse_line};
 use karl_core::eval::{
-    EvalReport, ImageResult, Line, Protocol, ReportInput, SearchTrace, Setting, Skipped, budget_steps, build_report,
-    center_crop_chw, linear_search, parse_results, quantize_8bit,
+    EvalReport, ImageResult, Line, Protocol, ReportInput, SearchTrace, Setting, Skipped, budget_steps, build_report, center_crop_chw,
+    linear_search, parse_results, quantize_8bit,
 };
 use karl_core::metrics::lpips::{InputRange, Lpips};
 use karl_core::metrics::{ImageRef, pixel_metrics};
 use karl_core::model::{EncodeOptions, Tokenizer};
 use karl_core::preprocess::Rgb8;
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::Instant;
 
@@ -251,6 +251,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
     if images.is_empty() {
         bail!("no images found in {}", a.data.display());
     }
+    let results_path = a.out.join("results.jsonl");
+    if !a.resume && std::fs::metadata(&results_path).is_ok_and(|m| m.len() > 0) {
+        bail!("{} already holds results: pass --resume to continue that run, or choose another --out", results_path.display());
+    }
     let tok = load(&a.model)?;
     let cfg = &tok.model.config;
     let size = cfg.image_size;
@@ -288,7 +292,6 @@ pub fn run(a: EvalArgs) -> Result<()> {
         )
     });
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let results_path = a.out.join("results.jsonl");
     let existing = read_existing(&results_path, a.resume, &tok.model_id)?;
     let (done, already_skipped) = existing.done();
     drop(existing);
@@ -340,7 +343,6 @@ pub fn run(a: EvalArgs) -> Result<()> {
         }
     }
     pb.finish_and_clear();
-    drop(append);
     drop(file);
     if skipped_now > 0 {
         eprintln!("{skipped_now} image(s) skipped (listed in the report)");
@@ -348,8 +350,11 @@ pub fn run(a: EvalArgs) -> Result<()> {
 
     // The report is built from the result lines alone, so a resumed run reports exactly what an
     // uninterrupted one would.
-    let text = std::fs::read_to_string(&results_path).with_context(|| format!("reading {}", results_path.display()))?;
-    let lines = parse_results(&text).into_lines();
+    let mut lines = Vec::new();
+    let reader = std::fs::File::open(&results_path).with_context(|| format!("reading {}", results_path.display()))?;
+    for l in std::io::BufReader::new(reader).lines() {
+        lines.extend(parse_line(&l.with_context(|| format!("reading {}", results_path.display()))?));
+    }
     let input = ReportInput {
         model: tok.model_id.clone(),
         data: a.data.display().to_string(),

@@ -6,6 +6,7 @@ mod info;
 mod metrics;
 mod reconstruct;
 mod tokenize;
+mod train;
 
 use crate::args::{Cli, Command, ModelArgs};
 use anyhow::{Context, Result, bail};
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(a) => info::run(a),
         Command::Convert(a) => convert::run(a),
         Command::Metrics(a) => metrics::run(a),
+        Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Complexity(a) => complexity::run(a),
     }

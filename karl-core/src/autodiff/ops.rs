@@ -72,8 +72,8 @@ impl<B: Backend> Step<B> for UnaryStep<B> {
             Unary::Abs => {
                 // sign(x) = x/|x|, 0 at 0
                 let a = un::<B>(Unary::Abs, x.clone());
-                let s = bin::<B>(Binary::Div, x, sc::<B>(Scalar::ClampMin, a, f64::MIN_POSITIVE));
-                s
+                // 1e-30 is representable in f32 (f64::MIN_POSITIVE would round to 0 and give 0/0)
+                bin::<B>(Binary::Div, x, sc::<B>(Scalar::ClampMin, a, 1e-30))
             }
             Unary::Recip => sc::<B>(Scalar::Mul, un::<B>(Unary::Square, y), -1.0),
             Unary::Relu => {

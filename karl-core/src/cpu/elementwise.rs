@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 const CHUNK: usize = 1 << 14;
 
 /// The value of a unary op at `x`.
-#[inline]
+#[inline(always)]
 pub fn unary_value<E: Element>(op: Unary, x: E) -> E {
     match op {
         Unary::Exp => x.exp(),
@@ -53,7 +53,15 @@ pub fn gelu<E: Element>(x: E) -> E {
 pub fn unary<E: Element>(op: Unary, t: CpuTensor<E>) -> CpuTensor<E> {
     let shape = t.shape.clone();
     let mut v = t.into_vec();
-    par_chunks(&mut v, CHUNK, |_, c| c.iter_mut().for_each(|x| *x = unary_value(op, *x)));
+    // one loop per op, so each is a tight (vectorisable) loop
+    macro_rules! each {
+        ($($o:ident),*) => {
+            match op {
+                $(Unary::$o => par_chunks(&mut v, CHUNK, |_, c| c.iter_mut().for_each(|x| *x = unary_value(Unary::$o, *x))),)*
+            }
+        };
+    }
+    each!(Exp, Log, Sqrt, Tanh, Erf, Sigmoid, Gelu, Silu, Neg, Abs, Recip, Relu, Square);
     CpuTensor::new(v, shape)
 }
 

@@ -13,6 +13,7 @@ pub const PALETTE: [Rgb; 8] =
 const WHITE: Rgb = [255, 255, 255];
 const BLACK: Rgb = [0, 0, 0];
 const GRID: Rgb = [225, 225, 225];
+const LEGEND_Y: i64 = 32;
 
 /// An interleaved 8-bit RGB image.
 #[derive(Clone, Debug, PartialEq)]
@@ -209,7 +210,7 @@ fn frame(c: &mut Canvas, labels: &Labels, xr: (f64, f64), yr: (f64, f64), xticks
     let lw = ylabels.iter().map(|s| text_width(s, 1)).max().unwrap_or(0) as i64;
     let mut f = Frame {
         left: lw + 16,
-        top: 44,
+        top: 62,
         right: w - 20,
         bottom: h - 40,
         xlo: xr.0,
@@ -246,19 +247,16 @@ fn frame(c: &mut Canvas, labels: &Labels, xr: (f64, f64), yr: (f64, f64), xticks
     f
 }
 
-fn legend(c: &mut Canvas, f: &Frame, series: &[Series]) {
+/// The legend: one row of swatches and names between the title and the plot area.
+fn legend(c: &mut Canvas, series: &[Series]) {
     let named: Vec<&Series> = series.iter().filter(|s| !s.name.is_empty()).collect();
-    if named.is_empty() {
-        return;
-    }
-    let w = named.iter().map(|s| text_width(&s.name, 1)).max().unwrap_or(0) as i64 + 24;
-    let x = f.right - w - 6;
-    let mut y = f.top + 6;
-    c.fill_rect(x - 4, y - 4, w + 8, named.len() as i64 * 14 + 6, WHITE);
+    let item = |s: &Series| text_width(&s.name, 1) as i64 + 18 + 16;
+    let total: i64 = named.iter().map(|s| item(s)).sum::<i64>() - 16;
+    let mut x = (c.width as i64 - total).max(0) / 2;
     for s in named {
-        c.fill_rect(x, y, 12, 8, s.color);
-        c.text(x + 18, y, &s.name, 1, BLACK);
-        y += 14;
+        c.fill_rect(x, LEGEND_Y, 12, 8, s.color);
+        c.text(x + 18, LEGEND_Y, &s.name, 1, BLACK);
+        x += item(s);
     }
 }
 
@@ -267,7 +265,14 @@ fn range(vals: impl Iterator<Item = f64>) -> (f64, f64) {
 }
 
 /// A line / scatter chart. `y_from_zero` includes 0 in the y range.
-pub fn line_chart(width: usize, height: usize, labels: &Labels, series: &[Series], y_from_zero: bool, x_ticks: Option<&[(f64, String)]>) -> Canvas {
+pub fn line_chart(
+    width: usize,
+    height: usize,
+    labels: &Labels,
+    series: &[Series],
+    y_from_zero: bool,
+    x_ticks: Option<&[(f64, String)]>,
+) -> Canvas {
     let mut c = Canvas::new(width, height, WHITE);
     let (mut xlo, mut xhi) = range(series.iter().flat_map(|s| s.points.iter().map(|p| p.0)));
     let (mut ylo, yhi) = range(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
@@ -289,7 +294,8 @@ pub fn line_chart(width: usize, height: usize, labels: &Labels, series: &[Series
     }
     let f = frame(&mut c, labels, (xlo - pad, xhi + pad), (ylo, yhi2), x_ticks);
     for s in series {
-        let pts: Vec<(i64, i64)> = s.points.iter().filter(|p| p.0.is_finite() && p.1.is_finite()).map(|&(x, y)| (f.px(x), f.py(y))).collect();
+        let pts: Vec<(i64, i64)> =
+            s.points.iter().filter(|p| p.0.is_finite() && p.1.is_finite()).map(|&(x, y)| (f.px(x), f.py(y))).collect();
         if s.line {
             for w in pts.windows(2) {
                 c.line(w[0].0, w[0].1, w[1].0, w[1].1, s.color, 2);
@@ -299,7 +305,7 @@ pub fn line_chart(width: usize, height: usize, labels: &Labels, series: &[Series
             c.fill_rect(x - 3, y - 3, 7, 7, s.color);
         }
     }
-    legend(&mut c, &f, series);
+    legend(&mut c, series);
     c
 }
 
@@ -321,7 +327,7 @@ pub fn bar_chart(width: usize, height: usize, labels: &Labels, categories: &[Str
             c.fill_rect(x0, y, (x1 - x0 - 1).max(1), f.bottom - y, s.color);
         }
     }
-    legend(&mut c, &f, series);
+    legend(&mut c, series);
     c
 }
 

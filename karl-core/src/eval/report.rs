@@ -228,9 +228,8 @@ pub fn build_report(input: &ReportInput, lines: &[Line]) -> EvalReport {
         }
     }
     let keys: Vec<String> = input.settings.iter().map(|s| s.key()).collect();
-    let results_of = |key: &str| -> Vec<&ImageResult> {
-        input.images.iter().filter_map(|img| by_pair.get(&(img.as_str(), key)).copied()).collect()
-    };
+    let results_of =
+        |key: &str| -> Vec<&ImageResult> { input.images.iter().filter_map(|img| by_pair.get(&(img.as_str(), key)).copied()).collect() };
     let mut missing = 0;
     let mut evaluated = 0;
     for img in &input.images {
@@ -263,7 +262,11 @@ pub fn build_report(input: &ReportInput, lines: &[Line]) -> EvalReport {
         let rs = results_of(key);
         let Some(agg) = aggregate(setting, &rs) else { continue };
         let times: Vec<f64> = rs.iter().map(|r| r.time_s).collect();
-        report.timing.settings.push(SettingTiming { setting: key.clone(), mean_s: mean(&times).unwrap_or(0.0), total_s: times.iter().sum() });
+        report.timing.settings.push(SettingTiming {
+            setting: key.clone(),
+            mean_s: mean(&times).unwrap_or(0.0),
+            total_s: times.iter().sum(),
+        });
         match *setting {
             Setting::Fixed { .. } => report.fixed.push(agg),
             Setting::Adaptive { quality, budget } => {
@@ -329,11 +332,8 @@ impl EvalReport {
         let _ = writeln!(s, "# KARL evaluation\n");
         let _ = writeln!(s, "- model: `{}`", self.model);
         let _ = writeln!(s, "- data: `{}`", self.data);
-        let _ = writeln!(
-            s,
-            "- input: {} to {}×{}; reconstructions rounded to 8 bits before every metric",
-            p.input, p.image_size, p.image_size
-        );
+        let _ =
+            writeln!(s, "- input: {} to {}×{}; reconstructions rounded to 8 bits before every metric", p.input, p.image_size, p.image_size);
         let _ = writeln!(s, "- fixed-length and search passes are conditioned on ε = {} (the smallest bin)", p.fixed_quality);
         let _ = writeln!(s, "- LPIPS: {}", p.lpips.as_deref().unwrap_or("not computed (no --lpips-weights)"));
         let im = &self.images;
@@ -530,7 +530,7 @@ mod tests {
             r("x", q, 16, 0.04, Some(30.0), 1),
             r("y", q, 48, 0.05, Some(30.0), 3),
             r("z", q, 64, 0.2, Some(30.0), 4),
-            r("x", a, 99, 0.5, None, 1), // duplicate: ignored
+            r("x", a, 99, 0.5, None, 1),    // duplicate: ignored
             r("other", a, 1, 0.0, None, 1), // not in the image list: ignored
             Line::Skipped(Skipped { image: "bad".into(), reason: "corrupt".into() }),
         ];

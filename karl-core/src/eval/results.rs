@@ -179,6 +179,11 @@ impl Parsed {
     }
 }
 
+/// Parses one line of `results.jsonl`; `None` when it is not a valid result line.
+pub fn parse_line(text: &str) -> Option<Line> {
+    serde_json::from_str(text.trim_end_matches('\r')).ok()
+}
+
 /// Parses `results.jsonl`: blank lines are ignored, lines that are not a valid result line are
 /// reported in [`Parsed::bad`] and dropped.
 pub fn parse_results(text: &str) -> Parsed {
@@ -188,9 +193,9 @@ pub fn parse_results(text: &str) -> Parsed {
         if t.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<Line>(t) {
-            Ok(l) => p.lines.push((String::from(t), l)),
-            Err(_) => p.bad.push(i + 1),
+        match parse_line(t) {
+            Some(l) => p.lines.push((String::from(t), l)),
+            None => p.bad.push(i + 1),
         }
     }
     p

@@ -91,7 +91,14 @@ mod tests {
     fn linear_finds_smallest() {
         let steps = budget_steps(16, 64).unwrap();
         // Error decreasing with budget: 0.2, 0.1, 0.05, 0.01.
-        let err = |b: usize| -> core::result::Result<f64, ()> { Ok(match b { 16 => 0.2, 32 => 0.1, 48 => 0.05, _ => 0.01 }) };
+        let err = |b: usize| -> core::result::Result<f64, ()> {
+            Ok(match b {
+                16 => 0.2,
+                32 => 0.1,
+                48 => 0.05,
+                _ => 0.01,
+            })
+        };
         let o = linear_search(&steps, 0.06, err).unwrap();
         assert_eq!((o.budget, o.met, o.passes()), (48, true, 3));
         check_outcome(&steps, 0.06, o.budget, o.met, &o.trace).unwrap();

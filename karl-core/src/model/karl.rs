@@ -267,25 +267,37 @@ impl<B: Backend> Karl<B> {
         let lat = self.decoder_embed.forward(z);
         let ts = self.decoder_latent_tokens_timestep_embed.clone().narrow(0, 0..t).reshape([1, t, wd]);
         let lat = lat.add(ts);
-        let mask = self.mask_tokens();
-        let tokens = mask.dims()[1];
-        let run = |lat: Tensor<B, 3>| {
+        let mask_tokens = self.mask_tokens();
+        let tokens = mask_tokens.dims()[1];
+        let run = |lat: Tensor<B, 3>, mask: Option<(&[bool], [usize; 4])>| {
             let b = lat.dims()[0];
-            let m = mask.clone().add(Tensor::<B, 3>::zeros([b, tokens, wd], &lat.device()));
+            let m = mask_tokens.clone().add(Tensor::<B, 3>::zeros([b, tokens, wd], &lat.device()));
             let x = Tensor::cat(vec![m, lat], 1);
-            let x = self.decoder.transformer.forward(self.decoder.ln_pre.forward(x), None);
+            let x = self.decoder.transformer.forward(self.decoder.ln_pre.forward(x), mask);
             let x = self.decoder.ln_post.forward(x.narrow(1, 0..tokens));
             self.decoder.ffn_2.forward(self.decoder.ffn_0.forward(x).tanh())
         };
         match kept {
-            None => run(lat),
-            Some(kept) => {
-                if kept.iter().all(|k| k.len() == t) {
-                    return run(lat);
+            Some(kept) if kept.iter().any(|k| k.len() != t) => {
+                if n == 1 {
+                    // drop the halted latents (they keep their timestep rows)
+                    return run(lat.select(1, &kept[0]), None);
                 }
-                let outs = (0..n).map(|i| run(lat.clone().narrow(0, i..i + 1).select(1, &kept[i]))).collect();
-                Tensor::cat(outs, 0)
+                // Batched: block every halted latent as a key for all queries of its own sample
+                // only. Outputs at the mask-token positions equal those of dropping them (a
+                // halted query's output is never read, and it is never a key).
+                let s = tokens + t;
+                let mut blocked = vec![false; n * s];
+                for (i, k) in kept.iter().enumerate() {
+                    let mut keep = vec![false; t];
+                    k.iter().for_each(|&j| keep[j] = true);
+                    for (j, &kj) in keep.iter().enumerate() {
+                        blocked[i * s + tokens + j] = !kj;
+                    }
+                }
+                run(lat, Some((&blocked, [n, 1, 1, s])))
             }
+            _ => run(lat, None),
         }
     }
 

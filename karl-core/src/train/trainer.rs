@@ -319,3 +319,36 @@ pub fn list_checkpoints(run_dir: &Path) -> Result<Vec<PathBuf>> {
     v.sort();
     Ok(v)
 }
+
+/// Runs a data source one step ahead on a worker thread (decoding overlaps training); the
+/// content is unchanged, so resume stays exact.
+pub struct Prefetch {
+    inner: std::sync::Arc<std::sync::Mutex<Box<dyn DataSource>>>,
+    pending: Option<(u64, std::thread::JoinHandle<Result<Vec<f32>>>)>,
+}
+
+impl Prefetch {
+    /// Wraps a source.
+    pub fn new(inner: Box<dyn DataSource>) -> Self {
+        Prefetch { inner: std::sync::Arc::new(std::sync::Mutex::new(inner)), pending: None }
+    }
+}
+
+impl DataSource for Prefetch {
+    fn batch(&mut self, step: u64, batch: usize, size: usize) -> Result<Vec<f32>> {
+        let ready = match self.pending.take() {
+            Some((s, h)) if s == step => h.join().map_err(|_| Error::Format("data worker thread panicked".into()))?,
+            Some((_, h)) => {
+                let _ = h.join();
+                self.inner.lock().map_err(|_| Error::Format("data source lock poisoned".into()))?.batch(step, batch, size)
+            }
+            None => self.inner.lock().map_err(|_| Error::Format("data source lock poisoned".into()))?.batch(step, batch, size),
+        }?;
+        let inner = self.inner.clone();
+        self.pending = Some((
+            step + 1,
+            std::thread::spawn(move || inner.lock().map_err(|_| Error::Format("data source lock poisoned".into()))?.batch(step + 1, batch, size)),
+        ));
+        Ok(ready)
+    }
+}

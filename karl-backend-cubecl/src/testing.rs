@@ -1,0 +1,545 @@
+//! Differential conformance suite: every op of the `Backend` trait family on `CubeBackend<R>`
+//! against karl-core's reference `Cpu<f32>`, on seeded random inputs, with named tolerances.
+//! The bodies are generic over the runtime; [`testgen_cubecl!`](crate::testgen_cubecl)
+//! instantiates them as `#[test]`s for a `TestRuntime` alias (one module per runtime, see
+//! `src/tests.rs`), skipping cleanly when the runtime's libraries are missing.
+use crate::{CubeBackend, CubeDevice};
+use cubecl::Runtime;
+use karl_core::autodiff::Autodiff;
+use karl_core::backend::{
+    ArgReduce, Backend, Binary, Conv2dOptions, FloatOps, KarlOps, Reduce, Scalar, Unary,
+};
+use karl_core::cpu::{Cpu, CpuDevice};
+use karl_core::{AutodiffBackend, Shape, TensorData, Tolerance};
+use std::ops::Range;
+
+/// Layout ops and exact arithmetic: same bits up to f32 rounding.
+pub const EXACT: Tolerance = Tolerance::STRICT;
+/// Element-wise transcendental functions (GPU `exp`/`log`/`erf` differ from libm by a few ulp).
+pub const ELEMENTWISE: Tolerance = Tolerance { rel: 2e-5, abs: 2e-6 };
+/// Sums and products of up to a few thousand terms in a different order.
+pub const ACCUMULATE: Tolerance = Tolerance { rel: 1e-4, abs: 2e-5 };
+/// Chains of several ops (conv backward, losses, gradients).
+pub const CHAINED: Tolerance = Tolerance::BALANCED;
+
+type Ref = Cpu<f32>;
+
+/// Seeded values in `lo..hi` (xorshift, so the suite needs no rand dependency).
+pub fn values(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
+        })
+        .collect()
+}
+
+/// Seeded random data of `shape` in `-1..1`.
+pub fn rand(shape: &[usize], seed: u64) -> TensorData {
+    rand_in(shape, seed, -1.0, 1.0)
+}
+
+/// Seeded random data of `shape` in `lo..hi`.
+pub fn rand_in(shape: &[usize], seed: u64, lo: f32, hi: f32) -> TensorData {
+    let n = shape.iter().product();
+    TensorData::new_f32(values(n, seed, lo, hi), Shape::new(shape.to_vec())).expect("sized")
+}
+
+/// One op of the trait family, evaluated the same way on any backend.
+#[derive(Clone, Debug)]
+pub enum Case {
+    Identity,
+    Full(Vec<usize>, f64),
+    Unary(Unary),
+    Binary(Binary),
+    Scalar(Scalar, f64),
+    Matmul,
+    Reduce(Reduce, usize),
+    Reshape(Vec<usize>),
+    Permute(Vec<usize>),
+    Slice(Vec<Range<usize>>),
+    SliceAssign(Vec<Range<usize>>),
+    Cat(usize),
+    Select(usize, Vec<usize>),
+    SelectAdd(usize, Vec<usize>),
+    MaskFill(Vec<bool>, Vec<usize>, f64),
+    Softmax,
+    SoftmaxBackward,
+    LogSoftmax,
+    LogSoftmaxBackward,
+    LayerNorm(f64),
+    LayerNormBackward(f64),
+    GroupNorm(usize, f64),
+    GroupNormBackward(usize, f64),
+    Conv2d(Conv2dOptions, bool),
+    Conv2dBackward(Conv2dOptions, bool),
+    AvgPool(usize),
+    AvgPoolBackward(usize, Vec<usize>),
+    MaxPool(usize, usize, usize),
+    MaxPoolBackward(usize, usize, usize),
+    Resize(usize, usize),
+    ResizeBackward(Vec<usize>),
+    Attention(Option<(Vec<bool>, Vec<usize>)>),
+    Linear(bool),
+    Bce,
+    CrossEntropy(Vec<usize>),
+    L1,
+    Mse,
+    L2Normalize,
+}
+
+/// Evaluates `case` on backend `B` (the inputs in order; several outputs for the backwards).
+pub fn eval<B: Backend>(case: &Case, mut x: Vec<B::FloatTensor>, device: &B::Device) -> Vec<B::FloatTensor> {
+    let mut next = || x.remove(0);
+    match case {
+        Case::Identity => vec![next()],
+        Case::Full(shape, v) => vec![B::float_full(Shape::new(shape.clone()), *v, device)],
+        Case::Unary(op) => vec![B::float_unary(*op, next())],
+        Case::Binary(op) => {
+            let a = next();
+            vec![B::float_binary(*op, a, next())]
+        }
+        Case::Scalar(op, s) => vec![B::float_scalar(*op, next(), *s)],
+        Case::Matmul => {
+            let a = next();
+            vec![B::float_matmul(a, next())]
+        }
+        Case::Reduce(op, d) => vec![B::float_reduce(*op, next(), *d)],
+        Case::Reshape(s) => vec![B::float_reshape(next(), Shape::new(s.clone()))],
+        Case::Permute(a) => vec![B::float_permute(next(), a)],
+        Case::Slice(r) => vec![B::float_slice(next(), r)],
+        Case::SliceAssign(r) => {
+            let t = next();
+            vec![B::float_slice_assign(t, r, next())]
+        }
+        Case::Cat(d) => {
+            let ts = std::mem::take(&mut x);
+            vec![B::float_cat(ts, *d)]
+        }
+        Case::Select(d, idx) => vec![B::float_select(next(), *d, idx)],
+        Case::SelectAdd(d, idx) => {
+            let t = next();
+            vec![B::float_select_add(t, *d, idx, next())]
+        }
+        Case::MaskFill(m, s, v) => vec![B::float_mask_fill(next(), m, &Shape::new(s.clone()), *v)],
+        Case::Softmax => vec![B::softmax(next())],
+        Case::SoftmaxBackward => {
+            let y = B::softmax(next());
+            vec![B::softmax_backward(y, next())]
+        }
+        Case::LogSoftmax => vec![B::log_softmax(next())],
+        Case::LogSoftmaxBackward => {
+            let y = B::log_softmax(next());
+            vec![B::log_softmax_backward(y, next())]
+        }
+        Case::LayerNorm(eps) => {
+            let (t, g) = (next(), next());
+            vec![B::layer_norm(t, g, next(), *eps)]
+        }
+        Case::LayerNormBackward(eps) => {
+            let (t, g) = (next(), next());
+            let (a, b, c) = B::layer_norm_backward(t, g, next(), *eps);
+            vec![a, b, c]
+        }
+        Case::GroupNorm(groups, eps) => {
+            let (t, g) = (next(), next());
+            vec![B::group_norm(t, *groups, g, next(), *eps)]
+        }
+        Case::GroupNormBackward(groups, eps) => {
+            let (t, g) = (next(), next());
+            let (a, b, c) = B::group_norm_backward(t, *groups, g, next(), *eps);
+            vec![a, b, c]
+        }
+        Case::Conv2d(opts, bias) => {
+            let (t, w) = (next(), next());
+            let b = bias.then(&mut next);
+            vec![B::conv2d(t, w, b, *opts)]
+        }
+        Case::Conv2dBackward(opts, bias) => {
+            let (t, w) = (next(), next());
+            let (dx, dw, db) = B::conv2d_backward(t, w, *bias, next(), *opts);
+            let mut out = vec![dx, dw];
+            out.extend(db);
+            out
+        }
+        Case::AvgPool(k) => vec![B::avg_pool2d(next(), *k)],
+        Case::AvgPoolBackward(k, s) => vec![B::avg_pool2d_backward(&Shape::new(s.clone()), next(), *k)],
+        Case::MaxPool(k, s, p) => vec![B::max_pool2d(next(), *k, *s, *p)],
+        Case::MaxPoolBackward(k, s, p) => {
+            let t = next();
+            vec![B::max_pool2d_backward(t, next(), *k, *s, *p)]
+        }
+        Case::Resize(oh, ow) => vec![B::resize_nearest(next(), *oh, *ow)],
+        Case::ResizeBackward(s) => vec![B::resize_nearest_backward(&Shape::new(s.clone()), next())],
+        Case::Attention(mask) => {
+            let (q, k) = (next(), next());
+            let m = mask.as_ref().map(|(m, s)| (m.as_slice(), Shape::new(s.clone())));
+            vec![B::attention(q, k, next(), m.as_ref().map(|(m, s)| (*m, s)))]
+        }
+        Case::Linear(bias) => {
+            let (t, w) = (next(), next());
+            let b = bias.then(&mut next);
+            vec![B::linear(t, w, b)]
+        }
+        Case::Bce => {
+            let l = next();
+            vec![B::bce_with_logits(l, next())]
+        }
+        Case::CrossEntropy(t) => vec![B::cross_entropy(next(), t)],
+        Case::L1 => {
+            let a = next();
+            vec![B::l1_loss(a, next())]
+        }
+        Case::Mse => {
+            let a = next();
+            vec![B::mse_loss(a, next())]
+        }
+        Case::L2Normalize => vec![B::l2_normalize(next())],
+    }
+}
+
+/// Runs `case` on `CubeBackend<R>` and on `Cpu<f32>` and compares every output.
+pub fn check<R: Runtime>(device: &CubeDevice<R>, what: &str, case: Case, inputs: &[TensorData], tol: Tolerance) {
+    type Cube<R> = CubeBackend<R>;
+    let cpu_in: Vec<_> = inputs.iter().map(|d| Ref::float_from_data(d, &CpuDevice)).collect();
+    let gpu_in: Vec<_> = inputs.iter().map(|d| Cube::<R>::float_from_data(d, device)).collect();
+    let want = eval::<Ref>(&case, cpu_in, &CpuDevice);
+    let got = eval::<Cube<R>>(&case, gpu_in, device);
+    assert_eq!(want.len(), got.len(), "{what}: output count");
+    for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+        let (w, g) = (Ref::float_into_data(w), Cube::<R>::float_into_data(g));
+        assert_eq!(g.shape, w.shape, "{what} (output {i}): shape");
+        // Equal values (infinities included) agree; `Tolerance` alone would see ∞ − ∞ = NaN.
+        let (mut g, mut w) = (g.to_f64_vec(), w.to_f64_vec());
+        for (a, e) in g.iter_mut().zip(w.iter_mut()) {
+            if a == e {
+                (*a, *e) = (0.0, 0.0);
+            }
+        }
+        if let Err(e) = tol.check(&format!("{what} (output {i}) {case:?}"), &g, &w) {
+            panic!("{e}");
+        }
+    }
+}
+
+fn opts(stride: usize, padding: usize) -> Conv2dOptions {
+    Conv2dOptions { stride, padding }
+}
+
+/// Upload / download, f16 and bf16 conversion, `full`, reshape.
+pub fn data_round_trip<R: Runtime>(device: &CubeDevice<R>) {
+    let d = rand(&[3, 5, 7], 1);
+    check(device, "round trip", Case::Identity, &[d.clone()], EXACT);
+    let t = CubeBackend::<R>::float_from_data(&d, device);
+    for bf16 in [false, true] {
+        let bytes = t.to_half_bytes(bf16);
+        let back = crate::CubeTensor::from_half_bytes(&bytes, bf16, d.shape.clone(), device).to_f32_vec();
+        let want: Vec<f32> = d
+            .to_f32_vec()
+            .iter()
+            .map(|&x| if bf16 { half::bf16::from_f32(x).to_f32() } else { half::f16::from_f32(x).to_f32() })
+            .collect();
+        assert_eq!(back, want, "half round trip (bf16 = {bf16})");
+    }
+    check(device, "full", Case::Full(vec![4, 9], -2.5), &[], EXACT);
+    check(device, "full (odd length)", Case::Full(vec![7], 0.25), &[], EXACT);
+    check(device, "reshape", Case::Reshape(vec![5, 21]), &[d], EXACT);
+}
+
+/// Every `Unary` variant, on vector-width and odd lengths.
+pub fn unary_ops<R: Runtime>(device: &CubeDevice<R>) {
+    use Unary::*;
+    for (i, op) in [Exp, Log, Sqrt, Tanh, Erf, Sigmoid, Gelu, Silu, Neg, Abs, Recip, Relu, Square].into_iter().enumerate() {
+        let (lo, hi) = match op {
+            Log | Sqrt | Recip => (0.05, 4.0),
+            _ => (-4.0, 4.0),
+        };
+        for shape in [vec![4, 64], vec![3, 37]] {
+            let x = rand_in(&shape, 10 + i as u64, lo, hi);
+            check(device, &format!("unary {op:?} {shape:?}"), Case::Unary(op), &[x], ELEMENTWISE);
+        }
+    }
+}
+
+/// Every `Binary` variant, same shape and broadcast.
+pub fn binary_ops<R: Runtime>(device: &CubeDevice<R>) {
+    use Binary::*;
+    let shapes: [(&[usize], &[usize]); 6] = [
+        (&[4, 8], &[4, 8]),
+        (&[3, 5], &[3, 5]),
+        (&[2, 3, 4], &[4]),
+        (&[2, 1, 4], &[3, 1]),
+        (&[5, 1], &[1, 6]),
+        (&[1], &[2, 3, 2]),
+    ];
+    for (i, op) in [Add, Sub, Mul, Div].into_iter().enumerate() {
+        for (j, (a, b)) in shapes.iter().enumerate() {
+            let seed = 100 + 10 * i as u64 + j as u64;
+            let x = rand(a, seed);
+            let y = if op == Div { rand_in(b, seed + 1, 0.5, 2.0) } else { rand(b, seed + 1) };
+            check(device, &format!("binary {op:?} {a:?} {b:?}"), Case::Binary(op), &[x, y], EXACT);
+        }
+    }
+}
+
+/// Every `Scalar` variant (integer and fractional powers).
+pub fn scalar_ops<R: Runtime>(device: &CubeDevice<R>) {
+    let x = rand_in(&[6, 10], 200, -3.0, 3.0);
+    let pos = rand_in(&[6, 10], 201, 0.1, 3.0);
+    let cases = [
+        (Scalar::Add, 1.5, &x, EXACT),
+        (Scalar::Mul, -0.75, &x, EXACT),
+        (Scalar::Pow, 2.0, &x, EXACT),
+        (Scalar::Pow, 3.0, &x, ELEMENTWISE),
+        (Scalar::Pow, -1.0, &pos, ELEMENTWISE),
+        (Scalar::Pow, 0.5, &pos, ELEMENTWISE),
+        (Scalar::Pow, 1.7, &pos, ELEMENTWISE),
+        (Scalar::ClampMin, 0.2, &x, EXACT),
+        (Scalar::ClampMax, -0.3, &x, EXACT),
+    ];
+    for (op, s, input, tol) in cases {
+        check(device, &format!("scalar {op:?} {s}"), Case::Scalar(op, s), std::slice::from_ref(input), tol);
+    }
+}
+
+/// Batched matmul: vector widths 4/2/1, rows not a multiple of 4, broadcast batches, k = 1.
+pub fn matmul<R: Runtime>(device: &CubeDevice<R>) {
+    let shapes: [(&[usize], &[usize]); 9] = [
+        (&[5, 7], &[7, 9]),
+        (&[4, 8], &[8, 12]),
+        (&[3, 6], &[6, 2]),
+        (&[2, 5, 8], &[2, 8, 12]),
+        (&[3, 5, 8], &[8, 4]),
+        (&[2, 1, 4, 6], &[3, 6, 5]),
+        (&[1, 9], &[9, 1]),
+        (&[6, 1], &[1, 7]),
+        (&[33, 130], &[130, 66]),
+    ];
+    for (i, (a, b)) in shapes.iter().enumerate() {
+        check(device, &format!("matmul {a:?} × {b:?}"), Case::Matmul, &[rand(a, 300 + i as u64), rand(b, 350 + i as u64)], ACCUMULATE);
+    }
+}
+
+/// Every `Reduce` variant along every dim, plus a long dim (the chunked two-pass path).
+pub fn reductions<R: Runtime>(device: &CubeDevice<R>) {
+    use Reduce::*;
+    let x = rand(&[3, 4, 5], 400);
+    let long = rand(&[2, 3000], 401);
+    let all = rand(&[70_000], 402);
+    for op in [Sum, Mean, Max, Min] {
+        for d in 0..3 {
+            check(device, &format!("reduce {op:?} dim {d}"), Case::Reduce(op, d), std::slice::from_ref(&x), ACCUMULATE);
+        }
+        check(device, &format!("reduce {op:?} long"), Case::Reduce(op, 1), std::slice::from_ref(&long), ACCUMULATE);
+        check(device, &format!("reduce {op:?} all"), Case::Reduce(op, 0), std::slice::from_ref(&all), Tolerance { rel: 1e-4, abs: 1e-3 });
+    }
+}
+
+/// `ArgMax` / `ArgMin` along each dim (indices exact; values distinct).
+pub fn arg_reductions<R: Runtime>(device: &CubeDevice<R>) {
+    let d = rand(&[4, 6, 5], 500);
+    let c = Ref::float_from_data(&d, &CpuDevice);
+    let g = CubeBackend::<R>::float_from_data(&d, device);
+    for op in [ArgReduce::ArgMax, ArgReduce::ArgMin] {
+        for dim in 0..3 {
+            assert_eq!(CubeBackend::<R>::float_arg_reduce(op, &g, dim), Ref::float_arg_reduce(op, &c, dim), "{op:?} along {dim}");
+        }
+    }
+    // Ties go to the first index.
+    let ties = TensorData::new_f32(vec![1.0, 3.0, 3.0, 0.0, 0.0, 2.0], [2, 3]).expect("sized");
+    let g = CubeBackend::<R>::float_from_data(&ties, device);
+    assert_eq!(CubeBackend::<R>::float_arg_reduce(ArgReduce::ArgMax, &g, 1), vec![1, 2]);
+    assert_eq!(CubeBackend::<R>::float_arg_reduce(ArgReduce::ArgMin, &g, 1), vec![0, 0]);
+}
+
+/// Permute, slice, slice-assign, cat, select, select-add (duplicates), mask fill.
+pub fn layout_ops<R: Runtime>(device: &CubeDevice<R>) {
+    let x = rand(&[2, 3, 4, 5], 600);
+    for axes in [vec![0, 1, 3, 2], vec![3, 2, 1, 0], vec![1, 0, 2, 3], vec![0, 1, 2, 3]] {
+        check(device, &format!("permute {axes:?}"), Case::Permute(axes), std::slice::from_ref(&x), EXACT);
+    }
+    let r = vec![0..2, 1..3, 0..4, 2..5];
+    check(device, "slice", Case::Slice(r.clone()), std::slice::from_ref(&x), EXACT);
+    check(device, "slice (empty)", Case::Slice(vec![0..2, 1..1, 0..4, 0..5]), std::slice::from_ref(&x), EXACT);
+    check(device, "slice_assign", Case::SliceAssign(r), &[x.clone(), rand(&[2, 2, 4, 3], 601)], EXACT);
+    for d in 0..4 {
+        let mut s = x.shape.dims.clone();
+        s[d] = 2;
+        check(device, &format!("cat dim {d}"), Case::Cat(d), &[x.clone(), rand(&s, 602 + d as u64), x.clone()], EXACT);
+    }
+    check(device, "select dim 1", Case::Select(1, vec![2, 0, 2]), std::slice::from_ref(&x), EXACT);
+    check(device, "select dim 3", Case::Select(3, vec![4, 1]), std::slice::from_ref(&x), EXACT);
+    check(device, "select_add dim 1", Case::SelectAdd(1, vec![2, 0, 2, 2]), &[x.clone(), rand(&[2, 4, 4, 5], 610)], ACCUMULATE);
+    check(device, "select_add dim 0", Case::SelectAdd(0, vec![1]), &[x.clone(), rand(&[1, 3, 4, 5], 611)], EXACT);
+    let mask: Vec<bool> = values(12, 620, 0.0, 1.0).iter().map(|&v| v > 0.5).collect();
+    check(device, "mask_fill [3,4,1]", Case::MaskFill(mask.clone(), vec![3, 4, 1], -1e9), std::slice::from_ref(&x), EXACT);
+    check(device, "mask_fill -inf", Case::MaskFill(mask, vec![1, 3, 4, 1], f64::NEG_INFINITY), std::slice::from_ref(&x), EXACT);
+}
+
+/// Softmax, log-softmax, LayerNorm, GroupNorm and their backward twins.
+pub fn activations<R: Runtime>(device: &CubeDevice<R>) {
+    for (i, shape) in [vec![3, 7], vec![2, 5, 130], vec![4, 1]].into_iter().enumerate() {
+        let x = rand_in(&shape, 700 + i as u64, -5.0, 5.0);
+        let dy = rand(&shape, 710 + i as u64);
+        check(device, "softmax", Case::Softmax, std::slice::from_ref(&x), ELEMENTWISE);
+        check(device, "log_softmax", Case::LogSoftmax, std::slice::from_ref(&x), ELEMENTWISE);
+        check(device, "softmax_backward", Case::SoftmaxBackward, &[x.clone(), dy.clone()], ACCUMULATE);
+        check(device, "log_softmax_backward", Case::LogSoftmaxBackward, &[x.clone(), dy.clone()], ACCUMULATE);
+        let c = *shape.last().expect("rank 2");
+        let (g, b) = (rand_in(&[c], 720, 0.5, 1.5), rand(&[c], 721));
+        check(device, "layer_norm", Case::LayerNorm(1e-5), &[x.clone(), g.clone(), b], ACCUMULATE);
+        check(device, "layer_norm_backward", Case::LayerNormBackward(1e-6), &[x, g, dy], CHAINED);
+    }
+    for (n, c, h, w, groups) in [(2, 6, 5, 4, 3), (1, 8, 3, 3, 8), (2, 4, 17, 9, 1)] {
+        let x = rand_in(&[n, c, h, w], 730, -2.0, 3.0);
+        let (g, b) = (rand_in(&[c], 731, 0.5, 1.5), rand(&[c], 732));
+        check(device, "group_norm", Case::GroupNorm(groups, 1e-6), &[x.clone(), g.clone(), b], ACCUMULATE);
+        let dy = rand(&[n, c, h, w], 733);
+        check(device, "group_norm_backward", Case::GroupNormBackward(groups, 1e-6), &[x, g, dy], CHAINED);
+    }
+}
+
+/// conv2d (+ backward) over strides, paddings, kernel sizes, 1×1, with and without bias.
+pub fn convolution<R: Runtime>(device: &CubeDevice<R>) {
+    // (n, cin, h, w, cout, k, stride, padding)
+    let cases = [
+        (1, 3, 9, 7, 4, 3, 1, 1),
+        (2, 2, 8, 8, 3, 3, 2, 1),
+        (1, 3, 16, 16, 5, 4, 4, 0),
+        (2, 4, 5, 6, 3, 1, 1, 0),
+        (1, 2, 5, 6, 3, 1, 2, 1),
+        (1, 2, 7, 5, 2, 4, 3, 2),
+    ];
+    for (i, &(n, cin, h, w, cout, k, s, p)) in cases.iter().enumerate() {
+        let seed = 800 + 10 * i as u64;
+        let x = rand(&[n, cin, h, w], seed);
+        let wt = rand(&[cout, cin, k, k], seed + 1);
+        let b = rand(&[cout], seed + 2);
+        let what = format!("conv2d case {i}");
+        check(device, &what, Case::Conv2d(opts(s, p), false), &[x.clone(), wt.clone()], ACCUMULATE);
+        check(device, &what, Case::Conv2d(opts(s, p), true), &[x.clone(), wt.clone(), b], ACCUMULATE);
+        let oh = (h + 2 * p - k) / s + 1;
+        let ow = (w + 2 * p - k) / s + 1;
+        let dy = rand(&[n, cout, oh, ow], seed + 3);
+        for bias in [false, true] {
+            check(device, &format!("{what} backward"), Case::Conv2dBackward(opts(s, p), bias), &[x.clone(), wt.clone(), dy.clone()], ACCUMULATE);
+        }
+    }
+}
+
+/// Average and max pooling, nearest resize, and their backwards.
+pub fn pooling_and_resize<R: Runtime>(device: &CubeDevice<R>) {
+    let x = rand(&[2, 3, 9, 8], 900);
+    for k in [2, 3] {
+        check(device, &format!("avg_pool2d {k}"), Case::AvgPool(k), std::slice::from_ref(&x), ELEMENTWISE);
+        let dy = rand(&[2, 3, 9 / k, 8 / k], 901);
+        check(device, &format!("avg_pool2d_backward {k}"), Case::AvgPoolBackward(k, vec![2, 3, 9, 8]), &[dy], ELEMENTWISE);
+    }
+    for (k, s, p) in [(2, 2, 0), (3, 2, 1), (3, 1, 1), (2, 3, 1)] {
+        check(device, &format!("max_pool2d {k},{s},{p}"), Case::MaxPool(k, s, p), std::slice::from_ref(&x), EXACT);
+        let oh = (9 + 2 * p - k) / s + 1;
+        let ow = (8 + 2 * p - k) / s + 1;
+        let dy = rand(&[2, 3, oh, ow], 902);
+        check(device, &format!("max_pool2d_backward {k},{s},{p}"), Case::MaxPoolBackward(k, s, p), &[x.clone(), dy], ACCUMULATE);
+    }
+    for (oh, ow) in [(18, 16), (4, 4), (5, 11), (9, 8)] {
+        check(device, &format!("resize_nearest {oh}×{ow}"), Case::Resize(oh, ow), std::slice::from_ref(&x), EXACT);
+        let dy = rand(&[2, 3, oh, ow], 903);
+        check(device, &format!("resize_nearest_backward {oh}×{ow}"), Case::ResizeBackward(vec![2, 3, 9, 8]), &[dy], ACCUMULATE);
+    }
+}
+
+/// The defaulted module ops (attention with and without a mask, linear) and the losses.
+pub fn modules_and_losses<R: Runtime>(device: &CubeDevice<R>) {
+    let (q, k, v) = (rand(&[2, 3, 5, 8], 1000), rand(&[2, 3, 7, 8], 1001), rand(&[2, 3, 7, 8], 1002));
+    check(device, "attention", Case::Attention(None), &[q.clone(), k.clone(), v.clone()], ACCUMULATE);
+    let mask: Vec<bool> = (0..2 * 7).map(|i| i % 7 >= 5 - i / 7).collect();
+    check(device, "attention (mask)", Case::Attention(Some((mask, vec![2, 1, 1, 7]))), &[q, k, v], ACCUMULATE);
+    let (x, w, b) = (rand(&[2, 5, 12], 1010), rand(&[6, 12], 1011), rand(&[6], 1012));
+    check(device, "linear", Case::Linear(false), &[x.clone(), w.clone()], ACCUMULATE);
+    check(device, "linear (bias)", Case::Linear(true), &[x, w, b], ACCUMULATE);
+    let logits = rand_in(&[4, 9], 1020, -6.0, 6.0);
+    let target = rand_in(&[4, 9], 1021, 0.0, 1.0);
+    check(device, "bce_with_logits", Case::Bce, &[logits.clone(), target.clone()], CHAINED);
+    check(device, "cross_entropy", Case::CrossEntropy(vec![0, 8, 3, 3]), std::slice::from_ref(&logits), CHAINED);
+    check(device, "l1_loss", Case::L1, &[logits.clone(), target.clone()], CHAINED);
+    check(device, "mse_loss", Case::Mse, &[logits.clone(), target], CHAINED);
+    check(device, "l2_normalize", Case::L2Normalize, &[logits], ACCUMULATE);
+    // nearest_code: exact indices (distinct random codebook).
+    let (xs, cb) = (rand(&[3, 5, 6], 1030), rand(&[17, 6], 1031));
+    let want = Ref::nearest_code(Ref::float_from_data(&xs, &CpuDevice), Ref::float_from_data(&cb, &CpuDevice));
+    let got = CubeBackend::<R>::nearest_code(CubeBackend::<R>::float_from_data(&xs, device), CubeBackend::<R>::float_from_data(&cb, device));
+    assert_eq!(got, want, "nearest_code");
+}
+
+/// `Autodiff<CubeBackend<R>>` gradients of a small network (linear → GELU → LayerNorm → conv →
+/// pool → resize → softmax → loss) against `Autodiff<Cpu<f32>>`.
+pub fn autodiff_gradients<R: Runtime>(device: &CubeDevice<R>) {
+    fn run<B: AutodiffBackend>(inputs: &[TensorData], device: &B::Device) -> Vec<TensorData> {
+        let leaves: Vec<B::FloatTensor> = inputs.iter().map(|d| B::require_grad(B::float_from_data(d, device))).collect();
+        let [x, w, b, g, beta, cw] = <[B::FloatTensor; 6]>::try_from(leaves.clone()).expect("six inputs");
+        let h = B::linear(x, w, Some(b)); // [2, 16, 8]
+        let h = B::float_unary(Unary::Gelu, h);
+        let h = B::layer_norm(h, g, beta, 1e-5);
+        let img = B::float_reshape(B::float_permute(h, &[0, 2, 1]), Shape::new([2, 8, 4, 4]));
+        let c = B::conv2d(img, cw, None, Conv2dOptions { stride: 1, padding: 1 }); // [2, 3, 4, 4]
+        let c = B::max_pool2d(c, 2, 2, 0); // [2, 3, 2, 2]
+        let c = B::resize_nearest(c, 4, 4);
+        let s = B::softmax(B::float_reshape(c, Shape::new([6, 16])));
+        let target = B::float_full(Shape::new([6, 16]), 1.0 / 16.0, device);
+        let loss = B::mse_loss(B::float_scalar(Scalar::Mul, s, 10.0), target);
+        let grads = B::backward(&loss);
+        leaves
+            .iter()
+            .map(|t| {
+                let g = B::grad(&grads, t).expect("every input gets a gradient");
+                <B::Inner as FloatOps>::float_into_data(&g)
+            })
+            .collect()
+    }
+    let inputs = [
+        rand(&[2, 16, 12], 1100),
+        rand(&[8, 12], 1101),
+        rand(&[8], 1102),
+        rand_in(&[8], 1103, 0.5, 1.5),
+        rand(&[8], 1104),
+        rand(&[3, 8, 3, 3], 1105),
+    ];
+    let want = run::<Autodiff<Ref>>(&inputs, &CpuDevice);
+    let got = run::<Autodiff<CubeBackend<R>>>(&inputs, device);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g.shape, w.shape, "gradient {i}: shape");
+        if let Err(e) = (Tolerance { rel: 1e-3, abs: 1e-5 }).check(&format!("gradient of input {i}"), &g.to_f64_vec(), &w.to_f64_vec()) {
+            panic!("{e}");
+        }
+    }
+}
+
+/// Instantiates the conformance suite as `#[test]`s for a `TestRuntime` alias in scope, on its
+/// default device. `$kind` is the [`DeviceKind`](crate::DeviceKind): each test returns early
+/// (with a message) when that runtime's libraries are missing.
+#[macro_export]
+macro_rules! testgen_cubecl {
+    ($kind:expr) => {
+        $crate::testgen_cubecl!(@tests $kind;
+            data_round_trip, unary_ops, binary_ops, scalar_ops, matmul, reductions, arg_reductions,
+            layout_ops, activations, convolution, pooling_and_resize, modules_and_losses,
+            autodiff_gradients);
+    };
+    (@tests $kind:expr; $($name:ident),*) => {
+        $(
+            #[test]
+            fn $name() {
+                if let Err(e) = $crate::is_available($kind) {
+                    eprintln!("skipped: {e}");
+                    return;
+                }
+                let device = $crate::CubeDevice::<TestRuntime>::default();
+                $crate::testing::$name::<TestRuntime>(&device);
+            }
+        )*
+    };
+}
