@@ -132,6 +132,9 @@ int main(int argc, char **argv) {
   EXPECT(karl_encode(NULL, img, S, S, stride, 0.05f, 16, &t), KARL_NULL_ARGUMENT);
   EXPECT(karl_encode(m, NULL, S, S, stride, 0.05f, 16, &t), KARL_NULL_ARGUMENT);
   EXPECT(karl_encode(m, img, S, S, stride, 0.05f, 16, NULL), KARL_NULL_ARGUMENT);
+  /* Pointers are checked before everything else. */
+  EXPECT(karl_encode(m, NULL, 0, 0, 0, NAN, 0, &t), KARL_NULL_ARGUMENT);
+  EXPECT(karl_encode(NULL, NULL, 0, 0, 0, NAN, 0, NULL), KARL_NULL_ARGUMENT);
   EXPECT(karl_encode(m, img, 0, S, stride, 0.05f, 16, &t), KARL_INVALID_ARGUMENT);
   EXPECT(karl_encode(m, img, S, 0, stride, 0.05f, 16, &t), KARL_INVALID_ARGUMENT);
   EXPECT(karl_encode(m, img, UINT32_MAX, S, stride, 0.05f, 16, &t), KARL_INVALID_ARGUMENT);

@@ -82,7 +82,8 @@ fn squash(img: Rgb8<'_>, size: usize) -> Vec<u8> {
     for oy in 0..size {
         let (y0, y1) = (oy * img.height / size, ((oy + 1) * img.height).div_ceil(size).max(oy * img.height / size + 1));
         for ox in 0..size {
-            let (x0, x1) = (ox * img.width / size, ((ox + 1) * img.width).div_ceil(size).max(ox * img.width / size + 1));
+            let (x0, x1) =
+                (ox * img.width / size, ((ox + 1) * img.width).div_ceil(size).max(ox * img.width / size + 1));
             for c in 0..3 {
                 let mut s = 0u32;
                 for y in y0..y1.min(img.height) {

@@ -46,7 +46,9 @@ pub fn read_rgb8(path: &Path) -> Result<(Vec<u8>, usize, usize)> {
         .with_guessed_format()
         .with_context(|| format!("{}: cannot read", path.display()))?
         .decode()
-        .with_context(|| format!("{}: not a readable image (corrupt, truncated or unsupported format)", path.display()))?;
+        .with_context(|| {
+            format!("{}: not a readable image (corrupt, truncated or unsupported format)", path.display())
+        })?;
     let rgb = img.to_rgb8();
     let (w, h) = (rgb.width() as usize, rgb.height() as usize);
     Ok((rgb.into_raw(), w, h))

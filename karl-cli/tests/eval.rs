@@ -22,9 +22,11 @@ fn karl() -> Command {
 fn make_data(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     image::RgbImage::from_pixel(256, 256, image::Rgb([120, 130, 140])).save(dir.join("flat.png")).unwrap();
-    image::RgbImage::from_fn(288, 272, |x, _| if (x / 8) % 2 == 0 { image::Rgb([0, 0, 0]) } else { image::Rgb([250, 240, 230]) })
-        .save(dir.join("stripes.png"))
-        .unwrap();
+    image::RgbImage::from_fn(288, 272, |x, _| {
+        if (x / 8) % 2 == 0 { image::Rgb([0, 0, 0]) } else { image::Rgb([250, 240, 230]) }
+    })
+    .save(dir.join("stripes.png"))
+    .unwrap();
     let mut s = 12345u32;
     image::RgbImage::from_fn(256, 256, |_, _| {
         let mut n = || {
@@ -101,30 +103,42 @@ fn eval_writes_reports_resumes_and_searches() {
     let full_time = t0.elapsed();
     assert!(stdout.contains("Halting calibration"), "{stdout}");
     assert!(stderr.contains("skipping corrupt.png"), "{stderr}");
-    for f in ["results.jsonl", "report.json", "report.md", "kc_histogram.png", "tokens_vs_eps.png", "l1_vs_tokens.png"] {
+    for f in ["results.jsonl", "report.json", "report.md", "kc_histogram.png", "tokens_vs_eps.png", "l1_vs_tokens.png"]
+    {
         assert!(full.join(f).is_file(), "{f} missing");
     }
     for f in ["kc_histogram.png", "tokens_vs_eps.png", "l1_vs_tokens.png"] {
         let img = image::open(full.join(f)).unwrap();
         assert!(img.width() >= 320 && img.height() >= 200, "{f}");
     }
-    let leftovers: Vec<_> =
-        std::fs::read_dir(&full).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains(".tmp-")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(&full)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+        .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     let md = std::fs::read_to_string(full.join("report.md")).unwrap();
-    for needle in
-        ["Table 1 layout", "Table 2 layout", "Table 3 layout", "exact budget search", "corrupt.png", "small.png", "kc_histogram.png"]
-    {
+    for needle in [
+        "Table 1 layout",
+        "Table 2 layout",
+        "Table 3 layout",
+        "exact budget search",
+        "corrupt.png",
+        "small.png",
+        "kc_histogram.png",
+    ] {
         assert!(md.contains(needle), "report.md lacks {needle:?}:\n{md}");
     }
 
     // Per-image lines: 3 readable images × 3 settings, plus 2 skipped files.
     let res = lines(&full.join("results.jsonl"));
     let ok: Vec<&Value> = res.iter().filter(|v| v["status"] == "ok").collect();
-    let skipped: HashSet<&str> = res.iter().filter(|v| v["status"] == "skipped").map(|v| v["image"].as_str().unwrap()).collect();
+    let skipped: HashSet<&str> =
+        res.iter().filter(|v| v["status"] == "skipped").map(|v| v["image"].as_str().unwrap()).collect();
     assert_eq!(ok.len(), 9);
     assert_eq!(skipped, HashSet::from(["corrupt.png", "small.png"]));
-    let pairs: HashSet<(String, String)> = ok.iter().map(|v| (v["image"].to_string(), v["setting"].to_string())).collect();
+    let pairs: HashSet<(String, String)> =
+        ok.iter().map(|v| (v["image"].to_string(), v["setting"].to_string())).collect();
     assert_eq!(pairs.len(), 9, "duplicate (image, setting) lines");
     for v in &ok {
         for k in ["l1", "mse", "ssim", "time_s"] {
@@ -211,7 +225,8 @@ fn eval_writes_reports_resumes_and_searches() {
     assert!(stderr.contains("resuming"), "{stderr}");
     let resumed = lines(&results);
     assert_eq!(resumed.len(), res.len(), "resumed results.jsonl has {} lines", resumed.len());
-    let pairs: HashSet<(String, String)> = resumed.iter().map(|v| (v["image"].to_string(), v["setting"].to_string())).collect();
+    let pairs: HashSet<(String, String)> =
+        resumed.iter().map(|v| (v["image"].to_string(), v["setting"].to_string())).collect();
     assert_eq!(pairs.len(), res.len(), "duplicate lines after resume");
     assert_eq!(report_without_timing(&part), report, "resumed report differs from the uninterrupted one");
 }

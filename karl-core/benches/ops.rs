@@ -93,31 +93,13 @@ fn measure(mut f: impl FnMut()) -> Timing {
         })
         .collect();
     let top = deltas.iter().map(|d| d.1).max().unwrap_or(0).max(1);
-    let busy = |pool: bool| {
-        deltas
-            .iter()
-            .filter(|d| d.0 == pool && 4 * d.1 >= top)
-            .count()
-    };
+    let busy = |pool: bool| deltas.iter().filter(|d| d.0 == pool && 4 * d.1 >= top).count();
     times.sort_by(f64::total_cmp);
-    Timing {
-        secs: times[runs / 2],
-        best: times[0],
-        busy_pool: busy(true),
-        busy_other: busy(false),
-    }
+    Timing { secs: times[runs / 2], best: times[0], busy_pool: busy(true), busy_other: busy(false) }
 }
 
 /// `c (m×n) = a (m×k) · b (k×n)`, all row-major, through the `gemm` crate.
-fn gemm_crate(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f32],
-    b: &[f32],
-    c: &mut [f32],
-    par: gemm::Parallelism,
-) {
+fn gemm_crate(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32], par: gemm::Parallelism) {
     assert!(a.len() == m * k && b.len() == k * n && c.len() == m * n);
     // SAFETY: `a`, `b` and `c` are live slices of exactly m·k, k·n and m·n f32 (checked above),
     // addressed row-major with column stride 1 and row strides k, n and n, so every element the
@@ -181,11 +163,7 @@ impl ConvCase {
     }
     /// The im2col product: `[Cout × Cin·k²] · [Cin·k² × OH·OW]`.
     fn equivalent(&self) -> (usize, usize, usize) {
-        (
-            self.cout,
-            self.cin * self.k * self.k,
-            self.out_hw() * self.out_hw(),
-        )
+        (self.cout, self.cin * self.k * self.k, self.out_hw() * self.out_hw())
     }
 }
 
@@ -197,22 +175,14 @@ struct Run {
     conv: Vec<(Timing, Timing)>,
 }
 
-fn matmul_inputs(
-    m: usize,
-    k: usize,
-    n: usize,
-) -> Result<(Tensor<B, 2>, Tensor<B, 2>), Box<dyn Error>> {
+fn matmul_inputs(m: usize, k: usize, n: usize) -> Result<(Tensor<B, 2>, Tensor<B, 2>), Box<dyn Error>> {
     let a = Tensor::<B, 2>::from_f32(fill(m * k, 1), [m, k], &CpuDevice)?;
     let b = Tensor::<B, 2>::from_f32(fill(k * n, 2), [k, n], &CpuDevice)?;
     Ok((a, b))
 }
 
 fn run(threads: usize, mats: &[MatShape], convs: &[ConvCase]) -> Result<Run, Box<dyn Error>> {
-    let par = if threads == 1 {
-        gemm::Parallelism::None
-    } else {
-        gemm::Parallelism::Rayon(threads)
-    };
+    let par = if threads == 1 { gemm::Parallelism::None } else { gemm::Parallelism::Rayon(threads) };
     let mut mat = Vec::new();
     for s in mats {
         let (a, b) = matmul_inputs(s.m, s.k, s.n)?;
@@ -227,25 +197,13 @@ fn run(threads: usize, mats: &[MatShape], convs: &[ConvCase]) -> Result<Run, Box
         });
         // Both must compute the same product (guards the strides passed to the gemm crate).
         let got = a.clone().matmul(b.clone()).to_vec();
-        let err = got
-            .iter()
-            .zip(&c)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max);
-        assert!(
-            err <= 1e-3 * (s.k as f32).sqrt(),
-            "{}: ours and gemm differ by {err}",
-            s.name
-        );
+        let err = got.iter().zip(&c).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(err <= 1e-3 * (s.k as f32).sqrt(), "{}: ours and gemm differ by {err}", s.name);
         mat.push((ours, theirs));
     }
     let mut conv = Vec::new();
     for cc in convs {
-        let x = Tensor::<B, 4>::from_f32(
-            fill(cc.cin * cc.hw * cc.hw, 3),
-            [1, cc.cin, cc.hw, cc.hw],
-            &CpuDevice,
-        )?;
+        let x = Tensor::<B, 4>::from_f32(fill(cc.cin * cc.hw * cc.hw, 3), [1, cc.cin, cc.hw, cc.hw], &CpuDevice)?;
         let w = Tensor::<B, 4>::from_f32(
             fill(cc.cout * cc.cin * cc.k * cc.k, 4),
             [cc.cout, cc.cin, cc.k, cc.k],
@@ -272,106 +230,38 @@ fn gflops(gflop: f64, t: Timing) -> f64 {
 
 /// Busy threads, e.g. `2` (all in the installed pool) or `1+1!` (one outside it).
 fn busy(t: Timing) -> String {
-    if t.busy_other == 0 {
-        t.busy_pool.to_string()
-    } else {
-        format!("{}+{}!", t.busy_pool, t.busy_other)
-    }
+    if t.busy_other == 0 { t.busy_pool.to_string() } else { format!("{}+{}!", t.busy_pool, t.busy_other) }
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
     let mats = [
-        MatShape {
-            name: "512³",
-            m: 512,
-            k: 512,
-            n: 512,
-        },
-        MatShape {
-            name: "1024³",
-            m: 1024,
-            k: 1024,
-            n: 1024,
-        },
-        MatShape {
-            name: "513×1024·1024×3072 (qkv)",
-            m: 513,
-            k: 1024,
-            n: 3072,
-        },
-        MatShape {
-            name: "513×1024·1024×4096 (mlp)",
-            m: 513,
-            k: 1024,
-            n: 4096,
-        },
-        MatShape {
-            name: "513×64·64×513 (attn)",
-            m: 513,
-            k: 64,
-            n: 513,
-        },
+        MatShape { name: "512³", m: 512, k: 512, n: 512 },
+        MatShape { name: "1024³", m: 1024, k: 1024, n: 1024 },
+        MatShape { name: "513×1024·1024×3072 (qkv)", m: 513, k: 1024, n: 3072 },
+        MatShape { name: "513×1024·1024×4096 (mlp)", m: 513, k: 1024, n: 4096 },
+        MatShape { name: "513×64·64×513 (attn)", m: 513, k: 64, n: 513 },
     ];
     let convs = [
+        ConvCase { name: "3×3 128→128 @256² p1", cin: 128, cout: 128, hw: 256, k: 3, stride: 1, padding: 1 },
+        ConvCase { name: "3×3 64→64 @128² p1", cin: 64, cout: 64, hw: 128, k: 3, stride: 1, padding: 1 },
+        ConvCase { name: "11×11/s4 3→64 @224² p2 (info)", cin: 3, cout: 64, hw: 224, k: 11, stride: 4, padding: 2 },
         ConvCase {
-            name: "3×3 128→128 @256² p1",
-            cin: 128,
-            cout: 128,
-            hw: 256,
-            k: 3,
-            stride: 1,
-            padding: 1,
-        },
-        ConvCase {
-            name: "3×3 64→64 @128² p1",
-            cin: 64,
-            cout: 64,
-            hw: 128,
-            k: 3,
-            stride: 1,
-            padding: 1,
-        },
-        ConvCase {
-            name: "11×11/s4 3→64 @224² p2 (info)",
-            cin: 3,
-            cout: 64,
-            hw: 224,
-            k: 11,
-            stride: 4,
-            padding: 2,
-        },
-        ConvCase {
-            name: "16×16/s16 3→768 @256² (info)",
-            cin: 3,
-            cout: 768,
-            hw: 256,
-            k: 16,
-            stride: 16,
-            padding: 0,
+            name: "16×16/s16 3→768 @256² (info)", cin: 3, cout: 768, hw: 256, k: 16, stride: 16, padding: 0
         },
     ];
     // `cargo bench -p karl-core --bench ops -- conv` (or `sgemm`) runs one section only.
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let want = |section: &str| args.is_empty() || args.iter().any(|a| a == section);
     let mats: &[MatShape] = if want("sgemm") { &mats } else { &[] };
     let convs: &[ConvCase] = if want("conv") { &convs } else { &[] };
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!(
-        "ops bench: {} logical CPUs, load average {}",
-        num_cpus(),
-        load.trim()
-    );
+    println!("ops bench: {} logical CPUs, load average {}", num_cpus(), load.trim());
     let start = Instant::now();
     let threads = [1usize, 2];
     let mut runs = Vec::new();
     for &n in &threads {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .thread_name(|i| format!("{POOL_PREFIX}{i}"))
-            .build()?;
+        let pool =
+            rayon::ThreadPoolBuilder::new().num_threads(n).thread_name(|i| format!("{POOL_PREFIX}{i}")).build()?;
         let r = pool.install(|| {
             assert_eq!(rayon::current_num_threads(), n);
             run(n, mats, convs).map_err(|e| e.to_string())
@@ -401,9 +291,7 @@ fn cell(gflop: f64, t: Timing) -> String {
 
 fn print_sgemm(mats: &[MatShape], runs: &[Run]) {
     println!("\n### sgemm, GFLOP/s as median (best)");
-    println!(
-        "ours = `Tensor::matmul` on `Cpu<f32>` (faer); gemm = `gemm` 0.19 on the same buffers;"
-    );
+    println!("ours = `Tensor::matmul` on `Cpu<f32>` (faer); gemm = `gemm` 0.19 on the same buffers;");
     println!("1t: 1-thread pool, gemm `Parallelism::None`; 2t: 2-thread pool, gemm `Rayon(2)`.\n");
     println!(
         "| shape | GFLOP | ours 1t | gemm 1t | ours/gemm 1t | ours 2t | gemm 2t | ours/gemm 2t | ours/best gemm | busy threads ours 1t, 2t |"
@@ -432,9 +320,7 @@ fn print_sgemm(mats: &[MatShape], runs: &[Run]) {
 
 fn print_conv(convs: &[ConvCase], runs: &[Run]) {
     println!("\n### conv2d, batch 1, GFLOP/s (2·Cout·Cin·k²·OH·OW) as median (best)");
-    println!(
-        "equiv = our matmul on the im2col product [Cout × Cin·k²]·[Cin·k² × OH·OW] (same FLOPs).\n"
-    );
+    println!("equiv = our matmul on the im2col product [Cout × Cin·k²]·[Cin·k² × OH·OW] (same FLOPs).\n");
     println!(
         "| conv | GFLOP | conv 1t | equiv 1t | conv/equiv 1t | conv 2t | equiv 2t | conv/equiv 2t | busy threads conv 1t, 2t |"
     );

@@ -79,10 +79,7 @@ impl TensorData {
     }
     fn check_len(n: usize, shape: &Shape) -> Result<()> {
         if n != shape.numel() {
-            return Err(Error::Shape(format!(
-                "{n} values do not fill shape {shape} ({} elements)",
-                shape.numel()
-            )));
+            return Err(Error::Shape(format!("{n} values do not fill shape {shape} ({} elements)", shape.numel())));
         }
         Ok(())
     }
@@ -98,38 +95,23 @@ impl TensorData {
             )));
         }
         let values = match dtype {
-            DType::F32 => Values::F32(
-                bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            ),
-            DType::F16 => Values::F32(
-                bytes
-                    .chunks_exact(2)
-                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                    .collect(),
-            ),
-            DType::BF16 => Values::F32(
-                bytes
-                    .chunks_exact(2)
-                    .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                    .collect(),
-            ),
-            DType::F64 => Values::F64(
-                bytes
-                    .chunks_exact(8)
-                    .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-                    .collect(),
-            ),
+            DType::F32 => {
+                Values::F32(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+            }
+            DType::F16 => {
+                Values::F32(bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect())
+            }
+            DType::BF16 => {
+                Values::F32(bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect())
+            }
+            DType::F64 => {
+                Values::F64(bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+            }
             DType::I64 => Values::F64(
-                bytes
-                    .chunks_exact(8)
-                    .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")) as f64)
-                    .collect(),
+                bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")) as f64).collect(),
             ),
             DType::I32 => Values::F64(
-                bytes
-                    .chunks_exact(4)
-                    .map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as f64)
-                    .collect(),
+                bytes.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as f64).collect(),
             ),
             DType::U8 | DType::Bool => Values::F64(bytes.iter().map(|&b| b as f64).collect()),
         };
@@ -141,22 +123,14 @@ impl TensorData {
         match self.dtype {
             DType::F32 => self.to_f32_vec().iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
             DType::F64 => self.to_f64_vec().iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
-            DType::F16 => self
-                .to_f32_vec()
-                .iter()
-                .for_each(|v| out.extend_from_slice(&half::f16::from_f32(*v).to_le_bytes())),
-            DType::BF16 => self
-                .to_f32_vec()
-                .iter()
-                .for_each(|v| out.extend_from_slice(&half::bf16::from_f32(*v).to_le_bytes())),
-            DType::I64 => self
-                .to_f64_vec()
-                .iter()
-                .for_each(|v| out.extend_from_slice(&(*v as i64).to_le_bytes())),
-            DType::I32 => self
-                .to_f64_vec()
-                .iter()
-                .for_each(|v| out.extend_from_slice(&(*v as i32).to_le_bytes())),
+            DType::F16 => {
+                self.to_f32_vec().iter().for_each(|v| out.extend_from_slice(&half::f16::from_f32(*v).to_le_bytes()))
+            }
+            DType::BF16 => {
+                self.to_f32_vec().iter().for_each(|v| out.extend_from_slice(&half::bf16::from_f32(*v).to_le_bytes()))
+            }
+            DType::I64 => self.to_f64_vec().iter().for_each(|v| out.extend_from_slice(&(*v as i64).to_le_bytes())),
+            DType::I32 => self.to_f64_vec().iter().for_each(|v| out.extend_from_slice(&(*v as i32).to_le_bytes())),
             DType::U8 | DType::Bool => self.to_f64_vec().iter().for_each(|v| out.push(*v as u8)),
         }
         out

@@ -22,10 +22,12 @@ impl<B: Backend> Init<'_, B> {
     }
     /// N(0, std²) truncated to ±2 (absolute, as `timm.trunc_normal_`).
     pub fn trunc_normal<const D: usize>(&mut self, dims: [usize; D], std: f64) -> Tensor<B, D> {
-        self.make(dims, |r| loop {
-            let v = r.normal() * std;
-            if v.abs() <= 2.0 {
-                break v;
+        self.make(dims, |r| {
+            loop {
+                let v = r.normal() * std;
+                if v.abs() <= 2.0 {
+                    break v;
+                }
             }
         })
     }

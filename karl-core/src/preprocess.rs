@@ -110,13 +110,19 @@ fn resize(src: &[f64], w: usize, h: usize, ow: usize, oh: usize) -> Vec<f64> {
 pub fn preprocess(img: Rgb8<'_>, size: usize, resize_image: bool) -> Result<Vec<f32>> {
     let (w, h) = (img.width, img.height);
     if !resize_image && (w != size || h != size) {
-        return Err(Error::InvalidArgument(format!("image is {w}×{h}, the model needs {size}×{size} (or allow resizing)")));
+        return Err(Error::InvalidArgument(format!(
+            "image is {w}×{h}, the model needs {size}×{size} (or allow resizing)"
+        )));
     }
     let mut px = Vec::with_capacity(w * h * 3);
     for y in 0..h {
         px.extend(img.data[y * img.stride..y * img.stride + w * 3].iter().map(|&b| b as f64));
     }
-    let (rw, rh) = if w <= h { (size, (size as f64 * h as f64 / w as f64) as usize) } else { ((size as f64 * w as f64 / h as f64) as usize, size) };
+    let (rw, rh) = if w <= h {
+        (size, (size as f64 * h as f64 / w as f64) as usize)
+    } else {
+        ((size as f64 * w as f64 / h as f64) as usize, size)
+    };
     let px = if (rw, rh) == (w, h) { px } else { resize(&px, w, h, rw, rh) };
     let top = libm::round((rh - size) as f64 / 2.0) as usize;
     let left = libm::round((rw - size) as f64 / 2.0) as usize;

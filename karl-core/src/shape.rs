@@ -52,10 +52,10 @@ impl Shape {
     pub fn broadcast(a: &Shape, b: &Shape) -> Option<Shape> {
         let r = a.rank().max(b.rank());
         let mut dims = alloc::vec![0; r];
-        for i in 0..r {
+        for (i, out) in dims.iter_mut().enumerate() {
             let da = if i + a.rank() >= r { a.dims[i + a.rank() - r] } else { 1 };
             let db = if i + b.rank() >= r { b.dims[i + b.rank() - r] } else { 1 };
-            dims[i] = if da == db {
+            *out = if da == db {
                 da
             } else if da == 1 {
                 db

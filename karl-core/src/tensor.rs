@@ -21,6 +21,9 @@ impl<B: Backend, const D: usize> Clone for Tensor<B, D> {
     }
 }
 
+// add/sub/mul/div/neg take a tensor of any broadcastable rank, so they are methods, not the
+// std operator traits.
+#[allow(clippy::should_implement_trait)]
 impl<B: Backend, const D: usize> Tensor<B, D> {
     /// Wraps a backend value (its rank must be `D`).
     pub fn from_primitive(primitive: B::FloatTensor) -> Self {
@@ -298,7 +301,9 @@ impl<B: Backend> Tensor<B, 4> {
     }
     /// GroupNorm.
     pub fn group_norm(self, groups: usize, gamma: &Tensor<B, 1>, beta: &Tensor<B, 1>, eps: f64) -> Self {
-        Tensor { primitive: B::group_norm(self.primitive, groups, gamma.primitive.clone(), beta.primitive.clone(), eps) }
+        Tensor {
+            primitive: B::group_norm(self.primitive, groups, gamma.primitive.clone(), beta.primitive.clone(), eps),
+        }
     }
     /// Average pool k×k, stride k.
     pub fn avg_pool2d(self, k: usize) -> Self {

@@ -27,8 +27,11 @@ impl Tolerance {
         let mut worst = (0.0f64, 0usize);
         for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
             let d = (a - e).abs();
-            if !(d <= self.abs + self.rel * e.abs()) {
-                return Err(format!("{what}: element {i}: {a} vs expected {e} (|diff| {d:.3e} > {:.1e} + {:.1e}·|e|)", self.abs, self.rel));
+            if d.is_nan() || d > self.abs + self.rel * e.abs() {
+                return Err(format!(
+                    "{what}: element {i}: {a} vs expected {e} (|diff| {d:.3e} > {:.1e} + {:.1e}·|e|)",
+                    self.abs, self.rel
+                ));
             }
             if d > worst.0 {
                 worst = (d, i);

@@ -129,7 +129,10 @@ fn masked_batched_decoder_equals_dropping_per_image() {
     let a = golden("astronaut");
     let f = golden("flat_square");
     let x = Tensor::cat(
-        vec![Tensor::<B, 4>::from_data(&a["input"], &CpuDevice).unwrap(), Tensor::<B, 4>::from_data(&f["input"], &CpuDevice).unwrap()],
+        vec![
+            Tensor::<B, 4>::from_data(&a["input"], &CpuDevice).unwrap(),
+            Tensor::<B, 4>::from_data(&f["input"], &CpuDevice).unwrap(),
+        ],
         0,
     );
     let (img, _) = m.image_tokens(&x);

@@ -21,11 +21,15 @@ fn official_training_step_is_reproduced() {
     let dir = shared_dir().join("golden/mini");
     let cfg = KarlConfig::from_json(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     let mut model = Karl::<B>::new(cfg, &CpuDevice, 0).unwrap();
-    load_module(&mut model, read_safetensors(&dir.join("weights.safetensors")).unwrap(), &[], true, &CpuDevice).unwrap();
+    load_module(&mut model, read_safetensors(&dir.join("weights.safetensors")).unwrap(), &[], true, &CpuDevice)
+        .unwrap();
     mark_trainable(&mut model, is_trainable_stage1);
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("train_step.json")).unwrap()).unwrap();
-    let g: BTreeMap<String, TensorData> = read_safetensors(&dir.join("train_step.safetensors")).unwrap().into_iter().collect();
-    let fwd: BTreeMap<String, TensorData> = read_safetensors(&dir.join("forward_astronaut.safetensors")).unwrap().into_iter().collect();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("train_step.json")).unwrap()).unwrap();
+    let g: BTreeMap<String, TensorData> =
+        read_safetensors(&dir.join("train_step.safetensors")).unwrap().into_iter().collect();
+    let fwd: BTreeMap<String, TensorData> =
+        read_safetensors(&dir.join("forward_astronaut.safetensors")).unwrap().into_iter().collect();
     let x = Tensor::<B, 4>::from_data(&fwd["input"], &CpuDevice).unwrap();
 
     let (loss, report) = two_phase_loss(&model, &x, 64, &[0.02], 256, &VqganStage1);
@@ -51,7 +55,8 @@ fn official_training_step_is_reproduced() {
     assert_eq!(report.bins_b, vec![json["phase_b_bin_index"].as_u64().unwrap() as usize]);
     let eps0 = json["eps0_phase_a_recon_l1"].as_f64().unwrap();
     assert!((report.eps0[0] as f64 - eps0).abs() < 1e-5, "eps0 {} vs {eps0}", report.eps0[0]);
-    let active: Vec<usize> = g["b/active"].to_f64_vec().iter().enumerate().filter(|(_, v)| **v > 0.5).map(|(i, _)| i).collect();
+    let active: Vec<usize> =
+        g["b/active"].to_f64_vec().iter().enumerate().filter(|(_, v)| **v > 0.5).map(|(i, _)| i).collect();
     assert_eq!(report.kept_b[0], active, "phase-(b) active mask");
 
     let grads = B::backward(&loss.primitive);

@@ -6,7 +6,7 @@ use karl_core::cpu::{Cpu, CpuDevice};
 use karl_core::model::{Karl, KarlConfig};
 use karl_core::nn::Module;
 use karl_core::train::events::{EventSink, TrainEvent};
-use karl_core::train::trainer::{list_checkpoints, SyntheticData, TrainConfig, Trainer};
+use karl_core::train::trainer::{SyntheticData, TrainConfig, Trainer, list_checkpoints};
 use std::sync::atomic::AtomicBool;
 
 type B = Autodiff<Cpu<f32>>;
@@ -17,10 +17,10 @@ impl EventSink for Record<'_> {
     fn event(&mut self, e: &TrainEvent) {
         if let TrainEvent::Step { losses, step, .. } = e {
             self.0.push(losses.total);
-            if let Some((n, flag)) = self.1 {
-                if *step >= n {
-                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
-                }
+            if let Some((n, flag)) = self.1
+                && *step >= n
+            {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
             }
         }
     }
@@ -82,7 +82,9 @@ fn non_finite_loss_stops_with_step_and_term() {
     let run = tempfile::tempdir().unwrap();
     let mut tr = Trainer::new(model, t).unwrap();
     tr.save(run.path()).unwrap();
-    let err = tr.run(&mut SyntheticData { seed: 1 }, run.path(), &AtomicBool::new(false), &mut Record(vec![], None)).unwrap_err();
+    let err = tr
+        .run(&mut SyntheticData { seed: 1 }, run.path(), &AtomicBool::new(false), &mut Record(vec![], None))
+        .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("step 1") && msg.contains("loss term"), "{msg}");
     assert_eq!(list_checkpoints(run.path()).unwrap().len(), 1, "the last good checkpoint stays");

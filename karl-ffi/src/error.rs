@@ -12,17 +12,11 @@ pub(crate) struct FfiError {
 
 impl FfiError {
     pub(crate) fn new(status: karl_status, message: impl Into<String>) -> Self {
-        FfiError {
-            status,
-            message: message.into(),
-        }
+        FfiError { status, message: message.into() }
     }
     /// A NULL pointer passed as argument `arg`.
     pub(crate) fn null(arg: &str) -> Self {
-        Self::new(
-            karl_status::KARL_NULL_ARGUMENT,
-            format!("argument `{arg}` is NULL"),
-        )
+        Self::new(karl_status::KARL_NULL_ARGUMENT, format!("argument `{arg}` is NULL"))
     }
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new(karl_status::KARL_INVALID_ARGUMENT, message)
@@ -33,9 +27,7 @@ impl From<karl_core::Error> for FfiError {
     fn from(e: karl_core::Error) -> Self {
         use karl_core::Error as E;
         let status = match &e {
-            E::InvalidArgument(_) | E::Shape(_) | E::NonFinite(_) => {
-                karl_status::KARL_INVALID_ARGUMENT
-            }
+            E::InvalidArgument(_) | E::Shape(_) | E::NonFinite(_) => karl_status::KARL_INVALID_ARGUMENT,
             E::Io { .. } => karl_status::KARL_IO,
             E::Format(_) | E::Weights(_) | E::Config(_) => karl_status::KARL_FORMAT,
         };
@@ -108,10 +100,7 @@ mod tests {
         assert_eq!(n, 6);
         assert_eq!(&buf[..3], &[b'a' as c_char, b'b' as c_char, 0]);
         // SAFETY: NULL with len 0 is allowed.
-        assert_eq!(
-            unsafe { karl_last_error_message(std::ptr::null_mut(), 0) },
-            6
-        );
+        assert_eq!(unsafe { karl_last_error_message(std::ptr::null_mut(), 0) }, 6);
         // SAFETY: buf has 8 bytes.
         unsafe { karl_last_error_message(buf.as_mut_ptr(), 8) };
         assert_eq!(buf[6], 0);

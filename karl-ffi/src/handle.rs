@@ -16,11 +16,7 @@ pub(crate) unsafe fn borrow<'a, T>(p: *const T, arg: &str) -> Result<&'a T, FfiE
 
 /// Checks that an out-parameter is not NULL (before any work is done).
 pub(crate) fn check_out<T>(p: *mut T, arg: &str) -> Result<(), FfiError> {
-    if p.is_null() {
-        Err(FfiError::null(arg))
-    } else {
-        Ok(())
-    }
+    if p.is_null() { Err(FfiError::null(arg)) } else { Ok(()) }
 }
 
 /// Boxes `value` and stores the new handle in `*out`, handing ownership to the caller.
@@ -56,9 +52,7 @@ pub(crate) unsafe fn bytes<'a>(p: *const u8, len: usize, arg: &str) -> Result<&'
         return Err(FfiError::null(arg));
     }
     if len > isize::MAX as usize {
-        return Err(FfiError::invalid(format!(
-            "length {len} of `{arg}` exceeds the address space"
-        )));
+        return Err(FfiError::invalid(format!("length {len} of `{arg}` exceeds the address space")));
     }
     // SAFETY: non-NULL, `len` <= isize::MAX, readability guaranteed by the caller.
     Ok(unsafe { std::slice::from_raw_parts(p, len) })
@@ -69,24 +63,15 @@ pub(crate) unsafe fn bytes<'a>(p: *const u8, len: usize, arg: &str) -> Result<&'
 /// # Safety
 /// `p` is NULL or points to `len` writable, aligned elements not otherwise accessed during the
 /// borrow.
-pub(crate) unsafe fn buffer<'a, T>(
-    p: *mut T,
-    len: usize,
-    arg: &str,
-) -> Result<&'a mut [T], FfiError> {
+pub(crate) unsafe fn buffer<'a, T>(p: *mut T, len: usize, arg: &str) -> Result<&'a mut [T], FfiError> {
     if len == 0 {
         return Ok(&mut []);
     }
     if p.is_null() {
         return Err(FfiError::null(arg));
     }
-    if len
-        .checked_mul(size_of::<T>())
-        .is_none_or(|b| b > isize::MAX as usize)
-    {
-        return Err(FfiError::invalid(format!(
-            "length {len} of `{arg}` exceeds the address space"
-        )));
+    if len.checked_mul(size_of::<T>()).is_none_or(|b| b > isize::MAX as usize) {
+        return Err(FfiError::invalid(format!("length {len} of `{arg}` exceeds the address space")));
     }
     // SAFETY: non-NULL, size <= isize::MAX, validity guaranteed by the caller.
     Ok(unsafe { std::slice::from_raw_parts_mut(p, len) })
@@ -114,8 +99,6 @@ pub(crate) fn c_path(s: &CStr, arg: &str) -> Result<std::path::PathBuf, FfiError
     }
     #[cfg(not(unix))]
     {
-        s.to_str()
-            .map(Into::into)
-            .map_err(|_| FfiError::invalid(format!("`{arg}` is not UTF-8")))
+        s.to_str().map(Into::into).map_err(|_| FfiError::invalid(format!("`{arg}` is not UTF-8")))
     }
 }

@@ -29,10 +29,7 @@ const _: () = {
 };
 
 /// Builds a tokenizer from safetensors bytes and a config (or the preset its keys imply).
-fn tokenizer_from_bytes(
-    weights: &[u8],
-    config_json: Option<&str>,
-) -> karl_core::Result<Tokenizer<Backend>> {
+fn tokenizer_from_bytes(weights: &[u8], config_json: Option<&str>) -> karl_core::Result<Tokenizer<Backend>> {
     let tensors = read_safetensors_bytes(weights)?;
     let config = match config_json {
         Some(text) => KarlConfig::from_json(text)?,
@@ -58,17 +55,13 @@ fn tokenizer_from_bytes(
 /// # Safety
 /// `path` is NULL or a NUL-terminated string; `out` is NULL or writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn karl_model_load(
-    path: *const c_char,
-    out: *mut *mut karl_model,
-) -> karl_status {
+pub unsafe extern "C" fn karl_model_load(path: *const c_char, out: *mut *mut karl_model) -> karl_status {
     ffi_boundary!("karl_model_load", {
         // SAFETY: the caller guarantees `path` is NULL or NUL-terminated.
         let path = c_path(unsafe { c_str(path, "path") }?, "path")?;
         check_out(out, "out")?;
-        let tokenizer = load_tokenizer::<Backend>(&path, None, &DEVICE).map_err(|e| {
-            FfiError::from(e).context(format!("loading model {:?}", path.display().to_string()))
-        })?;
+        let tokenizer = load_tokenizer::<Backend>(&path, None, &DEVICE)
+            .map_err(|e| FfiError::from(e).context(format!("loading model {:?}", path.display().to_string())))?;
         // SAFETY: `out` is non-NULL (checked) and writable (caller).
         unsafe { give(out, karl_model { tokenizer }) };
         Ok(())
@@ -94,8 +87,8 @@ pub unsafe extern "C" fn karl_model_load_default(out: *mut *mut karl_model) -> k
                 "this build of libkarl has no built-in model; load one with karl_model_load(path)",
             ));
         };
-        let tokenizer = tokenizer_from_bytes(weights, Some(config))
-            .map_err(|e| FfiError::from(e).context("built-in model"))?;
+        let tokenizer =
+            tokenizer_from_bytes(weights, Some(config)).map_err(|e| FfiError::from(e).context("built-in model"))?;
         // SAFETY: `out` is non-NULL (checked) and writable (caller).
         unsafe { give(out, karl_model { tokenizer }) };
         Ok(())
@@ -134,10 +127,7 @@ pub unsafe extern "C" fn karl_model_load_from_memory(
         } else {
             // SAFETY: non-NULL and NUL-terminated (caller).
             let s = unsafe { c_str(config_json, "config_json") }?;
-            Some(
-                s.to_str()
-                    .map_err(|e| FfiError::invalid(format!("`config_json` is not UTF-8: {e}")))?,
-            )
+            Some(s.to_str().map_err(|e| FfiError::invalid(format!("`config_json` is not UTF-8: {e}")))?)
         };
         check_out(out, "out")?;
         let tokenizer = tokenizer_from_bytes(weights, config)
@@ -156,11 +146,7 @@ pub unsafe extern "C" fn karl_model_load_from_memory(
 /// # Safety
 /// `m` is NULL or a live model; `width` and `height` are NULL or writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn karl_model_image_size(
-    m: *const karl_model,
-    width: *mut u32,
-    height: *mut u32,
-) -> karl_status {
+pub unsafe extern "C" fn karl_model_image_size(m: *const karl_model, width: *mut u32, height: *mut u32) -> karl_status {
     ffi_boundary!("karl_model_image_size", {
         // SAFETY: `m` is NULL or a live model (caller).
         let m = unsafe { borrow(m, "m") }?;
@@ -209,8 +195,7 @@ impl karl_model {
         if rgb.is_null() {
             return Err(FfiError::null("rgb"));
         }
-        if width == 0 || height == 0 || width > KARL_MAX_IMAGE_SIDE || height > KARL_MAX_IMAGE_SIDE
-        {
+        if width == 0 || height == 0 || width > KARL_MAX_IMAGE_SIDE || height > KARL_MAX_IMAGE_SIDE {
             return Err(FfiError::invalid(format!(
                 "image size {width}x{height} is outside 1..={KARL_MAX_IMAGE_SIDE} pixels per side"
             )));
@@ -222,14 +207,9 @@ impl karl_model {
                 w * 3
             )));
         }
-        let len = stride
-            .checked_mul(h - 1)
-            .and_then(|n| n.checked_add(w * 3))
-            .ok_or_else(|| {
-                FfiError::invalid(format!(
-                    "a {w}x{h} image with stride {stride} exceeds the address space"
-                ))
-            })?;
+        let len = stride.checked_mul(h - 1).and_then(|n| n.checked_add(w * 3)).ok_or_else(|| {
+            FfiError::invalid(format!("a {w}x{h} image with stride {stride} exceeds the address space"))
+        })?;
         // SAFETY: non-NULL, and the caller guarantees `len` readable bytes.
         let data = unsafe { bytes(rgb, len, "rgb") }?;
         let s = self.image_size();
@@ -251,15 +231,15 @@ impl karl_model {
         opts: EncodeOptions,
         out: *mut *mut karl_tokens,
     ) -> Result<(), FfiError> {
+        // Every pointer first, then the cheap option checks, then the image.
+        if rgb.is_null() {
+            return Err(FfiError::null("rgb"));
+        }
         check_out(out, "out")?;
         self.tokenizer.check_options(&opts)?;
         // SAFETY: forwarded from the caller.
         let image = unsafe { self.image_tensor(rgb, width, height, stride) }?;
-        let tokens = self
-            .tokenizer
-            .encode(&image, opts)?
-            .pop()
-            .ok_or_else(|| FfiError::invalid("no token set"))?;
+        let tokens = self.tokenizer.encode(&image, opts)?.pop().ok_or_else(|| FfiError::invalid("no token set"))?;
         // SAFETY: `out` is non-NULL (checked) and writable (caller).
         unsafe { give(out, karl_tokens { tokens }) };
         Ok(())
@@ -297,11 +277,7 @@ pub unsafe extern "C" fn karl_encode(
     ffi_boundary!("karl_encode", {
         // SAFETY: `m` is NULL or a live model (caller).
         let m = unsafe { borrow(m, "m") }?;
-        let opts = EncodeOptions {
-            budget: budget as usize,
-            quality,
-            fixed: false,
-        };
+        let opts = EncodeOptions { budget: budget as usize, quality, fixed: false };
         // SAFETY: forwarded from the caller.
         unsafe { m.encode(rgb, width, height, stride, opts, out) }
     })
@@ -326,11 +302,7 @@ pub unsafe extern "C" fn karl_encode_fixed(
     ffi_boundary!("karl_encode_fixed", {
         // SAFETY: `m` is NULL or a live model (caller).
         let m = unsafe { borrow(m, "m") }?;
-        let opts = EncodeOptions {
-            budget: budget as usize,
-            fixed: true,
-            ..EncodeOptions::default()
-        };
+        let opts = EncodeOptions { budget: budget as usize, fixed: true, ..EncodeOptions::default() };
         // SAFETY: forwarded from the caller.
         unsafe { m.encode(rgb, width, height, stride, opts, out) }
     })

@@ -9,10 +9,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 /// block evaluating to `Result<(), FfiError>`. Returns the `karl_status` to hand to C.
 macro_rules! ffi_boundary {
     ($name:expr, $body:block) => {
-        $crate::panic::run_fallible(
-            $name,
-            || -> ::core::result::Result<(), $crate::error::FfiError> { $body },
-        )
+        $crate::panic::run_fallible($name, || -> ::core::result::Result<(), $crate::error::FfiError> { $body })
     };
 }
 
@@ -37,18 +34,12 @@ fn payload_text(payload: &(dyn Any + Send)) -> String {
 
 /// Records a caught panic of `name` and drops its payload (a panicking drop is caught too).
 fn record_panic(name: &str, payload: Box<dyn Any + Send>) {
-    set_last_error(format!(
-        "{name}: internal error (Rust panic): {}",
-        payload_text(&*payload)
-    ));
+    set_last_error(format!("{name}: internal error (Rust panic): {}", payload_text(&*payload)));
     let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
 }
 
 /// See [`ffi_boundary!`].
-pub(crate) fn run_fallible(
-    name: &'static str,
-    body: impl FnOnce() -> Result<(), FfiError>,
-) -> karl_status {
+pub(crate) fn run_fallible(name: &'static str, body: impl FnOnce() -> Result<(), FfiError>) -> karl_status {
     clear_last_error();
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => karl_status::KARL_OK,
@@ -95,11 +86,7 @@ mod tests {
         std::panic::set_hook(prev);
         assert_eq!(s, karl_status::KARL_PANIC);
         assert_eq!(n, 7);
-        assert!(
-            last_error().contains("karl_test_count") && last_error().contains("static boom"),
-            "{}",
-            last_error()
-        );
+        assert!(last_error().contains("karl_test_count") && last_error().contains("static boom"), "{}", last_error());
     }
 
     #[test]

@@ -71,10 +71,8 @@ pub extern "C" fn karl_version() -> *const c_char {
 /// safe to pass.
 #[unsafe(no_mangle)]
 pub extern "C" fn karl_status_name(status: c_int) -> *const c_char {
-    let name = karl_status::ALL
-        .iter()
-        .find(|s| **s as c_int == status)
-        .map_or(&b"KARL_UNKNOWN_STATUS\0"[..], |s| s.name());
+    let name =
+        karl_status::ALL.iter().find(|s| **s as c_int == status).map_or(&b"KARL_UNKNOWN_STATUS\0"[..], |s| s.name());
     name.as_ptr().cast()
 }
 

@@ -35,9 +35,7 @@ fn check_room(len: usize, need: usize, what: &str) -> Result<(), FfiError> {
     if len < need {
         return Err(FfiError::new(
             karl_status::KARL_BUFFER_TOO_SMALL,
-            format!(
-                "`buf` has room for {len} values, the tokens have {need} {what} (see karl_tokens_count)"
-            ),
+            format!("`buf` has room for {len} values, the tokens have {need} {what} (see karl_tokens_count)"),
         ));
     }
     Ok(())
@@ -51,11 +49,7 @@ fn check_room(len: usize, need: usize, what: &str) -> Result<(), FfiError> {
 /// # Safety
 /// `t` is NULL or live tokens; `buf` is NULL or points to `len` writable `uint32_t`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn karl_tokens_positions(
-    t: *const karl_tokens,
-    buf: *mut u32,
-    len: usize,
-) -> karl_status {
+pub unsafe extern "C" fn karl_tokens_positions(t: *const karl_tokens, buf: *mut u32, len: usize) -> karl_status {
     ffi_boundary!("karl_tokens_positions", {
         // SAFETY: NULL or live tokens (caller).
         let t = unsafe { borrow(t, "t") }?;
@@ -76,25 +70,17 @@ pub unsafe extern "C" fn karl_tokens_positions(
 /// # Safety
 /// `t` is NULL or live tokens; `buf` is NULL or points to `len` writable `uint32_t`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn karl_tokens_codes(
-    t: *const karl_tokens,
-    buf: *mut u32,
-    len: usize,
-) -> karl_status {
+pub unsafe extern "C" fn karl_tokens_codes(t: *const karl_tokens, buf: *mut u32, len: usize) -> karl_status {
     ffi_boundary!("karl_tokens_codes", {
         // SAFETY: NULL or live tokens (caller).
         let t = unsafe { borrow(t, "t") }?;
         // SAFETY: NULL or `len` writable values (caller).
         let out = unsafe { buffer(buf, len, "buf") }?;
         let codes = t.tokens.code_indices().ok_or_else(|| {
-            FfiError::invalid(
-                "these tokens are continuous latents (model without a quantiser): no codes",
-            )
+            FfiError::invalid("these tokens are continuous latents (model without a quantiser): no codes")
         })?;
         check_room(out.len(), codes.len(), "codes")?;
-        out.iter_mut()
-            .zip(codes)
-            .for_each(|(o, &v)| *o = u32::from(v));
+        out.iter_mut().zip(codes).for_each(|(o, &v)| *o = u32::from(v));
         Ok(())
     })
 }
@@ -128,10 +114,7 @@ pub unsafe extern "C" fn karl_tokens_serialize(
             unsafe { written.write(data.len()) };
             return Err(FfiError::new(
                 karl_status::KARL_BUFFER_TOO_SMALL,
-                format!(
-                    "`buf` has {len} bytes, the serialized tokens need {} (stored in *written)",
-                    data.len()
-                ),
+                format!("`buf` has {len} bytes, the serialized tokens need {} (stored in *written)", data.len()),
             ));
         }
         out[..data.len()].copy_from_slice(&data);

@@ -9,6 +9,10 @@
 //! when valgrind is on PATH (set `KARL_FFI_NO_VALGRIND=1` to skip it locally), on a tiny
 //! random model written by this test (32 px, pixel base), since the mini model takes minutes
 //! under valgrind.
+//!
+//! Unix only (the programs use pthreads and the tests link with `cc`).
+#![cfg(unix)]
+
 use karl_core::TensorData;
 use karl_core::cpu::{Cpu, CpuDevice};
 use karl_core::model::{Karl, KarlConfig};
@@ -21,6 +25,8 @@ use std::sync::OnceLock;
 struct Fixture {
     /// Temporary directory holding everything below and the built programs.
     dir: PathBuf,
+    /// Copies of the cdylib and staticlib under test.
+    lib: PathBuf,
     /// The golden model directory.
     model: PathBuf,
     /// A copy of the model with its weights cut in half.
@@ -39,11 +45,7 @@ fn crate_dir() -> PathBuf {
 }
 
 fn tensor<'a>(tensors: &'a [(String, TensorData)], name: &str) -> &'a TensorData {
-    &tensors
-        .iter()
-        .find(|(n, _)| n == name)
-        .unwrap_or_else(|| panic!("golden tensor {name} is missing"))
-        .1
+    &tensors.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("golden tensor {name} is missing")).1
 }
 
 fn fixture() -> &'static Fixture {
@@ -56,9 +58,10 @@ fn fixture() -> &'static Fixture {
             model.display()
         );
         let dir = scratch_dir();
+        let lib = snapshot_libraries(&dir);
 
-        let golden = read_safetensors(&model.join("forward_astronaut.safetensors"))
-            .expect("read the golden astronaut pass");
+        let golden =
+            read_safetensors(&model.join("forward_astronaut.safetensors")).expect("read the golden astronaut pass");
         let input = tensor(&golden, "input").to_f32_vec();
         assert_eq!(tensor(&golden, "input").shape.dims, [1, 3, 256, 256]);
         let s = 256;
@@ -74,10 +77,7 @@ fn fixture() -> &'static Fixture {
         let active = tensor(&golden, "T256_eps0.05/active").to_f32_vec();
         let vq = tensor(&golden, "T256_eps0.05/vq_indices").to_f32_vec();
         let kc = tensor(&golden, "T256_eps0.05/kc").to_f32_vec()[0] as usize;
-        let positions: Vec<u32> = (0..active.len())
-            .filter(|&i| active[i] != 0.0)
-            .map(|i| i as u32)
-            .collect();
+        let positions: Vec<u32> = (0..active.len()).filter(|&i| active[i] != 0.0).map(|i| i as u32).collect();
         let codes: Vec<u32> = positions.iter().map(|&p| vq[p as usize] as u32).collect();
         assert_eq!(positions.len(), kc, "golden active mask and kc disagree");
 
@@ -85,24 +85,12 @@ fn fixture() -> &'static Fixture {
         std::fs::create_dir_all(&truncated).unwrap();
         std::fs::copy(model.join("config.json"), truncated.join("config.json")).unwrap();
         let weights = std::fs::read(model.join("weights.safetensors")).unwrap();
-        std::fs::write(
-            truncated.join("weights.safetensors"),
-            &weights[..weights.len() / 2],
-        )
-        .unwrap();
+        std::fs::write(truncated.join("weights.safetensors"), &weights[..weights.len() / 2]).unwrap();
 
         let tiny = dir.join("tiny-model");
         write_tiny_model(&tiny);
 
-        Fixture {
-            dir,
-            model,
-            truncated,
-            tiny,
-            rgb: rgb_path,
-            positions,
-            codes,
-        }
+        Fixture { dir, lib, truncated, model, tiny, rgb: rgb_path, positions, codes }
     })
 }
 
@@ -113,9 +101,7 @@ fn scratch_dir() -> PathBuf {
     if let Ok(entries) = std::fs::read_dir(&root) {
         for e in entries.flatten() {
             let pid = e.file_name().to_string_lossy().parse::<u32>().ok();
-            let alive = pid.is_some_and(|p| {
-                !cfg!(target_os = "linux") || Path::new(&format!("/proc/{p}")).exists()
-            });
+            let alive = pid.is_some_and(|p| !cfg!(target_os = "linux") || Path::new(&format!("/proc/{p}")).exists());
             if pid.is_some() && !alive {
                 let _ = std::fs::remove_dir_all(e.path());
             }
@@ -139,16 +125,8 @@ fn write_tiny_model(dir: &Path) {
     let config = tiny_config();
     let model = Karl::<Cpu<f32>>::new(config.clone(), &CpuDevice, 7).expect("tiny model");
     let tensors = karl_core::nn::module_tensors(&model);
-    std::fs::write(
-        dir.join("weights.safetensors"),
-        safetensors_bytes(&tensors, None).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("config.json"),
-        serde_json::to_string_pretty(&config).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(dir.join("weights.safetensors"), safetensors_bytes(&tensors, None).unwrap()).unwrap();
+    std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&config).unwrap()).unwrap();
 }
 
 /// The directory holding libkarl_ffi.{so,a}: `$KARL_FFI_LIB_DIR`, else this test's own
@@ -170,11 +148,25 @@ fn lib_dir() -> PathBuf {
 }
 
 fn static_lib_name() -> &'static str {
-    if cfg!(windows) {
-        "karl_ffi.lib"
-    } else {
-        "libkarl_ffi.a"
+    "libkarl_ffi.a"
+}
+
+fn shared_lib_name() -> String {
+    format!("{}karl_ffi{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX)
+}
+
+/// Copies the libraries into `dir/lib` as soon as the test process starts. Their names in
+/// `deps/` carry no hash, so another cargo build sharing the target directory (another profile,
+/// another checkout) may overwrite them while the tests run; the copies are what this build made.
+fn snapshot_libraries(dir: &Path) -> PathBuf {
+    let from = lib_dir();
+    let to = dir.join("lib");
+    std::fs::create_dir_all(&to).unwrap();
+    for name in [static_lib_name().to_string(), shared_lib_name()] {
+        let src = from.join(&name);
+        std::fs::copy(&src, to.join(&name)).unwrap_or_else(|e| panic!("cannot copy {}: {e}", src.display()));
     }
+    to
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -188,35 +180,25 @@ fn build(name: &str, link: Link) -> PathBuf {
     let f = fixture();
     let src = crate_dir().join("../examples/c").join(format!("{name}.c"));
     let exe = f.dir.join(format!("{name}-{link:?}").to_lowercase());
-    let lib = lib_dir();
+    let lib = &f.lib;
     let cc = std::env::var("CC").unwrap_or_else(|_| String::from("cc"));
     let mut cmd = Command::new(&cc);
-    cmd.args([
-        "-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-O1", "-pthread", "-I",
-    ])
-    .arg(crate_dir().join("../include"))
-    .arg(&src)
-    .arg("-o")
-    .arg(&exe);
+    cmd.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-O1", "-pthread", "-I"])
+        .arg(crate_dir().join("../include"))
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe);
     match link {
         Link::Shared => {
-            cmd.arg(format!("-L{}", lib.display()))
-                .arg("-lkarl_ffi")
-                .arg(format!("-Wl,-rpath,{}", lib.display()));
+            cmd.arg(format!("-L{}", lib.display())).arg("-lkarl_ffi").arg(format!("-Wl,-rpath,{}", lib.display()));
         }
         Link::Static => {
             cmd.arg(lib.join(static_lib_name()));
         }
     }
     cmd.args(["-lpthread", "-ldl", "-lm"]);
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cc}: {e}"));
-    assert!(
-        out.status.success(),
-        "building {name} ({link:?}) failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cc}: {e}"));
+    assert!(out.status.success(), "building {name} ({link:?}) failed:\n{}", String::from_utf8_lossy(&out.stderr));
     exe
 }
 
@@ -225,10 +207,7 @@ fn valgrind_available() -> bool {
         eprintln!("note: KARL_FFI_NO_VALGRIND=1: running without valgrind");
         return false;
     }
-    let ok = Command::new("valgrind")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let ok = Command::new("valgrind").arg("--version").output().is_ok_and(|o| o.status.success());
     if !ok {
         eprintln!("note: valgrind is not on PATH: running the C tests without it (CI installs it)");
     }
@@ -240,19 +219,18 @@ fn run(exe: &Path, args: &[&Path], valgrind: bool) -> Output {
     let mut cmd = if valgrind {
         let mut c = Command::new("valgrind");
         c.args(["--leak-check=full", "--error-exitcode=1", "--quiet"])
-            .arg(format!(
-                "--suppressions={}",
-                crate_dir().join("tests/valgrind.supp").display()
-            ))
+            .arg(format!("--suppressions={}", crate_dir().join("tests/valgrind.supp").display()))
             .arg(exe);
         c
     } else {
         Command::new(exe)
     };
-    let out = cmd
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+    // cargo test puts target/<profile>/{,deps} on LD_LIBRARY_PATH, which wins over the
+    // programs' RUNPATH and may hold a stale or foreign libkarl_ffi: load the snapshot only.
+    for var in ["LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH", "DYLD_FALLBACK_LIBRARY_PATH"] {
+        cmd.env_remove(var);
+    }
+    let out = cmd.args(args).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
     assert!(
         out.status.success(),
         "{} {}failed ({}):\nstdout:\n{}\nstderr:\n{}",
@@ -271,10 +249,7 @@ fn line_values(stdout: &str, key: &str) -> Vec<u32> {
         .lines()
         .find(|l| l.split_whitespace().next() == Some(key))
         .unwrap_or_else(|| panic!("no `{key}` line in:\n{stdout}"));
-    line.split_whitespace()
-        .skip(1)
-        .map(|v| v.parse().unwrap())
-        .collect()
+    line.split_whitespace().skip(1).map(|v| v.parse().unwrap()).collect()
 }
 
 /// Runs karl_example on the astronaut and checks KC, positions and codes against the golden pass.
@@ -282,30 +257,12 @@ fn example_matches_golden(link: Link) {
     let f = fixture();
     let exe = build("karl_example", link);
     let decoded = f.dir.join(format!("decoded-{link:?}.rgb"));
-    let out = run(
-        &exe,
-        &[
-            &f.model,
-            &f.rgb,
-            Path::new("256"),
-            Path::new("256"),
-            &decoded,
-        ],
-        false,
-    );
+    let out = run(&exe, &[&f.model, &f.rgb, Path::new("256"), Path::new("256"), &decoded], false);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(line_values(&stdout, "kc"), [219], "{stdout}");
     assert_eq!(line_values(&stdout, "kc")[0] as usize, f.positions.len());
-    assert_eq!(
-        line_values(&stdout, "positions"),
-        f.positions,
-        "positions differ from the golden active mask"
-    );
-    assert_eq!(
-        line_values(&stdout, "codes"),
-        f.codes,
-        "codes differ from the golden vq_indices"
-    );
+    assert_eq!(line_values(&stdout, "positions"), f.positions, "positions differ from the golden active mask");
+    assert_eq!(line_values(&stdout, "codes"), f.codes, "codes differ from the golden vq_indices");
     assert_eq!(std::fs::metadata(&decoded).unwrap().len(), 256 * 256 * 3);
 }
 
@@ -319,17 +276,7 @@ fn c_example_runs_clean_under_valgrind() {
     let f = fixture();
     let exe = build("karl_example", Link::Shared);
     let decoded = f.dir.join("decoded-tiny.rgb");
-    let out = run(
-        &exe,
-        &[
-            &f.tiny,
-            &f.rgb,
-            Path::new("256"),
-            Path::new("256"),
-            &decoded,
-        ],
-        valgrind_available(),
-    );
+    let out = run(&exe, &[&f.tiny, &f.rgb, Path::new("256"), Path::new("256"), &decoded], valgrind_available());
     let stdout = String::from_utf8_lossy(&out.stdout);
     let kc = line_values(&stdout, "kc")[0] as usize;
     assert!((1..=256).contains(&kc), "{stdout}");
@@ -350,11 +297,7 @@ fn c_bad_calls_get_the_right_status_and_a_message() {
 fn c_threads_sharing_a_model_match_sequential_encodes() {
     let f = fixture();
     let exe = build("karl_threads", Link::Static);
-    let out = run(
-        &exe,
-        &[&f.model, &f.rgb, Path::new("256"), Path::new("256")],
-        false,
-    );
+    let out = run(&exe, &[&f.model, &f.rgb, Path::new("256"), Path::new("256")], false);
     assert!(String::from_utf8_lossy(&out.stdout).contains("threads ok"));
 }
 
@@ -376,12 +319,7 @@ fn load_from_memory_matches_load_from_directory() {
         // SAFETY: valid NUL-terminated strings, a live buffer and a writable out-pointer.
         let s = unsafe {
             if from_memory {
-                karl_model_load_from_memory(
-                    weights.as_ptr(),
-                    weights.len(),
-                    config.as_ptr(),
-                    &mut m,
-                )
+                karl_model_load_from_memory(weights.as_ptr(), weights.len(), config.as_ptr(), &mut m)
             } else {
                 karl_model_load(path.as_ptr(), &mut m)
             }
@@ -389,17 +327,11 @@ fn load_from_memory_matches_load_from_directory() {
         assert_eq!(s, karl_status::KARL_OK);
         let mut t: *mut karl_tokens = std::ptr::null_mut();
         // SAFETY: `m` is live; the image is 40x30 with stride 120; `t` is writable.
-        assert_eq!(
-            unsafe { karl_encode(m, image.as_ptr(), 40, 30, 120, 0.05, 64, &mut t) },
-            karl_status::KARL_OK
-        );
+        assert_eq!(unsafe { karl_encode(m, image.as_ptr(), 40, 30, 120, 0.05, 64, &mut t) }, karl_status::KARL_OK);
         let mut buf = vec![0u8; 1 << 16];
         let mut n = 0;
         // SAFETY: `t` is live, `buf` has `buf.len()` bytes, `n` is writable.
-        assert_eq!(
-            unsafe { karl_tokens_serialize(t, buf.as_mut_ptr(), buf.len(), &mut n) },
-            karl_status::KARL_OK
-        );
+        assert_eq!(unsafe { karl_tokens_serialize(t, buf.as_mut_ptr(), buf.len(), &mut n) }, karl_status::KARL_OK);
         serialized.push(buf[..n].to_vec());
         // SAFETY: each handle is freed once.
         unsafe {
@@ -411,9 +343,43 @@ fn load_from_memory_matches_load_from_directory() {
     assert!(default_model_bytes().is_none());
     let mut m: *mut karl_model = std::ptr::null_mut();
     // SAFETY: `m` is writable.
-    assert_eq!(
-        unsafe { karl_model_load_default(&mut m) },
-        karl_status::KARL_NO_DEFAULT_MODEL
-    );
+    assert_eq!(unsafe { karl_model_load_default(&mut m) }, karl_status::KARL_NO_DEFAULT_MODEL);
     assert!(m.is_null());
+}
+
+/// Tokens only decode with the model that made them.
+#[test]
+fn decode_rejects_tokens_of_another_model() {
+    use karl_ffi::*;
+    use std::ffi::CString;
+    let f = fixture();
+    let load = |dir: &Path| {
+        let path = CString::new(dir.to_str().unwrap()).unwrap();
+        let mut m: *mut karl_model = std::ptr::null_mut();
+        // SAFETY: a NUL-terminated path and a writable out-pointer.
+        assert_eq!(unsafe { karl_model_load(path.as_ptr(), &mut m) }, karl_status::KARL_OK);
+        m
+    };
+    let (tiny, mini) = (load(&f.tiny), load(&f.model));
+    let image = vec![128u8; 32 * 32 * 3];
+    let mut t: *mut karl_tokens = std::ptr::null_mut();
+    // SAFETY: live model, a 32x32 image with stride 96, a writable out-pointer.
+    let s = unsafe { karl_encode_fixed(tiny, image.as_ptr(), 32, 32, 96, 8, &mut t) };
+    assert_eq!(s, karl_status::KARL_OK);
+    let mut out = vec![0u8; 256 * 256 * 3];
+    // SAFETY: live handles and an output buffer of `out.len()` bytes.
+    let s = unsafe { karl_decode(mini, t, out.as_mut_ptr(), out.len()) };
+    assert_eq!(s, karl_status::KARL_INVALID_ARGUMENT);
+    let mut msg = vec![0u8; 512];
+    // SAFETY: `msg` has `msg.len()` bytes.
+    let n = unsafe { karl_last_error_message(msg.as_mut_ptr().cast(), msg.len()) };
+    let msg = String::from_utf8_lossy(&msg[..n.min(511)]).into_owned();
+    assert!(msg.contains("karl_decode") && msg.contains("karl_ffi_test_tiny"), "{msg}");
+    assert!(out.iter().all(|&b| b == 0), "rgb_out was written on failure");
+    // SAFETY: each handle is freed once.
+    unsafe {
+        karl_tokens_free(t);
+        karl_model_free(tiny);
+        karl_model_free(mini);
+    }
 }

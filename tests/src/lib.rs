@@ -118,12 +118,7 @@ pub fn numerical_grad(mut f: impl FnMut(&[f64]) -> f64, x: &[f64], h: f64) -> Ve
 }
 
 /// Compares element-wise; `Err` names the worst element.
-pub fn check_close(
-    what: &str,
-    actual: &[f64],
-    expected: &[f64],
-    tol: Tolerance,
-) -> Result<f64, String> {
+pub fn check_close(what: &str, actual: &[f64], expected: &[f64], tol: Tolerance) -> Result<f64, String> {
     tol.check(what, actual, expected)
 }
 
@@ -148,25 +143,13 @@ mod tests {
     fn numerical_grad_of_a_cubic() {
         // f(x) = x0³ + 2 x0 x1 → ∇ = (3x0² + 2x1, 2x0)
         let g = numerical_grad(|x| x[0].powi(3) + 2.0 * x[0] * x[1], &[1.5, -0.5], 1e-5);
-        assert_close(
-            "grad",
-            &g,
-            &[3.0 * 2.25 - 1.0, 3.0],
-            Tolerance {
-                rel: 1e-8,
-                abs: 1e-8,
-            },
-        );
+        assert_close("grad", &g, &[3.0 * 2.25 - 1.0, 3.0], Tolerance { rel: 1e-8, abs: 1e-8 });
     }
 
     #[test]
     fn generators_respect_their_domains() {
         let mut r = Rng::new(7);
-        assert!(
-            r.vec_away_from(200, 0.3, 0.1, 1.0)
-                .iter()
-                .all(|v| (v - 0.3).abs() >= 0.1)
-        );
+        assert!(r.vec_away_from(200, 0.3, 0.1, 1.0).iter().all(|v| (v - 0.3).abs() >= 0.1));
         let mut d = r.distinct(50, 0.25);
         d.sort_by(f64::total_cmp);
         assert!(d.windows(2).all(|w| w[1] - w[0] >= 0.25 - 1e-12));

@@ -11,9 +11,7 @@
 //! GELU forward: every factor still comes from dfdx, none from karl-core.
 use dfdx::prelude::*;
 use karl_core::autodiff::Autodiff;
-use karl_core::backend::{
-    ActivationOps, AutodiffBackend, Binary, FloatOps, KarlOps, Reduce, Unary,
-};
+use karl_core::backend::{ActivationOps, AutodiffBackend, Binary, FloatOps, KarlOps, Reduce, Unary};
 use karl_core::shape::Shape;
 use karl_core::tolerance::Tolerance;
 use karl_tests::{F32, F64, Rng, assert_close, prim, values};
@@ -22,10 +20,7 @@ use proptest::prelude::*;
 type Ad = Autodiff<F64>;
 type D2 = (usize, usize);
 const EPS: f64 = 1e-5;
-const TOL: Tolerance = Tolerance {
-    rel: 1e-6,
-    abs: 1e-7,
-};
+const TOL: Tolerance = Tolerance { rel: 1e-6, abs: 1e-7 };
 
 /// `(forward, dL/dx, dL/dw, dL/dgamma, dL/dbeta)`.
 type Results = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>);
@@ -66,8 +61,8 @@ fn dfdx_composite(i: &Inputs) -> Results {
     let y = x.leaky_trace().matmul(w.leaky_trace());
     let y = y.softmax::<Axis<1>>();
     let y = y.normalize::<Axis<1>>(EPS);
-    let z = y * g.leaky_trace().broadcast_like::<_, Axis<0>>(&shape)
-        + b.leaky_trace().broadcast_like::<_, Axis<0>>(&shape);
+    let z =
+        y * g.leaky_trace().broadcast_like::<_, Axis<0>>(&shape) + b.leaky_trace().broadcast_like::<_, Axis<0>>(&shape);
 
     let zv = z.as_vec();
     let gelu = |v: Vec<f64>| dev.tensor_from_vec(v, shape).accurate_gelu().as_vec();
@@ -75,19 +70,11 @@ fn dfdx_composite(i: &Inputs) -> Results {
     let h = 1e-5;
     let up = gelu(zv.iter().map(|v| v + h).collect());
     let down = gelu(zv.iter().map(|v| v - h).collect());
-    let weight: Vec<f64> = (0..zv.len())
-        .map(|j| i.r[j] * (up[j] - down[j]) / (2.0 * h))
-        .collect();
+    let weight: Vec<f64> = (0..zv.len()).map(|j| i.r[j] * (up[j] - down[j]) / (2.0 * h)).collect();
 
     let loss = (z * dev.tensor_from_vec(weight, shape)).sum();
     let grads = loss.backward();
-    (
-        out,
-        grads.get(&x).as_vec(),
-        grads.get(&w).as_vec(),
-        grads.get(&g).as_vec(),
-        grads.get(&b).as_vec(),
-    )
+    (out, grads.get(&x).as_vec(), grads.get(&w).as_vec(), grads.get(&g).as_vec(), grads.get(&b).as_vec())
 }
 
 /// karl-core on `Autodiff<Cpu<f64>>`, same composite.
@@ -102,11 +89,7 @@ fn karl_composite(i: &Inputs) -> Results {
     let out = Ad::float_unary(Unary::Gelu, y);
     let ov = values::<Ad>(&out);
     let weighted = Ad::float_binary(Binary::Mul, out, prim::<Ad>(&i.r, &[i.n, i.m]));
-    let loss = Ad::float_reduce(
-        Reduce::Sum,
-        Ad::float_reshape(weighted, Shape::new([i.n * i.m])),
-        0,
-    );
+    let loss = Ad::float_reduce(Reduce::Sum, Ad::float_reshape(weighted, Shape::new([i.n * i.m])), 0);
     let grads = Ad::backward(&loss);
     let gv = |t: &<Ad as karl_core::backend::BackendTypes>::FloatTensor| {
         values::<F64>(&Ad::grad(&grads, t).expect("gradient"))
@@ -168,11 +151,7 @@ proptest! {
 /// The same composite forward in f32 on both sides (`Cpu<f32>` fused kernels vs dfdx f32).
 #[test]
 fn composite_forward_matches_dfdx_f32() {
-    for (seed, (n, k, m)) in [
-        (1u64, (4usize, 5usize, 6usize)),
-        (2, (1, 3, 2)),
-        (3, (33, 17, 65)),
-    ] {
+    for (seed, (n, k, m)) in [(1u64, (4usize, 5usize, 6usize)), (2, (1, 3, 2)), (3, (33, 17, 65))] {
         let i = inputs(n, k, m, seed);
         let f = |v: &[f64]| v.iter().map(|x| *x as f32).collect::<Vec<f32>>();
         let dev: Cpu = Default::default();
@@ -183,30 +162,12 @@ fn composite_forward_matches_dfdx_f32() {
         let shape = (n, m);
         let z = x.matmul(w).softmax::<Axis<1>>().normalize::<Axis<1>>(EPS);
         let z = z * g.broadcast_like::<_, Axis<0>>(&shape) + b.broadcast_like::<_, Axis<0>>(&shape);
-        let want: Vec<f64> = z
-            .accurate_gelu()
-            .as_vec()
-            .iter()
-            .map(|v| *v as f64)
-            .collect();
+        let want: Vec<f64> = z.accurate_gelu().as_vec().iter().map(|v| *v as f64).collect();
 
         let y = F32::float_matmul(prim::<F32>(&i.x, &[n, k]), prim::<F32>(&i.w, &[k, m]));
-        let y = F32::layer_norm(
-            F32::softmax(y),
-            prim::<F32>(&i.g, &[m]),
-            prim::<F32>(&i.b, &[m]),
-            EPS,
-        );
+        let y = F32::layer_norm(F32::softmax(y), prim::<F32>(&i.g, &[m]), prim::<F32>(&i.b, &[m]), EPS);
         let ours = values::<F32>(&F32::float_unary(Unary::Gelu, y));
-        assert_close(
-            &format!("f32 composite {n}×{k}×{m}"),
-            &ours,
-            &want,
-            Tolerance {
-                rel: 1e-5,
-                abs: 1e-5,
-            },
-        );
+        assert_close(&format!("f32 composite {n}×{k}×{m}"), &ours, &want, Tolerance { rel: 1e-5, abs: 1e-5 });
     }
 }
 
@@ -219,33 +180,13 @@ fn dfdx_accurate_gelu_backward_is_off() {
     let dev: Cpu = Default::default();
     let xs = vec![-2.0f64, -0.7, 0.3, 1.0, 2.5];
     let x: Tensor<(usize,), f64, Cpu> = dev.tensor_from_vec(xs.clone(), (xs.len(),));
-    let grad = x
-        .leaky_trace()
-        .accurate_gelu()
-        .sum()
-        .backward()
-        .get(&x)
-        .as_vec();
-    let f = |v: f64| {
-        dev.tensor_from_vec(vec![v], (1usize,))
-            .accurate_gelu()
-            .as_vec()[0]
-    };
+    let grad = x.leaky_trace().accurate_gelu().sum().backward().get(&x).as_vec();
+    let f = |v: f64| dev.tensor_from_vec(vec![v], (1usize,)).accurate_gelu().as_vec()[0];
     let h = 1e-5;
-    let fd: Vec<f64> = xs
-        .iter()
-        .map(|&v| (f(v + h) - f(v - h)) / (2.0 * h))
-        .collect();
+    let fd: Vec<f64> = xs.iter().map(|&v| (f(v + h) - f(v - h)) / (2.0 * h)).collect();
     // dfdx's df: Φ(x) + x/√π·e^(−x²/2); the true one: Φ(x) + x/√(2π)·e^(−x²/2)
-    let off = grad
-        .iter()
-        .zip(&fd)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
-    assert!(
-        off > 1e-2,
-        "dfdx accurate_gelu backward now matches its forward (max diff {off}): drop the workaround"
-    );
+    let off = grad.iter().zip(&fd).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(off > 1e-2, "dfdx accurate_gelu backward now matches its forward (max diff {off}): drop the workaround");
     // and ours agrees with the finite differences of dfdx's forward
     let t = Ad::require_grad(prim::<Ad>(&xs, &[xs.len()]));
     let s = Ad::float_reduce(Reduce::Sum, Ad::float_unary(Unary::Gelu, t.clone()), 0);

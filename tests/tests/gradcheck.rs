@@ -13,8 +13,8 @@
 //! compile until it has one; and `every_trait_method_has_a_gradcheck` reads the trait sources
 //! and fails for any method that is neither covered here nor listed as not differentiable.
 use karl_core::backend::{
-    ActivationOps, AutodiffBackend, BackendTypes, Binary, Conv2dOptions, FloatOps, KarlOps,
-    ModuleOps, Reduce, Scalar, Unary,
+    ActivationOps, AutodiffBackend, BackendTypes, Binary, Conv2dOptions, FloatOps, KarlOps, ModuleOps, Reduce, Scalar,
+    Unary,
 };
 use karl_core::shape::Shape;
 use karl_tests::{Ad64, F64, Rng, prim, values};
@@ -44,22 +44,11 @@ struct In {
     grad: bool,
 }
 fn var(v: Vec<f64>, d: &[usize]) -> In {
-    assert_eq!(
-        v.len(),
-        d.iter().product::<usize>(),
-        "test bug: values vs dims {d:?}"
-    );
-    In {
-        v,
-        d: d.to_vec(),
-        grad: true,
-    }
+    assert_eq!(v.len(), d.iter().product::<usize>(), "test bug: values vs dims {d:?}");
+    In { v, d: d.to_vec(), grad: true }
 }
 fn konst(v: Vec<f64>, d: &[usize]) -> In {
-    In {
-        grad: false,
-        ..var(v, d)
-    }
+    In { grad: false, ..var(v, d) }
 }
 
 fn numel(d: &[usize]) -> usize {
@@ -89,18 +78,13 @@ fn gradcheck_tol(name: &str, inputs: &[In], rel: f64, abs: f64, f: impl Fn(&[P])
     let os = Ad64::float_shape(&out);
     let ov = values::<Ad64>(&out);
     if ov.iter().any(|v| !v.is_finite()) {
-        return Err(TestCaseError::fail(format!(
-            "{name}: non-finite forward output {ov:?}"
-        )));
+        return Err(TestCaseError::fail(format!("{name}: non-finite forward output {ov:?}")));
     }
     let r = Rng::new(0x5eed ^ os.numel() as u64).vec(os.numel(), -1.0, 1.0);
     let rt = prim::<Ad64>(&r, &os.dims);
     let loss = Ad64::float_reduce(
         Reduce::Sum,
-        Ad64::float_reshape(
-            Ad64::float_binary(Binary::Mul, out, rt),
-            Shape::new([os.numel()]),
-        ),
+        Ad64::float_reshape(Ad64::float_binary(Binary::Mul, out, rt), Shape::new([os.numel()])),
         0,
     );
     let grads = Ad64::backward(&loss);
@@ -109,9 +93,7 @@ fn gradcheck_tol(name: &str, inputs: &[In], rel: f64, abs: f64, f: impl Fn(&[P])
             continue;
         }
         let Some(g) = Ad64::grad(&grads, &leaves[k]) else {
-            return Err(TestCaseError::fail(format!(
-                "{name}: no gradient for input {k}"
-            )));
+            return Err(TestCaseError::fail(format!("{name}: no gradient for input {k}")));
         };
         let gs = <F64 as FloatOps>::float_shape(&g);
         if gs.dims != input.d {
@@ -123,11 +105,8 @@ fn gradcheck_tol(name: &str, inputs: &[In], rel: f64, abs: f64, f: impl Fn(&[P])
         let analytic = values::<F64>(&g);
         let numeric = karl_tests::numerical_grad(
             |x| {
-                let consts: Vec<P> = inputs
-                    .iter()
-                    .enumerate()
-                    .map(|(j, i)| prim::<Ad64>(if j == k { x } else { &i.v }, &i.d))
-                    .collect();
+                let consts: Vec<P> =
+                    inputs.iter().enumerate().map(|(j, i)| prim::<Ad64>(if j == k { x } else { &i.v }, &i.d)).collect();
                 weighted(&f(&consts), &r)
             },
             &input.v,
@@ -151,21 +130,14 @@ fn gradcheck_tol(name: &str, inputs: &[In], rel: f64, abs: f64, f: impl Fn(&[P])
 
 /// Runs `test` on `CASES` values of `strategy` (seeded randomly, or by `PROPTEST_RNG_SEED`).
 fn run<S: Strategy>(strategy: S, test: impl Fn(S::Value) -> Res) {
-    let config = Config {
-        cases: CASES,
-        failure_persistence: None,
-        ..Config::default()
-    };
+    let config = Config { cases: CASES, failure_persistence: None, ..Config::default() };
     let mut runner = TestRunner::new(config);
     if let Err(e) = runner.run(&strategy, test) {
         panic!("{e}");
     }
 }
 
-fn dims_strategy(
-    rank: std::ops::Range<usize>,
-    size: std::ops::Range<usize>,
-) -> impl Strategy<Value = Vec<usize>> {
+fn dims_strategy(rank: std::ops::Range<usize>, size: std::ops::Range<usize>) -> impl Strategy<Value = Vec<usize>> {
     rank.prop_flat_map(move |r| prop::collection::vec(size.clone(), r))
 }
 
@@ -211,22 +183,16 @@ fn unary_inputs(op: Unary, n: usize, rng: &mut Rng) -> Vec<f64> {
         Unary::Log | Unary::Sqrt | Unary::Recip => rng.vec(n, 0.3, 3.0),
         Unary::Abs | Unary::Relu => rng.vec_away_from(n, 0.0, 0.05, 2.0),
         Unary::Exp => rng.vec(n, -2.0, 2.0),
-        Unary::Tanh
-        | Unary::Erf
-        | Unary::Sigmoid
-        | Unary::Gelu
-        | Unary::Silu
-        | Unary::Neg
-        | Unary::Square => rng.vec(n, -3.0, 3.0),
+        Unary::Tanh | Unary::Erf | Unary::Sigmoid | Unary::Gelu | Unary::Silu | Unary::Neg | Unary::Square => {
+            rng.vec(n, -3.0, 3.0)
+        }
     }
 }
 
 fn check_unary(op: Unary) {
     run((dims_strategy(1..4, 1..5), any::<u64>()), |(d, seed)| {
         let x = unary_inputs(op, numel(&d), &mut Rng::new(seed));
-        gradcheck(unary_check(op), &[var(x, &d)], |t| {
-            Ad64::float_unary(op, t[0].clone())
-        })
+        gradcheck(unary_check(op), &[var(x, &d)], |t| Ad64::float_unary(op, t[0].clone()))
     });
 }
 fn unary_exp() {
@@ -284,15 +250,9 @@ const BINARY: [Binary; 4] = [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div]
 fn broadcast_pair() -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
     (dims_strategy(1..5, 1..4), any::<u64>()).prop_map(|(full, seed)| {
         let mut rng = Rng::new(seed);
-        let a: Vec<usize> = full
-            .iter()
-            .map(|&d| if rng.below(3) == 0 { 1 } else { d })
-            .collect();
+        let a: Vec<usize> = full.iter().map(|&d| if rng.below(3) == 0 { 1 } else { d }).collect();
         let drop = rng.below(full.len());
-        let b: Vec<usize> = full[drop..]
-            .iter()
-            .map(|&d| if rng.below(3) == 0 { 1 } else { d })
-            .collect();
+        let b: Vec<usize> = full[drop..].iter().map(|&d| if rng.below(3) == 0 { 1 } else { d }).collect();
         if rng.coin() { (a, b) } else { (b, a) }
     })
 }
@@ -306,9 +266,7 @@ fn check_binary(op: Binary) {
         } else {
             rng.vec(numel(&db), -2.0, 2.0)
         };
-        gradcheck(binary_check(op), &[var(a, &da), var(b, &db)], |t| {
-            Ad64::float_binary(op, t[0].clone(), t[1].clone())
-        })
+        gradcheck(binary_check(op), &[var(a, &da), var(b, &db)], |t| Ad64::float_binary(op, t[0].clone(), t[1].clone()))
     });
 }
 fn binary_add() {
@@ -333,32 +291,21 @@ fn scalar_check(op: Scalar) -> &'static str {
         Scalar::ClampMax => "scalar_clamp_max",
     }
 }
-const SCALAR: [Scalar; 5] = [
-    Scalar::Add,
-    Scalar::Mul,
-    Scalar::Pow,
-    Scalar::ClampMin,
-    Scalar::ClampMax,
-];
+const SCALAR: [Scalar; 5] = [Scalar::Add, Scalar::Mul, Scalar::Pow, Scalar::ClampMin, Scalar::ClampMax];
 
 fn check_scalar(op: Scalar) {
     let exps = prop::sample::select(vec![-1.5, -1.0, 0.5, 2.0, 2.7, 3.0]);
-    run(
-        (dims_strategy(1..4, 1..5), -1.5f64..1.5, exps, any::<u64>()),
-        |(d, s, p, seed)| {
-            let mut rng = Rng::new(seed);
-            let n = numel(&d);
-            let (x, s) = match op {
-                Scalar::Add | Scalar::Mul => (rng.vec(n, -2.0, 2.0), s),
-                Scalar::Pow => (rng.vec(n, 0.4, 2.5), p),
-                // values on both sides of the threshold, never within 0.05 of it
-                Scalar::ClampMin | Scalar::ClampMax => (rng.vec_away_from(n, s, 0.05, 1.5), s),
-            };
-            gradcheck(scalar_check(op), &[var(x, &d)], |t| {
-                Ad64::float_scalar(op, t[0].clone(), s)
-            })
-        },
-    );
+    run((dims_strategy(1..4, 1..5), -1.5f64..1.5, exps, any::<u64>()), |(d, s, p, seed)| {
+        let mut rng = Rng::new(seed);
+        let n = numel(&d);
+        let (x, s) = match op {
+            Scalar::Add | Scalar::Mul => (rng.vec(n, -2.0, 2.0), s),
+            Scalar::Pow => (rng.vec(n, 0.4, 2.5), p),
+            // values on both sides of the threshold, never within 0.05 of it
+            Scalar::ClampMin | Scalar::ClampMax => (rng.vec_away_from(n, s, 0.05, 1.5), s),
+        };
+        gradcheck(scalar_check(op), &[var(x, &d)], |t| Ad64::float_scalar(op, t[0].clone(), s))
+    });
 }
 fn scalar_add() {
     check_scalar(Scalar::Add)
@@ -387,21 +334,12 @@ fn reduce_check(op: Reduce) -> &'static str {
 const REDUCE: [Reduce; 4] = [Reduce::Sum, Reduce::Mean, Reduce::Max, Reduce::Min];
 
 fn check_reduce(op: Reduce) {
-    run(
-        (
-            dims_strategy(1..5, 1..5),
-            any::<u64>(),
-            any::<prop::sample::Index>(),
-        ),
-        |(d, seed, dim)| {
-            let dim = dim.index(d.len());
-            // distinct values (0.05 apart) so max / min have one winner that h cannot change
-            let x = Rng::new(seed).distinct(numel(&d), 0.05);
-            gradcheck(reduce_check(op), &[var(x, &d)], |t| {
-                Ad64::float_reduce(op, t[0].clone(), dim)
-            })
-        },
-    );
+    run((dims_strategy(1..5, 1..5), any::<u64>(), any::<prop::sample::Index>()), |(d, seed, dim)| {
+        let dim = dim.index(d.len());
+        // distinct values (0.05 apart) so max / min have one winner that h cannot change
+        let x = Rng::new(seed).distinct(numel(&d), 0.05);
+        gradcheck(reduce_check(op), &[var(x, &d)], |t| Ad64::float_reduce(op, t[0].clone(), dim))
+    });
 }
 fn reduce_sum() {
     check_reduce(Reduce::Sum)
@@ -420,15 +358,7 @@ fn reduce_min() {
 
 /// `[.., m, k] × [.., k, n]` with broadcast batch dims (`[b0, 1] × [b1]`, `[b0, b1] × [b0, b1]`…).
 fn matmul_batched() {
-    let s = (
-        1usize..3,
-        1usize..3,
-        1usize..5,
-        1usize..5,
-        1usize..5,
-        0usize..5,
-        any::<u64>(),
-    );
+    let s = (1usize..3, 1usize..3, 1usize..5, 1usize..5, 1usize..5, 0usize..5, any::<u64>());
     run(s, |(b0, b1, m, k, n, kind, seed)| {
         let (da, db): (Vec<usize>, Vec<usize>) = match kind {
             0 => (vec![b0, b1, m, k], vec![b0, b1, k, n]),
@@ -438,30 +368,20 @@ fn matmul_batched() {
             _ => (vec![b0, m, k], vec![b0, k, n]),
         };
         let mut rng = Rng::new(seed);
-        let (a, b) = (
-            rng.vec(numel(&da), -1.5, 1.5),
-            rng.vec(numel(&db), -1.5, 1.5),
-        );
-        gradcheck("matmul_batched", &[var(a, &da), var(b, &db)], |t| {
-            Ad64::float_matmul(t[0].clone(), t[1].clone())
-        })
+        let (a, b) = (rng.vec(numel(&da), -1.5, 1.5), rng.vec(numel(&db), -1.5, 1.5));
+        gradcheck("matmul_batched", &[var(a, &da), var(b, &db)], |t| Ad64::float_matmul(t[0].clone(), t[1].clone()))
     });
 }
 
 /// A rank-3 activation times a shared rank-2 weight (the backward's flattened path).
 fn matmul_rank3_rank2() {
-    run(
-        (1usize..4, 1usize..5, 1usize..5, 1usize..5, any::<u64>()),
-        |(b, m, k, n, seed)| {
-            let mut rng = Rng::new(seed);
-            let (x, w) = (rng.vec(b * m * k, -1.5, 1.5), rng.vec(k * n, -1.5, 1.5));
-            gradcheck(
-                "matmul_rank3_rank2",
-                &[var(x, &[b, m, k]), var(w, &[k, n])],
-                |t| Ad64::float_matmul(t[0].clone(), t[1].clone()),
-            )
-        },
-    );
+    run((1usize..4, 1usize..5, 1usize..5, 1usize..5, any::<u64>()), |(b, m, k, n, seed)| {
+        let mut rng = Rng::new(seed);
+        let (x, w) = (rng.vec(b * m * k, -1.5, 1.5), rng.vec(k * n, -1.5, 1.5));
+        gradcheck("matmul_rank3_rank2", &[var(x, &[b, m, k]), var(w, &[k, n])], |t| {
+            Ad64::float_matmul(t[0].clone(), t[1].clone())
+        })
+    });
 }
 
 // ---------------------------------------------------------------- layout
@@ -488,9 +408,7 @@ fn permute() {
             axes.swap(i, rng.below(i + 1));
         }
         let x = rng.vec(numel(&d), -2.0, 2.0);
-        gradcheck("permute", &[var(x, &d)], |t| {
-            Ad64::float_permute(t[0].clone(), &axes)
-        })
+        gradcheck("permute", &[var(x, &d)], |t| Ad64::float_permute(t[0].clone(), &axes))
     });
 }
 
@@ -509,9 +427,7 @@ fn slice() {
         let mut rng = Rng::new(seed);
         let ranges = random_ranges(&d, &mut rng);
         let x = rng.vec(numel(&d), -2.0, 2.0);
-        gradcheck("slice", &[var(x, &d)], |t| {
-            Ad64::float_slice(t[0].clone(), &ranges)
-        })
+        gradcheck("slice", &[var(x, &d)], |t| Ad64::float_slice(t[0].clone(), &ranges))
     });
 }
 
@@ -529,21 +445,18 @@ fn slice_assign() {
 }
 
 fn cat() {
-    run(
-        (dims_strategy(1..4, 1..4), 2usize..4, any::<u64>()),
-        |(d, parts, seed)| {
-            let mut rng = Rng::new(seed);
-            let dim = rng.below(d.len());
-            let inputs: Vec<In> = (0..parts)
-                .map(|_| {
-                    let mut di = d.clone();
-                    di[dim] = 1 + rng.below(3);
-                    var(rng.vec(numel(&di), -2.0, 2.0), &di)
-                })
-                .collect();
-            gradcheck("cat", &inputs, |t| Ad64::float_cat(t.to_vec(), dim))
-        },
-    );
+    run((dims_strategy(1..4, 1..4), 2usize..4, any::<u64>()), |(d, parts, seed)| {
+        let mut rng = Rng::new(seed);
+        let dim = rng.below(d.len());
+        let inputs: Vec<In> = (0..parts)
+            .map(|_| {
+                let mut di = d.clone();
+                di[dim] = 1 + rng.below(3);
+                var(rng.vec(numel(&di), -2.0, 2.0), &di)
+            })
+            .collect();
+        gradcheck("cat", &inputs, |t| Ad64::float_cat(t.to_vec(), dim))
+    });
 }
 
 /// Indices along `n` rows, always with at least one duplicate.
@@ -560,9 +473,7 @@ fn select() {
         let dim = rng.below(d.len());
         let idx = indices_with_duplicate(d[dim], &mut rng);
         let x = rng.vec(numel(&d), -2.0, 2.0);
-        gradcheck("select", &[var(x, &d)], |t| {
-            Ad64::float_select(t[0].clone(), dim, &idx)
-        })
+        gradcheck("select", &[var(x, &d)], |t| Ad64::float_select(t[0].clone(), dim, &idx))
     });
 }
 
@@ -577,10 +488,7 @@ fn select_add() {
         let v = rng.vec(numel(&vd), -2.0, 2.0);
         gradcheck("select_add", &[var(x, &d), var(v, &vd)], |t| {
             // square after, so the accumulation at duplicate rows shows in the gradient
-            Ad64::float_unary(
-                Unary::Square,
-                Ad64::float_select_add(t[0].clone(), dim, &idx, t[1].clone()),
-            )
+            Ad64::float_unary(Unary::Square, Ad64::float_select_add(t[0].clone(), dim, &idx, t[1].clone()))
         })
     });
 }
@@ -594,10 +502,7 @@ fn mask_fill() {
         let ms = Shape::new(md);
         let x = rng.vec(numel(&d), -2.0, 2.0);
         gradcheck("mask_fill", &[var(x, &d)], |t| {
-            Ad64::float_unary(
-                Unary::Square,
-                Ad64::float_mask_fill(t[0].clone(), &mask, &ms, 0.7),
-            )
+            Ad64::float_unary(Unary::Square, Ad64::float_mask_fill(t[0].clone(), &mask, &ms, 0.7))
         })
     });
 }
@@ -614,57 +519,38 @@ fn softmax() {
 fn log_softmax() {
     run((dims_strategy(1..4, 1..6), any::<u64>()), |(d, seed)| {
         let x = Rng::new(seed).vec(numel(&d), -3.0, 3.0);
-        gradcheck("log_softmax", &[var(x, &d)], |t| {
-            Ad64::log_softmax(t[0].clone())
-        })
+        gradcheck("log_softmax", &[var(x, &d)], |t| Ad64::log_softmax(t[0].clone()))
     });
 }
 
 fn layer_norm() {
-    run(
-        (dims_strategy(1..3, 1..4), 2usize..7, any::<u64>()),
-        |(mut d, c, seed)| {
-            d.push(c);
-            let mut rng = Rng::new(seed);
-            let x = rng.vec(numel(&d), -2.0, 2.0);
-            let g = rng.vec(c, 0.5, 1.5);
-            let b = rng.vec(c, -0.5, 0.5);
-            gradcheck(
-                "layer_norm",
-                &[var(x, &d), var(g, &[c]), var(b, &[c])],
-                |t| Ad64::layer_norm(t[0].clone(), t[1].clone(), t[2].clone(), 1e-5),
-            )
-        },
-    );
+    run((dims_strategy(1..3, 1..4), 2usize..7, any::<u64>()), |(mut d, c, seed)| {
+        d.push(c);
+        let mut rng = Rng::new(seed);
+        let x = rng.vec(numel(&d), -2.0, 2.0);
+        let g = rng.vec(c, 0.5, 1.5);
+        let b = rng.vec(c, -0.5, 0.5);
+        gradcheck("layer_norm", &[var(x, &d), var(g, &[c]), var(b, &[c])], |t| {
+            Ad64::layer_norm(t[0].clone(), t[1].clone(), t[2].clone(), 1e-5)
+        })
+    });
 }
 
 fn group_norm() {
-    run(
-        (
-            1usize..3,
-            1usize..4,
-            1usize..3,
-            1usize..4,
-            1usize..4,
-            any::<u64>(),
-        ),
-        |(n, groups, per, h, w, seed)| {
-            let c = groups * per;
-            let d = [n, c, h, w];
-            if per * h * w < 2 {
-                return Ok(()); // a one-element group has zero variance: x̂ = 0 and no useful check
-            }
-            let mut rng = Rng::new(seed);
-            let x = rng.vec(numel(&d), -2.0, 2.0);
-            let g = rng.vec(c, 0.5, 1.5);
-            let b = rng.vec(c, -0.5, 0.5);
-            gradcheck(
-                "group_norm",
-                &[var(x, &d), var(g, &[c]), var(b, &[c])],
-                |t| Ad64::group_norm(t[0].clone(), groups, t[1].clone(), t[2].clone(), 1e-5),
-            )
-        },
-    );
+    run((1usize..3, 1usize..4, 1usize..3, 1usize..4, 1usize..4, any::<u64>()), |(n, groups, per, h, w, seed)| {
+        let c = groups * per;
+        let d = [n, c, h, w];
+        if per * h * w < 2 {
+            return Ok(()); // a one-element group has zero variance: x̂ = 0 and no useful check
+        }
+        let mut rng = Rng::new(seed);
+        let x = rng.vec(numel(&d), -2.0, 2.0);
+        let g = rng.vec(c, 0.5, 1.5);
+        let b = rng.vec(c, -0.5, 0.5);
+        gradcheck("group_norm", &[var(x, &d), var(g, &[c]), var(b, &[c])], |t| {
+            Ad64::group_norm(t[0].clone(), groups, t[1].clone(), t[2].clone(), 1e-5)
+        })
+    });
 }
 
 // ---------------------------------------------------------------- modules
@@ -678,32 +564,24 @@ fn conv_case(bias: bool) {
         (0usize..7, 0usize..7),
         any::<u64>(),
     );
-    run(
-        s,
-        move |(k, stride, pad, (n, cin, cout), (eh, ew), seed)| {
-            // input at least as large as the kernel after padding
-            let h = (k + eh).saturating_sub(2 * pad).max(1);
-            let w = (k + ew).saturating_sub(2 * pad).max(1);
-            if h + 2 * pad < k || w + 2 * pad < k {
-                return Ok(());
-            }
-            let mut rng = Rng::new(seed);
-            let x = rng.vec(n * cin * h * w, -1.5, 1.5);
-            let wt = rng.vec(cout * cin * k * k, -1.0, 1.0);
-            let opts = Conv2dOptions {
-                stride,
-                padding: pad,
-            };
-            let mut inputs = vec![var(x, &[n, cin, h, w]), var(wt, &[cout, cin, k, k])];
-            if bias {
-                inputs.push(var(rng.vec(cout, -1.0, 1.0), &[cout]));
-            }
-            let name = if bias { "conv2d" } else { "conv2d_no_bias" };
-            gradcheck(name, &inputs, |t| {
-                Ad64::conv2d(t[0].clone(), t[1].clone(), t.get(2).cloned(), opts)
-            })
-        },
-    );
+    run(s, move |(k, stride, pad, (n, cin, cout), (eh, ew), seed)| {
+        // input at least as large as the kernel after padding
+        let h = (k + eh).saturating_sub(2 * pad).max(1);
+        let w = (k + ew).saturating_sub(2 * pad).max(1);
+        if h + 2 * pad < k || w + 2 * pad < k {
+            return Ok(());
+        }
+        let mut rng = Rng::new(seed);
+        let x = rng.vec(n * cin * h * w, -1.5, 1.5);
+        let wt = rng.vec(cout * cin * k * k, -1.0, 1.0);
+        let opts = Conv2dOptions { stride, padding: pad };
+        let mut inputs = vec![var(x, &[n, cin, h, w]), var(wt, &[cout, cin, k, k])];
+        if bias {
+            inputs.push(var(rng.vec(cout, -1.0, 1.0), &[cout]));
+        }
+        let name = if bias { "conv2d" } else { "conv2d_no_bias" };
+        gradcheck(name, &inputs, |t| Ad64::conv2d(t[0].clone(), t[1].clone(), t.get(2).cloned(), opts))
+    });
 }
 fn conv2d() {
     conv_case(true)
@@ -713,38 +591,21 @@ fn conv2d_no_bias() {
 }
 
 fn avg_pool2d() {
-    run(
-        (
-            1usize..3,
-            1usize..3,
-            1usize..4,
-            1usize..9,
-            1usize..9,
-            any::<u64>(),
-        ),
-        |(n, c, k, h, w, seed)| {
-            if h < k || w < k {
-                return Ok(());
-            }
-            let x = Rng::new(seed).vec(n * c * h * w, -2.0, 2.0);
-            gradcheck("avg_pool2d", &[var(x, &[n, c, h, w])], |t| {
-                Ad64::avg_pool2d(t[0].clone(), k)
-            })
-        },
-    );
+    run((1usize..3, 1usize..3, 1usize..4, 1usize..9, 1usize..9, any::<u64>()), |(n, c, k, h, w, seed)| {
+        if h < k || w < k {
+            return Ok(());
+        }
+        let x = Rng::new(seed).vec(n * c * h * w, -2.0, 2.0);
+        gradcheck("avg_pool2d", &[var(x, &[n, c, h, w])], |t| Ad64::avg_pool2d(t[0].clone(), k))
+    });
 }
 
 fn max_pool_case(name: &'static str, k: usize, stride: usize, padding: usize) {
-    run(
-        (1usize..3, 1usize..3, 0usize..5, 0usize..5, any::<u64>()),
-        move |(n, c, eh, ew, seed)| {
-            let (h, w) = (k + eh, k + ew);
-            let x = Rng::new(seed).distinct(n * c * h * w, 0.01);
-            gradcheck(name, &[var(x, &[n, c, h, w])], |t| {
-                Ad64::max_pool2d(t[0].clone(), k, stride, padding)
-            })
-        },
-    );
+    run((1usize..3, 1usize..3, 0usize..5, 0usize..5, any::<u64>()), move |(n, c, eh, ew, seed)| {
+        let (h, w) = (k + eh, k + ew);
+        let x = Rng::new(seed).distinct(n * c * h * w, 0.01);
+        gradcheck(name, &[var(x, &[n, c, h, w])], |t| Ad64::max_pool2d(t[0].clone(), k, stride, padding))
+    });
 }
 /// `nn.MaxPool2d(3, 2)`, the ResNet-style stem pool.
 fn max_pool2d() {
@@ -756,38 +617,26 @@ fn max_pool2d_padded() {
 }
 
 fn resize_nearest_up() {
-    run(
-        (1usize..3, 1usize..3, 1usize..5, 1usize..5, any::<u64>()),
-        |(n, c, h, w, seed)| {
-            let x = Rng::new(seed).vec(n * c * h * w, -2.0, 2.0);
-            gradcheck("resize_nearest_up", &[var(x, &[n, c, h, w])], |t| {
-                Ad64::resize_nearest(t[0].clone(), 2 * h, 2 * w)
-            })
-        },
-    );
+    run((1usize..3, 1usize..3, 1usize..5, 1usize..5, any::<u64>()), |(n, c, h, w, seed)| {
+        let x = Rng::new(seed).vec(n * c * h * w, -2.0, 2.0);
+        gradcheck("resize_nearest_up", &[var(x, &[n, c, h, w])], |t| Ad64::resize_nearest(t[0].clone(), 2 * h, 2 * w))
+    });
 }
 
 fn resize_nearest_down() {
-    run(
-        (1usize..3, 1usize..3, 2usize..9, 2usize..9, any::<u64>()),
-        |(n, c, h, w, seed)| {
-            let mut rng = Rng::new(seed);
-            let (oh, ow) = (1 + rng.below(h - 1), 1 + rng.below(w - 1));
-            let x = rng.vec(n * c * h * w, -2.0, 2.0);
-            gradcheck("resize_nearest_down", &[var(x, &[n, c, h, w])], |t| {
-                Ad64::resize_nearest(t[0].clone(), oh, ow)
-            })
-        },
-    );
+    run((1usize..3, 1usize..3, 2usize..9, 2usize..9, any::<u64>()), |(n, c, h, w, seed)| {
+        let mut rng = Rng::new(seed);
+        let (oh, ow) = (1 + rng.below(h - 1), 1 + rng.below(w - 1));
+        let x = rng.vec(n * c * h * w, -2.0, 2.0);
+        gradcheck("resize_nearest_down", &[var(x, &[n, c, h, w])], |t| Ad64::resize_nearest(t[0].clone(), oh, ow))
+    });
 }
 
 /// A random attention mask of `dims` (broadcast to `[B,H,L,S]`) leaving at least one key
 /// unblocked per row.
 fn attention_mask(dims: &[usize; 4], rng: &mut Rng) -> Vec<bool> {
     let s = dims[3];
-    let mut m: Vec<bool> = (0..dims.iter().product::<usize>())
-        .map(|_| rng.coin())
-        .collect();
+    let mut m: Vec<bool> = (0..dims.iter().product::<usize>()).map(|_| rng.coin()).collect();
     for row in m.chunks_mut(s) {
         row[rng.below(s)] = false;
     }
@@ -795,39 +644,21 @@ fn attention_mask(dims: &[usize; 4], rng: &mut Rng) -> Vec<bool> {
 }
 
 fn attention_case(name: &'static str, masked: bool) {
-    run(
-        (
-            1usize..3,
-            1usize..3,
-            1usize..4,
-            1usize..5,
-            1usize..4,
-            any::<u64>(),
-        ),
-        move |(b, h, l, s, d, seed)| {
-            let mut rng = Rng::new(seed);
-            let q = rng.vec(b * h * l * d, -1.5, 1.5);
-            let k = rng.vec(b * h * s * d, -1.5, 1.5);
-            let v = rng.vec(b * h * s * d, -1.5, 1.5);
-            // per-sample masks: [B,1,1,S] (key padding) or [B,1,L,S]
-            let md = if rng.coin() {
-                [b, 1, 1, s]
-            } else {
-                [b, 1, l, s]
-            };
-            let mask = attention_mask(&md, &mut rng);
-            let ms = Shape::new(md);
-            let inputs = [
-                var(q, &[b, h, l, d]),
-                var(k, &[b, h, s, d]),
-                var(v, &[b, h, s, d]),
-            ];
-            gradcheck(name, &inputs, |t| {
-                let m = masked.then(|| (&mask[..], &ms));
-                Ad64::attention(t[0].clone(), t[1].clone(), t[2].clone(), m)
-            })
-        },
-    );
+    run((1usize..3, 1usize..3, 1usize..4, 1usize..5, 1usize..4, any::<u64>()), move |(b, h, l, s, d, seed)| {
+        let mut rng = Rng::new(seed);
+        let q = rng.vec(b * h * l * d, -1.5, 1.5);
+        let k = rng.vec(b * h * s * d, -1.5, 1.5);
+        let v = rng.vec(b * h * s * d, -1.5, 1.5);
+        // per-sample masks: [B,1,1,S] (key padding) or [B,1,L,S]
+        let md = if rng.coin() { [b, 1, 1, s] } else { [b, 1, l, s] };
+        let mask = attention_mask(&md, &mut rng);
+        let ms = Shape::new(md);
+        let inputs = [var(q, &[b, h, l, d]), var(k, &[b, h, s, d]), var(v, &[b, h, s, d])];
+        gradcheck(name, &inputs, |t| {
+            let m = masked.then(|| (&mask[..], &ms));
+            Ad64::attention(t[0].clone(), t[1].clone(), t[2].clone(), m)
+        })
+    });
 }
 fn attention() {
     attention_case("attention", false)
@@ -837,27 +668,17 @@ fn attention_masked() {
 }
 
 fn linear_case(name: &'static str, bias: bool) {
-    run(
-        (
-            dims_strategy(1..3, 1..4),
-            1usize..5,
-            1usize..5,
-            any::<u64>(),
-        ),
-        move |(mut d, i, o, seed)| {
-            d.push(i);
-            let mut rng = Rng::new(seed);
-            let x = rng.vec(numel(&d), -1.5, 1.5);
-            let w = rng.vec(o * i, -1.0, 1.0);
-            let mut inputs = vec![var(x, &d), var(w, &[o, i])];
-            if bias {
-                inputs.push(var(rng.vec(o, -1.0, 1.0), &[o]));
-            }
-            gradcheck(name, &inputs, |t| {
-                Ad64::linear(t[0].clone(), t[1].clone(), t.get(2).cloned())
-            })
-        },
-    );
+    run((dims_strategy(1..3, 1..4), 1usize..5, 1usize..5, any::<u64>()), move |(mut d, i, o, seed)| {
+        d.push(i);
+        let mut rng = Rng::new(seed);
+        let x = rng.vec(numel(&d), -1.5, 1.5);
+        let w = rng.vec(o * i, -1.0, 1.0);
+        let mut inputs = vec![var(x, &d), var(w, &[o, i])];
+        if bias {
+            inputs.push(var(rng.vec(o, -1.0, 1.0), &[o]));
+        }
+        gradcheck(name, &inputs, |t| Ad64::linear(t[0].clone(), t[1].clone(), t.get(2).cloned()))
+    });
 }
 fn linear() {
     linear_case("linear", true)
@@ -874,26 +695,19 @@ fn bce_with_logits() {
         let x = rng.vec_away_from(numel(&d), 0.0, 0.05, 4.0);
         let t = rng.vec(numel(&d), 0.0, 1.0);
         // the target is differentiable too (the loss is linear in it)
-        gradcheck("bce_with_logits", &[var(x, &d), var(t, &d)], |t| {
-            Ad64::bce_with_logits(t[0].clone(), t[1].clone())
-        })
+        gradcheck("bce_with_logits", &[var(x, &d), var(t, &d)], |t| Ad64::bce_with_logits(t[0].clone(), t[1].clone()))
     });
 }
 
 fn cross_entropy() {
-    run(
-        (dims_strategy(1..3, 1..4), 1usize..6, any::<u64>()),
-        |(mut d, c, seed)| {
-            d.push(c);
-            let mut rng = Rng::new(seed);
-            let rows = numel(&d) / c;
-            let targets: Vec<usize> = (0..rows).map(|_| rng.below(c)).collect();
-            let x = rng.vec(numel(&d), -3.0, 3.0);
-            gradcheck("cross_entropy", &[var(x, &d)], |t| {
-                Ad64::cross_entropy(t[0].clone(), &targets)
-            })
-        },
-    );
+    run((dims_strategy(1..3, 1..4), 1usize..6, any::<u64>()), |(mut d, c, seed)| {
+        d.push(c);
+        let mut rng = Rng::new(seed);
+        let rows = numel(&d) / c;
+        let targets: Vec<usize> = (0..rows).map(|_| rng.below(c)).collect();
+        let x = rng.vec(numel(&d), -3.0, 3.0);
+        gradcheck("cross_entropy", &[var(x, &d)], |t| Ad64::cross_entropy(t[0].clone(), &targets))
+    });
 }
 
 fn l1_loss() {
@@ -902,15 +716,8 @@ fn l1_loss() {
         let n = numel(&d);
         let b = rng.vec(n, -2.0, 2.0);
         // |a − b| ≥ 0.05: no ties
-        let a: Vec<f64> = rng
-            .vec_away_from(n, 0.0, 0.05, 2.0)
-            .iter()
-            .zip(&b)
-            .map(|(o, b)| b + o)
-            .collect();
-        gradcheck("l1_loss", &[var(a, &d), var(b, &d)], |t| {
-            Ad64::l1_loss(t[0].clone(), t[1].clone())
-        })
+        let a: Vec<f64> = rng.vec_away_from(n, 0.0, 0.05, 2.0).iter().zip(&b).map(|(o, b)| b + o).collect();
+        gradcheck("l1_loss", &[var(a, &d), var(b, &d)], |t| Ad64::l1_loss(t[0].clone(), t[1].clone()))
     });
 }
 
@@ -918,9 +725,7 @@ fn mse_loss() {
     run((dims_strategy(1..4, 1..5), any::<u64>()), |(d, seed)| {
         let mut rng = Rng::new(seed);
         let (a, b) = (rng.vec(numel(&d), -2.0, 2.0), rng.vec(numel(&d), -2.0, 2.0));
-        gradcheck("mse_loss", &[var(a, &d), var(b, &d)], |t| {
-            Ad64::mse_loss(t[0].clone(), t[1].clone())
-        })
+        gradcheck("mse_loss", &[var(a, &d), var(b, &d)], |t| Ad64::mse_loss(t[0].clone(), t[1].clone()))
     });
 }
 
@@ -928,9 +733,7 @@ fn l2_normalize() {
     run((dims_strategy(1..4, 1..5), any::<u64>()), |(d, seed)| {
         // |x| ≥ 0.1 per element keeps every row norm far above the 1e-12 clamp
         let x = Rng::new(seed).vec_away_from(numel(&d), 0.0, 0.1, 2.0);
-        gradcheck("l2_normalize", &[var(x, &d)], |t| {
-            Ad64::l2_normalize(t[0].clone())
-        })
+        gradcheck("l2_normalize", &[var(x, &d)], |t| Ad64::l2_normalize(t[0].clone()))
     });
 }
 
@@ -942,18 +745,9 @@ fn detach() {
         let leaf = Ad64::require_grad(prim::<Ad64>(&x, &d));
         let dx = Ad64::float_detach(leaf.clone());
         prop_assert_eq!(values::<Ad64>(&dx), x.clone());
-        let y = Ad64::float_binary(
-            Binary::Add,
-            Ad64::float_binary(Binary::Mul, leaf.clone(), dx.clone()),
-            dx,
-        );
-        let loss = Ad64::float_reduce(
-            Reduce::Sum,
-            Ad64::float_reshape(y, Shape::new([x.len()])),
-            0,
-        );
-        let g =
-            Ad64::grad(&Ad64::backward(&loss), &leaf).expect("gradient through the tracked factor");
+        let y = Ad64::float_binary(Binary::Add, Ad64::float_binary(Binary::Mul, leaf.clone(), dx.clone()), dx);
+        let loss = Ad64::float_reduce(Reduce::Sum, Ad64::float_reshape(y, Shape::new([x.len()])), 0);
+        let g = Ad64::grad(&Ad64::backward(&loss), &leaf).expect("gradient through the tracked factor");
         prop_assert_eq!(values::<F64>(&g), x);
         Ok(())
     });
@@ -965,20 +759,12 @@ fn composite_shared_leaf() {
         let mut rng = Rng::new(seed);
         let x = rng.vec(r * c, -1.5, 1.5);
         let w = rng.vec(c * c, -1.0, 1.0);
-        gradcheck(
-            "composite_shared_leaf",
-            &[var(x, &[r, c]), var(w, &[c, c])],
-            |t| {
-                let y = Ad64::float_matmul(t[0].clone(), t[1].clone());
-                let y = Ad64::float_unary(Unary::Gelu, y);
-                let z = Ad64::float_binary(Binary::Mul, y, t[0].clone());
-                Ad64::softmax(Ad64::float_binary(
-                    Binary::Add,
-                    z,
-                    Ad64::float_unary(Unary::Tanh, t[0].clone()),
-                ))
-            },
-        )
+        gradcheck("composite_shared_leaf", &[var(x, &[r, c]), var(w, &[c, c])], |t| {
+            let y = Ad64::float_matmul(t[0].clone(), t[1].clone());
+            let y = Ad64::float_unary(Unary::Gelu, y);
+            let z = Ad64::float_binary(Binary::Mul, y, t[0].clone());
+            Ad64::softmax(Ad64::float_binary(Binary::Add, z, Ad64::float_unary(Unary::Tanh, t[0].clone())))
+        })
     });
 }
 
@@ -1085,10 +871,7 @@ const COVERAGE: &[(&str, &[&str])] = &[
     ("conv2d", &["conv2d", "conv2d_no_bias"]),
     ("avg_pool2d", &["avg_pool2d"]),
     ("max_pool2d", &["max_pool2d", "max_pool2d_padded"]),
-    (
-        "resize_nearest",
-        &["resize_nearest_up", "resize_nearest_down"],
-    ),
+    ("resize_nearest", &["resize_nearest_up", "resize_nearest_down"]),
     ("attention", &["attention", "attention_masked"]),
     ("linear", &["linear", "linear_no_bias"]),
     ("bce_with_logits", &["bce_with_logits"]),
@@ -1114,22 +897,10 @@ const NOT_DIFFERENTIABLE: &[&str] = &[
 
 /// The trait sources, read at compile time, so a new method fails the coverage test.
 const TRAIT_SOURCES: &[(&str, &str)] = &[
-    (
-        "float_ops.rs",
-        include_str!("../../karl-core/src/backend/float_ops.rs"),
-    ),
-    (
-        "activation_ops.rs",
-        include_str!("../../karl-core/src/backend/activation_ops.rs"),
-    ),
-    (
-        "module_ops.rs",
-        include_str!("../../karl-core/src/backend/module_ops.rs"),
-    ),
-    (
-        "karl_ops.rs",
-        include_str!("../../karl-core/src/backend/karl_ops.rs"),
-    ),
+    ("float_ops.rs", include_str!("../../karl-core/src/backend/float_ops.rs")),
+    ("activation_ops.rs", include_str!("../../karl-core/src/backend/activation_ops.rs")),
+    ("module_ops.rs", include_str!("../../karl-core/src/backend/module_ops.rs")),
+    ("karl_ops.rs", include_str!("../../karl-core/src/backend/karl_ops.rs")),
 ];
 
 /// Method names declared in trait bodies (indented `fn name`; free functions start at column 0).
@@ -1170,62 +941,37 @@ fn every_enum_variant_has_a_gradcheck() {
     sorted.sort();
     sorted.dedup();
     assert_eq!(sorted.len(), names.len(), "a variant is listed twice");
-    let per_family = ALL_OPS.iter().filter(|n| {
-        ["unary_", "binary_", "scalar_", "reduce_"]
-            .iter()
-            .any(|p| n.starts_with(p))
-    });
-    assert_eq!(
-        per_family.count(),
-        names.len(),
-        "a per-variant check has no variant in the lists"
-    );
+    let per_family =
+        ALL_OPS.iter().filter(|n| ["unary_", "binary_", "scalar_", "reduce_"].iter().any(|p| n.starts_with(p)));
+    assert_eq!(per_family.count(), names.len(), "a per-variant check has no variant in the lists");
 }
 
 #[test]
 fn every_trait_method_has_a_gradcheck() {
     let methods = trait_methods();
-    assert!(
-        methods.len() >= 40,
-        "parsed only {} trait methods: {methods:?}",
-        methods.len()
-    );
+    assert!(methods.len() >= 40, "parsed only {} trait methods: {methods:?}", methods.len());
     for m in &methods {
         if NOT_DIFFERENTIABLE.contains(m) || m.ends_with("_backward") {
             continue;
         }
         let Some((_, checks)) = COVERAGE.iter().find(|(name, _)| name == m) else {
-            panic!(
-                "trait method `{m}` has no entry in COVERAGE (add a gradcheck) or NOT_DIFFERENTIABLE"
-            );
+            panic!("trait method `{m}` has no entry in COVERAGE (add a gradcheck) or NOT_DIFFERENTIABLE");
         };
         for c in *checks {
-            assert!(
-                registered(c),
-                "COVERAGE names `{c}` for `{m}`, but no such check is registered"
-            );
+            assert!(registered(c), "COVERAGE names `{c}` for `{m}`, but no such check is registered");
         }
     }
     // no stale entries either
     for (name, _) in COVERAGE {
-        assert!(
-            methods.contains(name),
-            "COVERAGE lists `{name}`, which is not a trait method"
-        );
+        assert!(methods.contains(name), "COVERAGE lists `{name}`, which is not a trait method");
     }
     for name in NOT_DIFFERENTIABLE {
-        assert!(
-            methods.contains(name),
-            "NOT_DIFFERENTIABLE lists `{name}`, which is not a trait method"
-        );
+        assert!(methods.contains(name), "NOT_DIFFERENTIABLE lists `{name}`, which is not a trait method");
     }
     // every `*_backward` twin belongs to a covered forward op
     for m in methods.iter().filter(|m| m.ends_with("_backward")) {
         let fwd = m.trim_end_matches("_backward");
-        assert!(
-            COVERAGE.iter().any(|(n, _)| *n == fwd),
-            "`{m}` has no covered forward op `{fwd}`"
-        );
+        assert!(COVERAGE.iter().any(|(n, _)| *n == fwd), "`{m}` has no covered forward op `{fwd}`");
     }
     assert_eq!(REGISTRY.len(), ALL_OPS.len());
 }
@@ -1238,9 +984,8 @@ fn harness_rejects_a_wrong_gradient() {
         Ad64::float_binary(Binary::Mul, t[0].clone(), Ad64::detach(t[0].clone()))
     });
     assert!(r.is_err(), "a wrong gradient passed the check");
-    let ok = gradcheck("self_test", &[var(vec![0.5, -1.0, 2.0], &[3])], |t| {
-        Ad64::float_unary(Unary::Square, t[0].clone())
-    });
+    let ok =
+        gradcheck("self_test", &[var(vec![0.5, -1.0, 2.0], &[3])], |t| Ad64::float_unary(Unary::Square, t[0].clone()));
     assert!(ok.is_ok(), "{ok:?}");
     // and the registry runs what it names
     assert!(REGISTRY.iter().any(|(n, _)| *n == "softmax"));

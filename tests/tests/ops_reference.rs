@@ -7,8 +7,7 @@
 //! rounded to f32 first for `Cpu<f32>`), so the only differences are summation order and the
 //! backend's own precision.
 use karl_core::backend::{
-    AutodiffBackend, Backend, BackendTypes, Binary, Conv2dOptions, FloatOps, ModuleOps, Reduce,
-    Unary,
+    AutodiffBackend, Backend, BackendTypes, Binary, Conv2dOptions, FloatOps, ModuleOps, Reduce, Unary,
 };
 use karl_core::shape::Shape;
 use karl_core::tolerance::Tolerance;
@@ -17,15 +16,9 @@ use karl_tests::{F32, F64, Rng, assert_close, prim, values};
 // ---------------------------------------------------------------- harness
 
 /// f64 backend: naive and fast agree up to summation order.
-const TOL64: Tolerance = Tolerance {
-    rel: 1e-10,
-    abs: 1e-11,
-};
+const TOL64: Tolerance = Tolerance { rel: 1e-10, abs: 1e-11 };
 /// f32 backend vs an f64 reference.
-const TOL32: Tolerance = Tolerance {
-    rel: 1e-4,
-    abs: 1e-5,
-};
+const TOL32: Tolerance = Tolerance { rel: 1e-4, abs: 1e-5 };
 
 /// Random values as the backend `B` stores them (rounded to f32 for `Cpu<f32>`).
 fn rand_for<B: Backend>(rng: &mut Rng, n: usize, lo: f64, hi: f64) -> Vec<f64> {
@@ -134,11 +127,11 @@ const CONV_CASES: &[ConvCase] = &[
     (1, 2, 3, 8, 8, 3, 2, 1),
     (1, 3, 2, 9, 7, 5, 2, 2),
     (2, 2, 3, 6, 5, 5, 1, 0),
-    (1, 3, 2, 4, 4, 5, 1, 2), // kernel larger than the input, covered by padding
-    (2, 3, 4, 35, 37, 11, 4, 2), // AlexNet-style 11×11, stride 4, padding 2
+    (1, 3, 2, 4, 4, 5, 1, 2),     // kernel larger than the input, covered by padding
+    (2, 3, 4, 35, 37, 11, 4, 2),  // AlexNet-style 11×11, stride 4, padding 2
     (1, 3, 5, 32, 48, 16, 16, 0), // 16×16 patchify
-    (2, 5, 3, 6, 7, 1, 1, 0), // pointwise gemm path
-    (1, 4, 3, 7, 6, 1, 2, 0), // 1×1 but strided: im2col path
+    (2, 5, 3, 6, 7, 1, 1, 0),     // pointwise gemm path
+    (1, 4, 3, 7, 6, 1, 2, 0),     // 1×1 but strided: im2col path
     (1, 2, 2, 9, 9, 3, 4, 1),
     (3, 1, 1, 1, 1, 1, 1, 0),
 ];
@@ -151,10 +144,7 @@ fn conv_case<B: Backend>(tol: Tolerance, case: ConvCase, bias: bool, seed: u64) 
     let x = rand_for::<B>(&mut rng, numel(&xd), -1.0, 1.0);
     let wt = rand_for::<B>(&mut rng, numel(&wd), -1.0, 1.0);
     let b = rand_for::<B>(&mut rng, cout, -1.0, 1.0);
-    let opts = Conv2dOptions {
-        stride: s,
-        padding: p,
-    };
+    let opts = Conv2dOptions { stride: s, padding: p };
     let what = format!("{} conv2d {case:?} bias={bias}", B::name());
     let bt = bias.then(|| prim::<B>(&b, &[cout]));
     let y = B::conv2d(prim::<B>(&x, &xd), prim::<B>(&wt, &wd), bt, opts);
@@ -164,13 +154,7 @@ fn conv_case<B: Backend>(tol: Tolerance, case: ConvCase, bias: bool, seed: u64) 
 
     // backward against the naive loops
     let dy = rand_for::<B>(&mut rng, numel(&od), -1.0, 1.0);
-    let (dx, dw, db) = B::conv2d_backward(
-        prim::<B>(&x, &xd),
-        prim::<B>(&wt, &wd),
-        bias,
-        prim::<B>(&dy, &od),
-        opts,
-    );
+    let (dx, dw, db) = B::conv2d_backward(prim::<B>(&x, &xd), prim::<B>(&wt, &wd), bias, prim::<B>(&dy, &od), opts);
     let (wdx, wdw, wdb) = conv_backward_naive(&x, xd, &wt, wd, &dy, s, p);
     assert_close(&format!("{what} dx"), &values::<B>(&dx), &wdx, tol);
     assert_close(&format!("{what} dw"), &values::<B>(&dw), &wdw, tol);
@@ -200,16 +184,10 @@ fn conv2d_matches_naive() {
 fn conv2d_chunked_matches_naive() {
     let case = (1, 64, 3, 130, 130, 3, 1, 1);
     let (_, cin, _, h, w, k, _, _) = case;
-    assert!(
-        cin * k * k * h * w > 1 << 22,
-        "the case must exceed the im2col budget"
-    );
+    assert!(cin * k * k * h * w > 1 << 22, "the case must exceed the im2col budget");
     // dw sums 16 900 products per element in f32: allow for accumulation error (a chunking
     // bug shows as O(1) differences)
-    let tol32 = Tolerance {
-        rel: 1e-4,
-        abs: 3e-4,
-    };
+    let tol32 = Tolerance { rel: 1e-4, abs: 3e-4 };
     conv_case::<F32>(tol32, case, true, 7);
     conv_case::<F64>(TOL64, case, false, 8);
     // strided, 5×5, and ragged last chunk
@@ -234,10 +212,7 @@ fn max_pool_naive(
                 let mut best = (f64::NEG_INFINITY, usize::MAX);
                 for dy in 0..k {
                     for dx in 0..k {
-                        let (iy, ix) = (
-                            (oy * s + dy) as isize - p as isize,
-                            (ox * s + dx) as isize - p as isize,
-                        );
+                        let (iy, ix) = ((oy * s + dy) as isize - p as isize, (ox * s + dx) as isize - p as isize);
                         if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
                             continue;
                         }
@@ -287,9 +262,7 @@ fn pools<B: Backend>(tol: Tolerance) {
     for &(d, k, s, p) in cases {
         // ties included on purpose (values on a coarse grid): the gradient goes to the first
         // maximum in row-major window order, as PyTorch's CPU kernel
-        let x: Vec<f64> = (0..numel(&d))
-            .map(|_| (rng.below(7) as f64 - 3.0) * 0.5)
-            .collect();
+        let x: Vec<f64> = (0..numel(&d)).map(|_| (rng.below(7) as f64 - 3.0) * 0.5).collect();
         let what = format!("{} max_pool2d {d:?} k{k} s{s} p{p}", B::name());
         let y = B::max_pool2d(prim::<B>(&x, &d), k, s, p);
         let (want, arg, od) = max_pool_naive(&x, d, k, s, p);
@@ -303,12 +276,7 @@ fn pools<B: Backend>(tol: Tolerance) {
         }
         assert_close(&format!("{what} backward"), &values::<B>(&dx), &wdx, tol);
     }
-    for &(d, k) in &[
-        ([2usize, 3, 8, 8], 2usize),
-        ([1, 2, 7, 10], 3),
-        ([1, 1, 4, 4], 4),
-        ([1, 4, 96, 96], 16),
-    ] {
+    for &(d, k) in &[([2usize, 3, 8, 8], 2usize), ([1, 2, 7, 10], 3), ([1, 1, 4, 4], 4), ([1, 4, 96, 96], 16)] {
         let x = rand_for::<B>(&mut rng, numel(&d), -1.0, 1.0);
         let what = format!("{} avg_pool2d {d:?} k{k}", B::name());
         let y = B::avg_pool2d(prim::<B>(&x, &d), k);
@@ -411,11 +379,7 @@ fn resize_nearest_source_index_matches_pytorch() {
     for inp in 1..=40usize {
         for out in 1..=40usize {
             let x: Vec<f64> = (0..inp).map(|i| i as f64).collect();
-            let y = values::<F64>(&F64::resize_nearest(
-                prim::<F64>(&x, &[1, 1, 1, inp]),
-                1,
-                out,
-            ));
+            let y = values::<F64>(&F64::resize_nearest(prim::<F64>(&x, &[1, 1, 1, inp]), 1, out));
             for (i, v) in y.iter().enumerate() {
                 if *v as usize != nearest(i, inp, out) {
                     bad.push((inp, out, i, *v as usize, nearest(i, inp, out)));
@@ -433,17 +397,10 @@ fn resize_nearest_integer_ratios_are_exact() {
         let outs = std::iter::once(2 * inp).chain((1..=inp).filter(|o| inp % o == 0));
         for out in outs {
             let x: Vec<f64> = (0..inp).map(|i| i as f64).collect();
-            let y = values::<F64>(&F64::resize_nearest(
-                prim::<F64>(&x, &[1, 1, inp, 1]),
-                out,
-                1,
-            ));
+            let y = values::<F64>(&F64::resize_nearest(prim::<F64>(&x, &[1, 1, inp, 1]), out, 1));
             let want: Vec<f64> = (0..out).map(|i| (i * inp / out) as f64).collect();
             assert_eq!(y, want, "{inp} → {out}");
-            assert!(
-                (0..out).all(|i| nearest(i, inp, out) == i * inp / out),
-                "reference formula, {inp} → {out}"
-            );
+            assert!((0..out).all(|i| nearest(i, inp, out) == i * inp / out), "reference formula, {inp} → {out}");
         }
     }
 }
@@ -465,18 +422,12 @@ fn attention_naive(
             let bh = bi * h + hi;
             for i in 0..l {
                 let mut sc: Vec<f64> = (0..s)
-                    .map(|j| {
-                        (0..d)
-                            .map(|e| q[(bh * l + i) * d + e] * k[(bh * s + j) * d + e])
-                            .sum::<f64>()
-                            * scale
-                    })
+                    .map(|j| (0..d).map(|e| q[(bh * l + i) * d + e] * k[(bh * s + j) * d + e]).sum::<f64>() * scale)
                     .collect();
                 if let Some((m, md)) = mask {
                     for (j, x) in sc.iter_mut().enumerate() {
                         let at = |dim: usize, idx: usize| if md[dim] == 1 { 0 } else { idx };
-                        let mi =
-                            ((at(0, bi) * md[1] + at(1, hi)) * md[2] + at(2, i)) * md[3] + at(3, j);
+                        let mi = ((at(0, bi) * md[1] + at(1, hi)) * md[2] + at(2, i)) * md[3] + at(3, j);
                         if m[mi] {
                             *x = f64::NEG_INFINITY;
                         }
@@ -499,24 +450,12 @@ fn attention_naive(
 fn attention_cases<B: Backend>(tol: Tolerance) {
     let mut rng = Rng::new(13);
     // (b, h, l, s, d)
-    let shapes = [
-        (2, 2, 3, 5, 4),
-        (3, 1, 4, 4, 8),
-        (1, 3, 1, 7, 2),
-        (2, 2, 6, 1, 3),
-        (1, 1, 160, 120, 8),
-    ];
+    let shapes = [(2, 2, 3, 5, 4), (3, 1, 4, 4, 8), (1, 3, 1, 7, 2), (2, 2, 6, 1, 3), (1, 1, 160, 120, 8)];
     for &(b, h, l, s, d) in &shapes {
         let q = rand_for::<B>(&mut rng, b * h * l * d, -1.5, 1.5);
         let k = rand_for::<B>(&mut rng, b * h * s * d, -1.5, 1.5);
         let v = rand_for::<B>(&mut rng, b * h * s * d, -1.5, 1.5);
-        for md in [
-            None,
-            Some([b, 1, 1, s]),
-            Some([b, 1, l, s]),
-            Some([b, h, l, s]),
-            Some([1, 1, l, s]),
-        ] {
+        for md in [None, Some([b, 1, 1, s]), Some([b, 1, l, s]), Some([b, h, l, s]), Some([1, 1, l, s])] {
             let mask: Option<Vec<bool>> = md.map(|md| {
                 // per-sample key padding: sample bi keeps its first `keep` keys (≥ 1), plus
                 // random extra blocks for the full masks; never a fully blocked row
@@ -533,19 +472,9 @@ fn attention_cases<B: Backend>(tol: Tolerance) {
             let ms = md.map(Shape::new);
             let m = mask.as_ref().zip(ms.as_ref()).map(|(m, s)| (&m[..], s));
             let dims = [b, h, l, d];
-            let y = B::attention(
-                prim::<B>(&q, &dims),
-                prim::<B>(&k, &[b, h, s, d]),
-                prim::<B>(&v, &[b, h, s, d]),
-                m,
-            );
+            let y = B::attention(prim::<B>(&q, &dims), prim::<B>(&k, &[b, h, s, d]), prim::<B>(&v, &[b, h, s, d]), m);
             let want = attention_naive(&q, &k, &v, dims, s, mask.as_deref().zip(md));
-            assert_close(
-                &format!("{} attention {dims:?} s={s} mask {md:?}", B::name()),
-                &values::<B>(&y),
-                &want,
-                tol,
-            );
+            assert_close(&format!("{} attention {dims:?} s={s} mask {md:?}", B::name()), &values::<B>(&y), &want, tol);
         }
     }
 }
@@ -566,9 +495,7 @@ fn autodiff_attention_matches_fused() {
     let k = rand_for::<F32>(&mut rng, b * h * s * d, -1.5, 1.5);
     let v = rand_for::<F32>(&mut rng, b * h * s * d, -1.5, 1.5);
     let md = Shape::new([b, 1, 1, s]);
-    let mask = vec![
-        false, false, true, false, true, true, false, true, true, true, true, true,
-    ];
+    let mask = vec![false, false, true, false, true, true, false, true, true, true, true, true];
     let fused = F32::attention(
         prim::<F32>(&q, &[b, h, l, d]),
         prim::<F32>(&k, &[b, h, s, d]),
@@ -585,10 +512,7 @@ fn autodiff_attention_matches_fused() {
         "autodiff vs fused attention",
         &values::<Ad>(&ad),
         &values::<F32>(&fused),
-        Tolerance {
-            rel: 1e-5,
-            abs: 1e-6,
-        },
+        Tolerance { rel: 1e-5, abs: 1e-6 },
     );
 }
 
@@ -597,11 +521,8 @@ fn autodiff_attention_matches_fused() {
 fn matmul_naive(a: &[f64], da: &[usize], b: &[f64], db: &[usize]) -> (Vec<f64>, Vec<usize>) {
     let (ra, rb) = (da.len(), db.len());
     let (m, k, n) = (da[ra - 2], da[ra - 1], db[rb - 1]);
-    let batch = Shape::broadcast(
-        &Shape::new(da[..ra - 2].to_vec()),
-        &Shape::new(db[..rb - 2].to_vec()),
-    )
-    .expect("batch");
+    let batch =
+        Shape::broadcast(&Shape::new(da[..ra - 2].to_vec()), &Shape::new(db[..rb - 2].to_vec())).expect("batch");
     let br = batch.rank();
     let mut out = Vec::new();
     for bi in 0..batch.numel() {
@@ -624,11 +545,7 @@ fn matmul_naive(a: &[f64], da: &[usize], b: &[f64], db: &[usize]) -> (Vec<f64>, 
         let (oa, ob) = (off(da), off(db));
         for i in 0..m {
             for j in 0..n {
-                out.push(
-                    (0..k)
-                        .map(|p| a[oa * m * k + i * k + p] * b[ob * k * n + p * n + j])
-                        .sum(),
-                );
+                out.push((0..k).map(|p| a[oa * m * k + i * k + p] * b[ob * k * n + p * n + j]).sum());
             }
         }
     }
@@ -660,12 +577,7 @@ fn matmuls<B: Backend>(tol: Tolerance) {
         assert_close(&what, &values::<B>(&y), &want, tol);
     }
     // linear: x · wᵀ + b
-    for &(xd, o) in &[
-        (&[3usize, 4][..], 5usize),
-        (&[2, 3, 7][..], 2),
-        (&[1, 1][..], 1),
-        (&[64, 300][..], 70),
-    ] {
+    for &(xd, o) in &[(&[3usize, 4][..], 5usize), (&[2, 3, 7][..], 2), (&[1, 1][..], 1), (&[64, 300][..], 70)] {
         let i = *xd.last().unwrap();
         let x = rand_for::<B>(&mut rng, numel(xd), -1.0, 1.0);
         let w = rand_for::<B>(&mut rng, o * i, -1.0, 1.0);
@@ -677,17 +589,8 @@ fn matmuls<B: Backend>(tol: Tolerance) {
                 want.push(bias[oo] + (0..i).map(|p| x[r * i + p] * w[oo * i + p]).sum::<f64>());
             }
         }
-        let y = B::linear(
-            prim::<B>(&x, xd),
-            prim::<B>(&w, &[o, i]),
-            Some(prim::<B>(&bias, &[o])),
-        );
-        assert_close(
-            &format!("{} linear {xd:?}→{o}", B::name()),
-            &values::<B>(&y),
-            &want,
-            tol,
-        );
+        let y = B::linear(prim::<B>(&x, xd), prim::<B>(&w, &[o, i]), Some(prim::<B>(&bias, &[o])));
+        assert_close(&format!("{} linear {xd:?}→{o}", B::name()), &values::<B>(&y), &want, tol);
     }
 }
 
@@ -711,45 +614,20 @@ fn norms<B: Backend>(tol: Tolerance) {
         let x = rand_for::<B>(&mut rng, rows * c, -2.0, 3.0);
         let g = rand_for::<B>(&mut rng, c, 0.5, 1.5);
         let b = rand_for::<B>(&mut rng, c, -0.5, 0.5);
-        let y = B::layer_norm(
-            prim::<B>(&x, &[rows, c]),
-            prim::<B>(&g, &[c]),
-            prim::<B>(&b, &[c]),
-            eps,
-        );
+        let y = B::layer_norm(prim::<B>(&x, &[rows, c]), prim::<B>(&g, &[c]), prim::<B>(&b, &[c]), eps);
         let want: Vec<f64> = x
             .chunks(c)
-            .flat_map(|r| {
-                normalize(r)
-                    .into_iter()
-                    .enumerate()
-                    .map(|(j, v)| v * g[j] + b[j])
-                    .collect::<Vec<_>>()
-            })
+            .flat_map(|r| normalize(r).into_iter().enumerate().map(|(j, v)| v * g[j] + b[j]).collect::<Vec<_>>())
             .collect();
-        assert_close(
-            &format!("{} layer_norm {rows}×{c}", B::name()),
-            &values::<B>(&y),
-            &want,
-            tol,
-        );
+        assert_close(&format!("{} layer_norm {rows}×{c}", B::name()), &values::<B>(&y), &want, tol);
     }
-    for &([n, c, h, w], groups) in &[
-        ([2usize, 6, 3, 4], 3usize),
-        ([1, 4, 5, 5], 1),
-        ([2, 4, 2, 3], 4),
-        ([1, 32, 24, 24], 8),
-    ] {
+    for &([n, c, h, w], groups) in
+        &[([2usize, 6, 3, 4], 3usize), ([1, 4, 5, 5], 1), ([2, 4, 2, 3], 4), ([1, 32, 24, 24], 8)]
+    {
         let x = rand_for::<B>(&mut rng, n * c * h * w, -2.0, 3.0);
         let g = rand_for::<B>(&mut rng, c, 0.5, 1.5);
         let b = rand_for::<B>(&mut rng, c, -0.5, 0.5);
-        let y = B::group_norm(
-            prim::<B>(&x, &[n, c, h, w]),
-            groups,
-            prim::<B>(&g, &[c]),
-            prim::<B>(&b, &[c]),
-            eps,
-        );
+        let y = B::group_norm(prim::<B>(&x, &[n, c, h, w]), groups, prim::<B>(&g, &[c]), prim::<B>(&b, &[c]), eps);
         let per = c / groups * h * w;
         let mut want = Vec::new();
         for (gi, grp) in x.chunks(per).enumerate() {
@@ -758,12 +636,7 @@ fn norms<B: Backend>(tol: Tolerance) {
                 want.push(v * g[ch] + b[ch]);
             }
         }
-        assert_close(
-            &format!("{} group_norm {:?} g{groups}", B::name(), [n, c, h, w]),
-            &values::<B>(&y),
-            &want,
-            tol,
-        );
+        assert_close(&format!("{} group_norm {:?} g{groups}", B::name(), [n, c, h, w]), &values::<B>(&y), &want, tol);
     }
 }
 
@@ -774,17 +647,8 @@ fn layer_norm_and_group_norm_match_naive() {
 
 fn softmaxes<B: Backend>(tol: Tolerance) {
     let mut rng = Rng::new(17);
-    for &(rows, c, offset) in &[
-        (4usize, 7usize, 0.0),
-        (3, 1, 0.0),
-        (2, 5, 500.0),
-        (200, 100, -80.0),
-        (1, 33, 30.0),
-    ] {
-        let x: Vec<f64> = rand_for::<B>(&mut rng, rows * c, -4.0, 4.0)
-            .iter()
-            .map(|v| v + offset)
-            .collect();
+    for &(rows, c, offset) in &[(4usize, 7usize, 0.0), (3, 1, 0.0), (2, 5, 500.0), (200, 100, -80.0), (1, 33, 30.0)] {
+        let x: Vec<f64> = rand_for::<B>(&mut rng, rows * c, -4.0, 4.0).iter().map(|v| v + offset).collect();
         let x = values::<B>(&prim::<B>(&x, &[rows * c]));
         let mut sm = Vec::new();
         let mut lsm = Vec::new();
@@ -795,18 +659,8 @@ fn softmaxes<B: Backend>(tol: Tolerance) {
             lsm.extend(r.iter().map(|v| v - m - z.ln()));
         }
         let what = format!("{} softmax {rows}×{c} offset {offset}", B::name());
-        assert_close(
-            &what,
-            &values::<B>(&B::softmax(prim::<B>(&x, &[rows, c]))),
-            &sm,
-            tol,
-        );
-        assert_close(
-            &format!("log_{what}"),
-            &values::<B>(&B::log_softmax(prim::<B>(&x, &[rows, c]))),
-            &lsm,
-            tol,
-        );
+        assert_close(&what, &values::<B>(&B::softmax(prim::<B>(&x, &[rows, c]))), &sm, tol);
+        assert_close(&format!("log_{what}"), &values::<B>(&B::log_softmax(prim::<B>(&x, &[rows, c]))), &lsm, tol);
     }
 }
 
@@ -879,15 +733,7 @@ fn composite<B: Backend>(
     g: B::FloatTensor,
     b: B::FloatTensor,
 ) -> B::FloatTensor {
-    let y = B::conv2d(
-        x,
-        w,
-        None,
-        Conv2dOptions {
-            stride: 2,
-            padding: 1,
-        },
-    ); // [2, 4, 6, 6]
+    let y = B::conv2d(x, w, None, Conv2dOptions { stride: 2, padding: 1 }); // [2, 4, 6, 6]
     let y = B::group_norm(y, 2, g.clone(), b.clone(), 1e-5);
     let y = B::float_unary(Unary::Gelu, y);
     let y = B::max_pool2d(y, 3, 2, 1); // [2, 4, 3, 3]
@@ -919,21 +765,11 @@ fn autodiff_forward_equals_cpu_forward_exactly() {
         prim::<F32>(&b, &[4]),
     );
     let leaf = |v: &[f64], d: &[usize]| Ad::require_grad(prim::<Ad>(v, d));
-    let tracked = composite::<Ad>(
-        leaf(&x, &xd),
-        leaf(&w, &wd),
-        leaf(&lw, &[4, 4]),
-        leaf(&g, &[4]),
-        leaf(&b, &[4]),
-    );
+    let tracked = composite::<Ad>(leaf(&x, &xd), leaf(&w, &wd), leaf(&lw, &[4, 4]), leaf(&g, &[4]), leaf(&b, &[4]));
     let (p, t) = (F32::float_into_data(&plain), Ad::float_into_data(&tracked));
     assert_eq!(p.shape.dims, [2, 36]);
     assert!(p.to_f64_vec().iter().all(|v| v.is_finite()));
-    assert_eq!(
-        p.to_le_bytes(),
-        t.to_le_bytes(),
-        "Autodiff<Cpu> forward differs from Cpu forward"
-    );
+    assert_eq!(p.to_le_bytes(), t.to_le_bytes(), "Autodiff<Cpu> forward differs from Cpu forward");
     // and the inner value of the tracked tensor is the same
     let inner: <F32 as BackendTypes>::FloatTensor = Ad::inner(&tracked);
     assert_eq!(F32::float_into_data(&inner).to_le_bytes(), p.to_le_bytes());

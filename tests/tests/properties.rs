@@ -8,10 +8,7 @@ use karl_core::shape::Shape;
 use karl_tests::{F32, F64, Rng, prim, values};
 use proptest::prelude::*;
 
-fn dims(
-    rank: std::ops::Range<usize>,
-    size: std::ops::Range<usize>,
-) -> impl Strategy<Value = Vec<usize>> {
+fn dims(rank: std::ops::Range<usize>, size: std::ops::Range<usize>) -> impl Strategy<Value = Vec<usize>> {
     rank.prop_flat_map(move |r| prop::collection::vec(size.clone(), r))
 }
 
@@ -24,20 +21,13 @@ fn permutation(n: usize, rng: &mut Rng) -> Vec<usize> {
     p
 }
 
-fn softmax_rows_are_distributions<B: Backend>(
-    d: &[usize],
-    seed: u64,
-    scale: f64,
-) -> Result<(), TestCaseError> {
+fn softmax_rows_are_distributions<B: Backend>(d: &[usize], seed: u64, scale: f64) -> Result<(), TestCaseError> {
     let n: usize = d.iter().product();
     let x = Rng::new(seed).vec(n, -scale, scale);
     let y = values::<B>(&B::softmax(prim::<B>(&x, d)));
     let c = *d.last().unwrap();
     for (r, row) in y.chunks(c).enumerate() {
-        prop_assert!(
-            row.iter().all(|v| (0.0..=1.0).contains(v)),
-            "row {r} leaves [0, 1]: {row:?}"
-        );
+        prop_assert!(row.iter().all(|v| (0.0..=1.0).contains(v)), "row {r} leaves [0, 1]: {row:?}");
         let s: f64 = row.iter().sum();
         prop_assert!((s - 1.0).abs() <= 1e-5 * c as f64, "row {r} sums to {s}");
         // the largest input gets the largest probability

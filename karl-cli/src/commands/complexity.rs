@@ -85,8 +85,11 @@ pub fn run(a: ComplexityArgs) -> Result<()> {
         // At most --sheet-max thumbnails, evenly spread over the KC order; the images are read a
         // second time so only the thumbnails are held in memory.
         let n = rows.len().min(a.sheet_max.max(1));
-        let picks: Vec<usize> =
-            if n == rows.len() { (0..n).collect() } else { (0..n).map(|i| i * (rows.len() - 1) / (n - 1).max(1)).collect() };
+        let picks: Vec<usize> = if n == rows.len() {
+            (0..n).collect()
+        } else {
+            (0..n).map(|i| i * (rows.len() - 1) / (n - 1).max(1)).collect()
+        };
         let mut thumbs = Vec::with_capacity(n);
         for i in picks {
             let r = &rows[i];

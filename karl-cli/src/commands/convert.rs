@@ -12,9 +12,12 @@ use karl_core::record::safetensors::write_safetensors;
 
 /// Runs `karl convert`.
 pub fn run(a: ConvertArgs) -> Result<()> {
-    let ckpt = read_pth(&a.checkpoint, a.entry.as_deref()).with_context(|| format!("reading {}", a.checkpoint.display()))?;
+    let ckpt =
+        read_pth(&a.checkpoint, a.entry.as_deref()).with_context(|| format!("reading {}", a.checkpoint.display()))?;
     let config = match &a.config {
-        Some(p) => KarlConfig::from_json(&std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)?,
+        Some(p) => {
+            KarlConfig::from_json(&std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)?
+        }
         None => infer_config(&ckpt.tensors)?,
     };
     let skipped = ckpt.tensors.iter().filter(|(k, _)| SKIPPED_PREFIXES.iter().any(|p| k.starts_with(p))).count();

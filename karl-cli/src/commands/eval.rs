@@ -13,8 +13,8 @@ use karl_core::cpu::CpuDevice;
 use karl_core::eval::plot::{Canvas, Labels, PALETTE, Series, bar_chart, line_chart};
 use karl_core::eval::results::{Parsed, parse_line};
 use karl_core::eval::{
-    EvalReport, ImageResult, Line, Protocol, ReportInput, SearchTrace, Setting, Skipped, budget_steps, build_report, center_crop_chw,
-    linear_search, parse_results, quantize_8bit,
+    EvalReport, ImageResult, Line, Protocol, ReportInput, SearchTrace, Setting, Skipped, budget_steps, build_report,
+    center_crop_chw, linear_search, parse_results, quantize_8bit,
 };
 use karl_core::metrics::lpips::{InputRange, Lpips};
 use karl_core::metrics::{ImageRef, pixel_metrics};
@@ -77,7 +77,8 @@ impl Ctx<'_> {
         let fixed = |budget| EncodeOptions { budget, quality: self.fixed_quality, fixed: true };
         let (tokens, rec, time_s, passes, budget, quality, search) = match s {
             Setting::Adaptive { quality, budget } => {
-                let (kc, rec, dt) = pass(self.tok, xt, EncodeOptions { budget, quality: quality as f32, fixed: false })?;
+                let (kc, rec, dt) =
+                    pass(self.tok, xt, EncodeOptions { budget, quality: quality as f32, fixed: false })?;
                 (kc, rec, dt, 1, budget, Some(quality), None)
             }
             Setting::Fixed { tokens } => {
@@ -179,8 +180,11 @@ fn fmt_eps(q: f64) -> String {
 fn write_plots(out: &Path, r: &EvalReport) -> Result<Vec<String>> {
     let (w, h) = (720, 420);
     // 1. Histogram of tokens used per adaptive ε.
-    let cats: Vec<String> =
-        r.adaptive.first().map(|a| a.token_histogram.iter().map(|b| format!("{}-{}", b.lo, b.hi)).collect()).unwrap_or_default();
+    let cats: Vec<String> = r
+        .adaptive
+        .first()
+        .map(|a| a.token_histogram.iter().map(|b| format!("{}-{}", b.lo, b.hi)).collect())
+        .unwrap_or_default();
     let series: Vec<Series> = r
         .adaptive
         .iter()
@@ -210,8 +214,12 @@ fn write_plots(out: &Path, r: &EvalReport) -> Result<Vec<String>> {
         });
     }
     let ticks: Vec<(f64, String)> = r.adaptive.iter().filter_map(|a| a.quality).map(|q| (q, format!("{q}"))).collect();
-    let labels = Labels { title: "MEAN TOKENS VS TARGET L1".into(), x: "TARGET L1 (EPS)".into(), y: "MEAN TOKENS".into() };
-    write_canvas(&out.join("tokens_vs_eps.png"), &line_chart(w, h, &labels, &series, true, (!ticks.is_empty()).then_some(&ticks[..])))?;
+    let labels =
+        Labels { title: "MEAN TOKENS VS TARGET L1".into(), x: "TARGET L1 (EPS)".into(), y: "MEAN TOKENS".into() };
+    write_canvas(
+        &out.join("tokens_vs_eps.png"),
+        &line_chart(w, h, &labels, &series, true, (!ticks.is_empty()).then_some(&ticks[..])),
+    )?;
     // 3. L1 against tokens.
     let mut series = vec![Series {
         name: "FIXED N".into(),
@@ -253,17 +261,25 @@ pub fn run(a: EvalArgs) -> Result<()> {
     }
     let results_path = a.out.join("results.jsonl");
     if !a.resume && std::fs::metadata(&results_path).is_ok_and(|m| m.len() > 0) {
-        bail!("{} already holds results: pass --resume to continue that run, or choose another --out", results_path.display());
+        bail!(
+            "{} already holds results: pass --resume to continue that run, or choose another --out",
+            results_path.display()
+        );
     }
     let tok = load(&a.model)?;
     let cfg = &tok.model.config;
     let size = cfg.image_size;
     let fixed_quality = cfg.eps_bins[0];
-    let mut settings: Vec<Setting> = a.quality.iter().map(|&quality| Setting::Adaptive { quality, budget: a.budget }).collect();
+    let mut settings: Vec<Setting> =
+        a.quality.iter().map(|&quality| Setting::Adaptive { quality, budget: a.budget }).collect();
     settings.extend(tokens.iter().map(|&tokens| Setting::Fixed { tokens }));
     if a.search.is_some() {
         budget_steps(a.search_step, a.budget)?;
-        settings.extend(a.quality.iter().map(|&quality| Setting::Search { quality, budget: a.budget, step: a.search_step }));
+        settings.extend(a.quality.iter().map(|&quality| Setting::Search {
+            quality,
+            budget: a.budget,
+            step: a.search_step,
+        }));
     }
     for s in &settings {
         let o = match *s {
@@ -275,7 +291,8 @@ pub fn run(a: EvalArgs) -> Result<()> {
     }
     let lpips = match &a.lpips_weights {
         Some(p) => {
-            let net = Lpips::<B>::from_file(p, &CpuDevice).with_context(|| format!("loading LPIPS weights {}", p.display()))?;
+            let net = Lpips::<B>::from_file(p, &CpuDevice)
+                .with_context(|| format!("loading LPIPS weights {}", p.display()))?;
             let range = if a.lpips_unit_range { InputRange::ZeroToOne } else { InputRange::MinusOneToOne };
             Some((net, range))
         }
@@ -305,7 +322,11 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let pending: usize = keys.iter().map(|k| todo_of(k).len()).sum();
     let total = keys.len() * settings.len();
     if pending < total {
-        eprintln!("resuming: {} of {total} (image, setting) results already in {}", total - pending, results_path.display());
+        eprintln!(
+            "resuming: {} of {total} (image, setting) results already in {}",
+            total - pending,
+            results_path.display()
+        );
     }
     let mut file = std::fs::OpenOptions::new()
         .create(true)
@@ -315,7 +336,9 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let mut append = |line: &Line| -> Result<()> {
         let mut s = line.to_json();
         s.push('\n');
-        file.write_all(s.as_bytes()).and_then(|()| file.flush()).with_context(|| format!("appending to {}", results_path.display()))
+        file.write_all(s.as_bytes())
+            .and_then(|()| file.flush())
+            .with_context(|| format!("appending to {}", results_path.display()))
     };
     let ctx = Ctx { tok: &tok, lpips, size, fixed_quality };
     let pb = bar(pending, "evaluating");

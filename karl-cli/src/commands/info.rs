@@ -27,7 +27,15 @@ pub fn run(a: InfoArgs) -> Result<()> {
         println!("image        {0}×{0}, patch {1}, grid {2}×{2}", c.image_size, c.patch_size, c.grid());
         println!("encoder      width {} layers {} heads {}", c.encoder.width, c.encoder.layers, c.encoder.heads);
         println!("decoder      width {} layers {} heads {}", c.decoder.width, c.decoder.layers, c.decoder.heads);
-        println!("latents      max {} tokens, {}", c.max_latent_tokens, if c.quantize_latent { format!("VQ {}×{}", c.vq_codebook_size, c.vq_token_dim) } else { format!("continuous {}-d", c.vq_token_dim) });
+        println!(
+            "latents      max {} tokens, {}",
+            c.max_latent_tokens,
+            if c.quantize_latent {
+                format!("VQ {}×{}", c.vq_codebook_size, c.vq_token_dim)
+            } else {
+                format!("continuous {}-d", c.vq_token_dim)
+            }
+        );
         println!("parameters   {n} ({:.1} MB as f32)", n as f64 * 4.0 / 1e6);
     }
     Ok(())

@@ -52,7 +52,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
         Some(run) => Trainer::<B>::resume(run, &CpuDevice).with_context(|| format!("resuming {}", run.display()))?,
         None => {
             let config = match (&a.config, &a.preset) {
-                (Some(p), None) => KarlConfig::from_json(&std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)?,
+                (Some(p), None) => KarlConfig::from_json(
+                    &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+                )?,
                 (None, Some(name)) => KarlConfig::preset(name)?,
                 _ => bail!("give exactly one of --config C.json or --preset NAME (or --resume RUN)"),
             };
@@ -80,7 +82,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             if a.crop_scale.len() != 2 {
                 bail!("--crop-scale takes MIN,MAX, got {:?}", a.crop_scale);
             }
-FolderData::new(std::path::Path::new(dir), seed, a.mix_synthetic, (a.crop_scale[0], a.crop_scale[1]))?
+            FolderData::new(std::path::Path::new(dir), seed, a.mix_synthetic, (a.crop_scale[0], a.crop_scale[1]))?
         }),
     };
     let mut data = Prefetch::new(source);
@@ -96,9 +98,15 @@ FolderData::new(std::path::Path::new(dir), seed, a.mix_synthetic, (a.crop_scale[
         .context("installing the Ctrl-C handler")?;
     }
     let pb = ProgressBar::new(trainer.state.train.steps);
-    pb.set_style(ProgressStyle::with_template("[{elapsed_precise}] {bar:25} {pos}/{len} ETA {eta} {msg}").expect("template"));
+    pb.set_style(
+        ProgressStyle::with_template("[{elapsed_precise}] {bar:25} {pos}/{len} ETA {eta} {msg}").expect("template"),
+    );
     pb.set_position(trainer.state.step);
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(out.join("metrics.jsonl")).context("opening metrics.jsonl")?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(out.join("metrics.jsonl"))
+        .context("opening metrics.jsonl")?;
     let mut sink = Renderer { pb: pb.clone(), log, images: 0, started: std::time::Instant::now() };
     let result = trainer.run(&mut data, &out, &stop, &mut sink);
     pb.finish_and_clear();

@@ -1,8 +1,8 @@
 //! Every op of `Autodiff<B>`: the forward runs on `B`, and a small named `Step` struct beside
 //! it holds the state its backward needs. Composite ops (attention, losses) use the trait
 //! defaults and are differentiated through their primitives.
-use super::graph::{reduce_to_shape, AdTensor, Step};
 use super::Autodiff;
+use super::graph::{AdTensor, Step, reduce_to_shape};
 use crate::backend::{
     ActivationOps, ArgReduce, Backend, Binary, Conv2dOptions, FloatOps, KarlOps, ModuleOps, Reduce, Scalar, Unary,
 };
@@ -47,12 +47,18 @@ impl<B: Backend> Step<B> for UnaryStep<B> {
                 un::<B>(Unary::Exp, sc::<B>(Scalar::Mul, un::<B>(Unary::Square, x), -1.0)),
                 core::f64::consts::FRAC_2_SQRT_PI,
             ),
-            Unary::Sigmoid => bin::<B>(Binary::Mul, y.clone(), sc::<B>(Scalar::Add, sc::<B>(Scalar::Mul, y, -1.0), 1.0)),
+            Unary::Sigmoid => {
+                bin::<B>(Binary::Mul, y.clone(), sc::<B>(Scalar::Add, sc::<B>(Scalar::Mul, y, -1.0), 1.0))
+            }
             Unary::Gelu => {
                 // Φ(x) + x φ(x)
                 let cdf = sc::<B>(
                     Scalar::Mul,
-                    sc::<B>(Scalar::Add, un::<B>(Unary::Erf, sc::<B>(Scalar::Mul, x.clone(), core::f64::consts::FRAC_1_SQRT_2)), 1.0),
+                    sc::<B>(
+                        Scalar::Add,
+                        un::<B>(Unary::Erf, sc::<B>(Scalar::Mul, x.clone(), core::f64::consts::FRAC_1_SQRT_2)),
+                        1.0,
+                    ),
                     0.5,
                 );
                 let pdf = sc::<B>(
@@ -103,7 +109,11 @@ impl<B: Backend> Step<B> for BinaryStep<B> {
                 // −g·a/b²
                 let gb = sc::<B>(
                     Scalar::Mul,
-                    bin::<B>(Binary::Div, bin::<B>(Binary::Mul, g, self.a.clone()), un::<B>(Unary::Square, self.b.clone())),
+                    bin::<B>(
+                        Binary::Div,
+                        bin::<B>(Binary::Mul, g, self.a.clone()),
+                        un::<B>(Unary::Square, self.b.clone()),
+                    ),
                     -1.0,
                 );
                 (ga, gb)
@@ -137,7 +147,10 @@ impl<B: Backend> Step<B> for ScalarStep<B> {
                         if pass { 1.0 } else { 0.0 }
                     })
                     .collect();
-                let m = B::float_from_data(&TensorData::new_f64(keep, B::float_shape(&self.x)).expect("sized"), &B::float_device(&g));
+                let m = B::float_from_data(
+                    &TensorData::new_f64(keep, B::float_shape(&self.x)).expect("sized"),
+                    &B::float_device(&g),
+                );
                 bin::<B>(Binary::Mul, g, m)
             }
         };
@@ -200,7 +213,8 @@ impl<B: Backend> Step<B> for ReduceStep<B> {
                         onehot[(o * n + idx[o * inner + i]) * inner + i] = 1.0;
                     }
                 }
-                let m = B::float_from_data(&TensorData::new_f64(onehot, shape).expect("sized"), &B::float_device(&self.x));
+                let m =
+                    B::float_from_data(&TensorData::new_f64(onehot, shape).expect("sized"), &B::float_device(&self.x));
                 bin::<B>(Binary::Mul, spread, m)
             }
         };
@@ -354,7 +368,11 @@ impl<B: Backend> FloatOps for Autodiff<B> {
     }
     fn float_slice(t: AdTensor<B>, ranges: &[Range<usize>]) -> AdTensor<B> {
         let from = B::float_shape(&t.primitive);
-        AdTensor::record(B::float_slice(t.primitive.clone(), ranges), &[&t], SliceStep { from, ranges: ranges.to_vec() })
+        AdTensor::record(
+            B::float_slice(t.primitive.clone(), ranges),
+            &[&t],
+            SliceStep { from, ranges: ranges.to_vec() },
+        )
     }
     fn float_slice_assign(t: AdTensor<B>, ranges: &[Range<usize>], values: AdTensor<B>) -> AdTensor<B> {
         let y = B::float_slice_assign(t.primitive.clone(), ranges, values.primitive.clone());
@@ -369,7 +387,11 @@ impl<B: Backend> FloatOps for Autodiff<B> {
     }
     fn float_select(t: AdTensor<B>, dim: usize, idx: &[usize]) -> AdTensor<B> {
         let from = B::float_shape(&t.primitive);
-        AdTensor::record(B::float_select(t.primitive.clone(), dim, idx), &[&t], SelectStep { from, dim, idx: idx.to_vec() })
+        AdTensor::record(
+            B::float_select(t.primitive.clone(), dim, idx),
+            &[&t],
+            SelectStep { from, dim, idx: idx.to_vec() },
+        )
     }
     fn float_select_add(t: AdTensor<B>, dim: usize, idx: &[usize], values: AdTensor<B>) -> AdTensor<B> {
         let y = B::float_select_add(t.primitive.clone(), dim, idx, values.primitive.clone());

@@ -39,7 +39,12 @@ pub trait ActivationOps: FloatOps {
     }
     /// LayerNorm over the last dimension with affine `gamma`, `beta` (shape `[C]`), biased
     /// variance, as PyTorch.
-    fn layer_norm(x: Self::FloatTensor, gamma: Self::FloatTensor, beta: Self::FloatTensor, eps: f64) -> Self::FloatTensor {
+    fn layer_norm(
+        x: Self::FloatTensor,
+        gamma: Self::FloatTensor,
+        beta: Self::FloatTensor,
+        eps: f64,
+    ) -> Self::FloatTensor {
         let xhat = normalize_last::<Self>(x, eps).0;
         Self::float_binary(Binary::Add, Self::float_binary(Binary::Mul, xhat, gamma), beta)
     }
@@ -107,7 +112,7 @@ pub trait ActivationOps: FloatOps {
 }
 
 /// `(x − mean)/√(var + eps)` over the last dim, and `1/√(var + eps)` (kept dim).
-fn normalize_last<B: FloatOps + ?Sized>(x: B::FloatTensor, eps: f64) -> (B::FloatTensor, B::FloatTensor) {
+fn normalize_last<B: FloatOps>(x: B::FloatTensor, eps: f64) -> (B::FloatTensor, B::FloatTensor) {
     let last = B::float_shape(&x).rank() - 1;
     let mean = B::float_reduce(Reduce::Mean, x.clone(), last);
     let xc = B::float_binary(Binary::Sub, x, mean);
@@ -117,10 +122,11 @@ fn normalize_last<B: FloatOps + ?Sized>(x: B::FloatTensor, eps: f64) -> (B::Floa
 }
 
 /// dx of a normalisation over the last dim: `rstd · (dxhat − mean(dxhat) − xhat·mean(dxhat⊙xhat))`.
-fn norm_backward<B: FloatOps + ?Sized>(xhat: B::FloatTensor, rstd: B::FloatTensor, dxhat: B::FloatTensor) -> B::FloatTensor {
+fn norm_backward<B: FloatOps>(xhat: B::FloatTensor, rstd: B::FloatTensor, dxhat: B::FloatTensor) -> B::FloatTensor {
     let last = B::float_shape(&xhat).rank() - 1;
     let m1 = B::float_reduce(Reduce::Mean, dxhat.clone(), last);
     let m2 = B::float_reduce(Reduce::Mean, B::float_binary(Binary::Mul, dxhat.clone(), xhat.clone()), last);
-    let t = B::float_binary(Binary::Sub, B::float_binary(Binary::Sub, dxhat, m1), B::float_binary(Binary::Mul, xhat, m2));
+    let t =
+        B::float_binary(Binary::Sub, B::float_binary(Binary::Sub, dxhat, m1), B::float_binary(Binary::Mul, xhat, m2));
     B::float_binary(Binary::Mul, t, rstd)
 }

@@ -121,13 +121,22 @@ pub trait FloatOps: BackendTypes {
     /// A sub-block (one range per dim).
     fn float_slice(t: Self::FloatTensor, ranges: &[Range<usize>]) -> Self::FloatTensor;
     /// `t` with the sub-block at `ranges` replaced by `values`.
-    fn float_slice_assign(t: Self::FloatTensor, ranges: &[Range<usize>], values: Self::FloatTensor) -> Self::FloatTensor;
+    fn float_slice_assign(
+        t: Self::FloatTensor,
+        ranges: &[Range<usize>],
+        values: Self::FloatTensor,
+    ) -> Self::FloatTensor;
     /// Concatenation along `dim`.
     fn float_cat(ts: Vec<Self::FloatTensor>, dim: usize) -> Self::FloatTensor;
     /// Rows `idx` along `dim` (embedding lookup, gather of kept tokens).
     fn float_select(t: Self::FloatTensor, dim: usize, idx: &[usize]) -> Self::FloatTensor;
     /// `t` with `values` added at rows `idx` along `dim` (duplicates accumulate).
-    fn float_select_add(t: Self::FloatTensor, dim: usize, idx: &[usize], values: Self::FloatTensor) -> Self::FloatTensor;
+    fn float_select_add(
+        t: Self::FloatTensor,
+        dim: usize,
+        idx: &[usize],
+        values: Self::FloatTensor,
+    ) -> Self::FloatTensor;
     /// Sets elements where the broadcast `mask` is true to `value`.
     fn float_mask_fill(t: Self::FloatTensor, mask: &[bool], mask_shape: &Shape, value: f64) -> Self::FloatTensor;
     /// The same value with no gradient flowing back (identity on non-autodiff backends); the

@@ -16,7 +16,12 @@ pub struct Conv2dOptions {
 pub trait ModuleOps: FloatOps + ActivationOps {
     /// 2-D convolution (cross-correlation as PyTorch): `x [N,Cin,H,W]`, `w [Cout,Cin,k,k]`,
     /// optional `bias [Cout]` → `[N,Cout,H',W']`.
-    fn conv2d(x: Self::FloatTensor, w: Self::FloatTensor, bias: Option<Self::FloatTensor>, opts: Conv2dOptions) -> Self::FloatTensor;
+    fn conv2d(
+        x: Self::FloatTensor,
+        w: Self::FloatTensor,
+        bias: Option<Self::FloatTensor>,
+        opts: Conv2dOptions,
+    ) -> Self::FloatTensor;
     /// Gradients of conv2d: `(dx, dw, dbias)` (dbias only when `has_bias`).
     fn conv2d_backward(
         x: Self::FloatTensor,
@@ -32,7 +37,13 @@ pub trait ModuleOps: FloatOps + ActivationOps {
     /// Max pooling (kernel `k`, `stride`, padding with −∞), as `nn.MaxPool2d(k, stride, padding)`.
     fn max_pool2d(x: Self::FloatTensor, k: usize, stride: usize, padding: usize) -> Self::FloatTensor;
     /// Gradient of max_pool2d (to the first maximal element of each window).
-    fn max_pool2d_backward(x: Self::FloatTensor, dy: Self::FloatTensor, k: usize, stride: usize, padding: usize) -> Self::FloatTensor;
+    fn max_pool2d_backward(
+        x: Self::FloatTensor,
+        dy: Self::FloatTensor,
+        k: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Self::FloatTensor;
     /// Nearest resize of `[N,C,H,W]` to `[N,C,oh,ow]` as `F.interpolate(mode='nearest')`:
     /// source index `floor(i·H/oh)`. Upsampling ×2 and grid downsampling are both this.
     fn resize_nearest(x: Self::FloatTensor, oh: usize, ow: usize) -> Self::FloatTensor;

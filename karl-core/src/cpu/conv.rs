@@ -1,6 +1,6 @@
 //! Convolution (im2col in bounded chunks + gemm), pooling and nearest resize, with backwards.
-use super::matmul::{gemm, Operand};
-use super::{par_chunks, CpuTensor, Element};
+use super::matmul::{Operand, gemm};
+use super::{CpuTensor, Element, par_chunks};
 use crate::backend::Conv2dOptions;
 use crate::shape::Shape;
 use alloc::vec::Vec;
@@ -108,7 +108,12 @@ impl Geometry {
     }
 }
 
-pub fn conv2d<E: Element>(x: CpuTensor<E>, w: CpuTensor<E>, bias: Option<CpuTensor<E>>, opts: Conv2dOptions) -> CpuTensor<E> {
+pub fn conv2d<E: Element>(
+    x: CpuTensor<E>,
+    w: CpuTensor<E>,
+    bias: Option<CpuTensor<E>>,
+    opts: Conv2dOptions,
+) -> CpuTensor<E> {
     let g = geometry(&x.shape, &w.shape, opts);
     let kd = g.kdim();
     let plane = g.oh * g.ow;
@@ -136,7 +141,8 @@ pub fn conv2d<E: Element>(x: CpuTensor<E>, w: CpuTensor<E>, bias: Option<CpuTens
                     let tmp = &mut tmp[..g.cout * p];
                     gemm(wop, Operand { data: cols, rows: kd, cols: p, trans: false }, tmp, false);
                     for co in 0..g.cout {
-                        dst[co * plane + oy0 * g.ow..co * plane + oy0 * g.ow + p].copy_from_slice(&tmp[co * p..(co + 1) * p]);
+                        dst[co * plane + oy0 * g.ow..co * plane + oy0 * g.ow + p]
+                            .copy_from_slice(&tmp[co * p..(co + 1) * p]);
                     }
                 }
                 oy0 += rows;
@@ -300,7 +306,13 @@ pub fn max_pool2d<E: Element>(x: CpuTensor<E>, k: usize, s: usize, p: usize) -> 
     CpuTensor::new(out, Shape::new([n, c, oh, ow]))
 }
 
-pub fn max_pool2d_backward<E: Element>(x: CpuTensor<E>, dy: CpuTensor<E>, k: usize, s: usize, p: usize) -> CpuTensor<E> {
+pub fn max_pool2d_backward<E: Element>(
+    x: CpuTensor<E>,
+    dy: CpuTensor<E>,
+    k: usize,
+    s: usize,
+    p: usize,
+) -> CpuTensor<E> {
     let [n, c, h, w] = x.shape.dims::<4>();
     let (oh, ow) = max_pool_geom(h, w, k, s, p);
     let mut dx = alloc::vec![E::ZERO; n * c * h * w];
@@ -390,7 +402,12 @@ mod tests {
     }
 
     /// The forward pass as it was before (per-element im2col, buffers grown per chunk).
-    fn old_conv2d(x: &CpuTensor<f32>, w: &CpuTensor<f32>, bias: Option<&CpuTensor<f32>>, opts: Conv2dOptions) -> Vec<f32> {
+    fn old_conv2d(
+        x: &CpuTensor<f32>,
+        w: &CpuTensor<f32>,
+        bias: Option<&CpuTensor<f32>>,
+        opts: Conv2dOptions,
+    ) -> Vec<f32> {
         let g = geometry(&x.shape, &w.shape, opts);
         let kd = g.kdim();
         let plane = g.oh * g.ow;
@@ -416,7 +433,8 @@ mod tests {
                         tmp.resize(g.cout * p, 0.0);
                         gemm(wop, Operand { data: &cols, rows: kd, cols: p, trans: false }, &mut tmp, false);
                         for co in 0..g.cout {
-                            dst[co * plane + oy0 * g.ow..co * plane + oy0 * g.ow + p].copy_from_slice(&tmp[co * p..(co + 1) * p]);
+                            dst[co * plane + oy0 * g.ow..co * plane + oy0 * g.ow + p]
+                                .copy_from_slice(&tmp[co * p..(co + 1) * p]);
                         }
                     }
                     oy0 += rows;
@@ -469,11 +487,15 @@ mod tests {
             // The columns are plain copies, so they must agree bit for bit.
             let g = geometry(&x.shape, &w.shape, opts);
             let rows = g.rows_per_chunk().min(g.oh);
-            let (mut new, mut old) = (alloc::vec![f32::NAN; g.kdim() * rows * g.ow], alloc::vec![f32::NAN; g.kdim() * rows * g.ow]);
+            let (mut new, mut old) =
+                (alloc::vec![f32::NAN; g.kdim() * rows * g.ow], alloc::vec![f32::NAN; g.kdim() * rows * g.ow]);
             for oy0 in [0, g.oh - rows] {
                 g.im2col(&x.data, oy0, rows, &mut new);
                 old_im2col(&g, &x.data, oy0, rows, &mut old);
-                assert!(new.iter().zip(&old).all(|(a, b)| a.to_bits() == b.to_bits()), "case {i}: im2col differs at row {oy0}");
+                assert!(
+                    new.iter().zip(&old).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "case {i}: im2col differs at row {oy0}"
+                );
             }
 
             for bias in [None, Some(&b)] {

@@ -1,5 +1,5 @@
 //! Element: the float types the CPU backend computes in (f32, f64), with their math.
-use super::matmul::{plain_gemm, Operand};
+use super::matmul::{Operand, plain_gemm};
 use core::fmt::Debug;
 use core::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
 
@@ -71,7 +71,9 @@ pub fn fast_expf(x: f32) -> f32 {
     // round to nearest with the 1.5·2^23 trick (|x·log2 e| < 2^22 here), branch-free
     let n = (x * core::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
     let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r + 5.000_000_1e-1;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1)
+        * r
+        + 0.5;
     let e = p * r * r + r + 1.0;
     let n = n as i32;
     if n > -126 {
@@ -89,7 +91,9 @@ pub fn fast_erff(x: f32) -> f32 {
     if a < 0.5 {
         let z = x * x;
         // 2/√π · (x − x³/3 + x⁵/10 − x⁷/42 + x⁹/216 − x¹¹/1320 + x¹³/9360)
-        let p = 1.0 - z * (1.0 / 3.0 - z * (1.0 / 10.0 - z * (1.0 / 42.0 - z * (1.0 / 216.0 - z * (1.0 / 1320.0 - z / 9360.0)))));
+        let p = 1.0
+            - z * (1.0 / 3.0
+                - z * (1.0 / 10.0 - z * (1.0 / 42.0 - z * (1.0 / 216.0 - z * (1.0 / 1320.0 - z / 9360.0)))));
         return x * p * core::f32::consts::FRAC_2_SQRT_PI;
     }
     if a >= 4.0 {

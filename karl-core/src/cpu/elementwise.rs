@@ -1,5 +1,5 @@
 //! Element-wise families: unary, binary with broadcasting, scalar.
-use super::{par_chunks, CpuTensor, Element};
+use super::{CpuTensor, Element, par_chunks};
 use crate::backend::{Binary, Scalar, Unary};
 use crate::shape::Shape;
 use alloc::vec::Vec;

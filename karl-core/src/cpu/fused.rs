@@ -1,7 +1,7 @@
 //! Fused CPU kernels: softmax / log-softmax rows, LayerNorm, GroupNorm, linear (weight read
 //! transposed in place) and attention (scores never leave one (batch, head) block).
-use super::matmul::{gemm, Operand};
-use super::{par_chunks, CpuTensor, Element};
+use super::matmul::{Operand, gemm};
+use super::{CpuTensor, Element, par_chunks};
 use crate::shape::Shape;
 use alloc::vec::Vec;
 
@@ -65,7 +65,12 @@ fn moments<E: Element>(v: &[E], eps: f64) -> (E, E) {
 
 pub fn layer_norm<E: Element>(x: CpuTensor<E>, gamma: CpuTensor<E>, beta: CpuTensor<E>, eps: f64) -> CpuTensor<E> {
     let c = last_dim(&x.shape);
-    assert!(gamma.shape.numel() == c && beta.shape.numel() == c, "layer_norm of {} with affine {}", x.shape, gamma.shape);
+    assert!(
+        gamma.shape.numel() == c && beta.shape.numel() == c,
+        "layer_norm of {} with affine {}",
+        x.shape,
+        gamma.shape
+    );
     let shape = x.shape.clone();
     let mut v = x.into_vec();
     let (g, b) = (&gamma.data, &beta.data);
@@ -78,7 +83,13 @@ pub fn layer_norm<E: Element>(x: CpuTensor<E>, gamma: CpuTensor<E>, beta: CpuTen
     CpuTensor::new(v, shape)
 }
 
-pub fn group_norm<E: Element>(x: CpuTensor<E>, groups: usize, gamma: CpuTensor<E>, beta: CpuTensor<E>, eps: f64) -> CpuTensor<E> {
+pub fn group_norm<E: Element>(
+    x: CpuTensor<E>,
+    groups: usize,
+    gamma: CpuTensor<E>,
+    beta: CpuTensor<E>,
+    eps: f64,
+) -> CpuTensor<E> {
     let [_, c, h, w] = x.shape.dims::<4>();
     assert!(groups > 0 && c % groups == 0, "group_norm: {c} channels in {groups} groups");
     let per = c / groups;

@@ -1,5 +1,5 @@
 //! The `Backend` trait impls of `Cpu<E>`: one line per op into the kernel files.
-use super::{conv, elementwise, fused, layout, matmul, reduce, Cpu, CpuDevice, CpuTensor, Element};
+use super::{Cpu, CpuDevice, CpuTensor, Element, conv, elementwise, fused, layout, matmul, reduce};
 use crate::backend::{
     ActivationOps, ArgReduce, Binary, Conv2dOptions, FloatOps, KarlOps, ModuleOps, Reduce, Scalar, Unary,
 };

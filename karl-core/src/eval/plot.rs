@@ -7,8 +7,16 @@ use super::font::{GLYPH_H, GLYPH_W, glyph, text_width};
 pub type Rgb = [u8; 3];
 
 /// A palette for series.
-pub const PALETTE: [Rgb; 8] =
-    [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189], [140, 86, 75], [227, 119, 194], [127, 127, 127]];
+pub const PALETTE: [Rgb; 8] = [
+    [31, 119, 180],
+    [255, 127, 14],
+    [44, 160, 44],
+    [214, 39, 40],
+    [148, 103, 189],
+    [140, 86, 75],
+    [227, 119, 194],
+    [127, 127, 127],
+];
 
 const WHITE: Rgb = [255, 255, 255];
 const BLACK: Rgb = [0, 0, 0];
@@ -232,7 +240,11 @@ fn frame(c: &mut Canvas, labels: &Labels, xr: (f64, f64), yr: (f64, f64), xticks
         Some(t) => t,
         None => {
             let (xv, xstep) = nice_ticks(f.xlo, f.xhi, 6);
-            auto = xv.into_iter().filter(|v| *v >= f.xlo - 1e-12 && *v <= f.xhi + 1e-12).map(|v| (v, tick_label(v, xstep))).collect();
+            auto = xv
+                .into_iter()
+                .filter(|v| *v >= f.xlo - 1e-12 && *v <= f.xhi + 1e-12)
+                .map(|v| (v, tick_label(v, xstep)))
+                .collect();
             &auto
         }
     };
@@ -371,7 +383,12 @@ mod tests {
         // The "1" glyph's stem is at column 2 of the first glyph.
         assert_eq!(c.get(3, 2), BLACK);
         assert_eq!(c.get(0, 0), WHITE);
-        let s = vec![Series { name: "EPS 0.05".into(), points: vec![(32.0, 0.1), (64.0, 0.08)], color: PALETTE[0], line: true }];
+        let s = vec![Series {
+            name: "EPS 0.05".into(),
+            points: vec![(32.0, 0.1), (64.0, 0.08)],
+            color: PALETTE[0],
+            line: true,
+        }];
         let l = Labels { title: "L1 VS TOKENS".into(), x: "TOKENS".into(), y: "L1".into() };
         let img = line_chart(320, 200, &l, &s, true, None);
         assert_eq!(img.pixels.len(), 320 * 200 * 3);

@@ -3,7 +3,9 @@
 //! from the per-image result lines in a canonical order (so a resumed run gives the same report
 //! as an uninterrupted one), plus its Markdown rendering.
 use super::results::{ImageResult, Line, Setting, Skipped};
-use super::stats::{CALIBRATION_MARGINS, CalibrationRow, Summary, TokenBin, calibration, mean, spearman, summary, token_histogram};
+use super::stats::{
+    CALIBRATION_MARGINS, CalibrationRow, Summary, TokenBin, calibration, mean, spearman, summary, token_histogram,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -228,8 +230,9 @@ pub fn build_report(input: &ReportInput, lines: &[Line]) -> EvalReport {
         }
     }
     let keys: Vec<String> = input.settings.iter().map(|s| s.key()).collect();
-    let results_of =
-        |key: &str| -> Vec<&ImageResult> { input.images.iter().filter_map(|img| by_pair.get(&(img.as_str(), key)).copied()).collect() };
+    let results_of = |key: &str| -> Vec<&ImageResult> {
+        input.images.iter().filter_map(|img| by_pair.get(&(img.as_str(), key)).copied()).collect()
+    };
     let mut missing = 0;
     let mut evaluated = 0;
     for img in &input.images {
@@ -277,8 +280,10 @@ pub fn build_report(input: &ReportInput, lines: &[Line]) -> EvalReport {
             Setting::Search { quality, budget, step } => {
                 report.search_settings.push(agg);
                 let single_key = Setting::Adaptive { quality, budget }.key();
-                let pairs: Vec<(&ImageResult, &ImageResult)> =
-                    rs.iter().filter_map(|s| by_pair.get(&(s.image.as_str(), single_key.as_str())).map(|a| (*s, *a))).collect();
+                let pairs: Vec<(&ImageResult, &ImageResult)> = rs
+                    .iter()
+                    .filter_map(|s| by_pair.get(&(s.image.as_str(), single_key.as_str())).map(|a| (*s, *a)))
+                    .collect();
                 let searched: Vec<f64> = pairs.iter().map(|(s, _)| s.tokens as f64).collect();
                 let single: Vec<f64> = pairs.iter().map(|(_, a)| a.tokens as f64).collect();
                 let (Some(st), Some(sp)) = (summary(&searched), summary(&single)) else { continue };
@@ -332,9 +337,16 @@ impl EvalReport {
         let _ = writeln!(s, "# KARL evaluation\n");
         let _ = writeln!(s, "- model: `{}`", self.model);
         let _ = writeln!(s, "- data: `{}`", self.data);
-        let _ =
-            writeln!(s, "- input: {} to {}×{}; reconstructions rounded to 8 bits before every metric", p.input, p.image_size, p.image_size);
-        let _ = writeln!(s, "- fixed-length and search passes are conditioned on ε = {} (the smallest bin)", p.fixed_quality);
+        let _ = writeln!(
+            s,
+            "- input: {} to {}×{}; reconstructions rounded to 8 bits before every metric",
+            p.input, p.image_size, p.image_size
+        );
+        let _ = writeln!(
+            s,
+            "- fixed-length and search passes are conditioned on ε = {} (the smallest bin)",
+            p.fixed_quality
+        );
         let _ = writeln!(s, "- LPIPS: {}", p.lpips.as_deref().unwrap_or("not computed (no --lpips-weights)"));
         let im = &self.images;
         let _ = writeln!(
@@ -343,7 +355,11 @@ impl EvalReport {
             im.found,
             im.evaluated,
             im.skipped,
-            if im.missing_pairs > 0 { format!(", {} (image, setting) pairs missing", im.missing_pairs) } else { String::new() }
+            if im.missing_pairs > 0 {
+                format!(", {} (image, setting) pairs missing", im.missing_pairs)
+            } else {
+                String::new()
+            }
         );
         let metric_cols = |r: &SettingReport| {
             format!(
@@ -351,7 +367,8 @@ impl EvalReport {
                 r.l1.mean,
                 r.l1.mean * 10.0,
                 r.mse,
-                opt(r.psnr, 2) + &if r.psnr_infinite > 0 { format!(" (+{} ∞)", r.psnr_infinite) } else { String::new() },
+                opt(r.psnr, 2)
+                    + &if r.psnr_infinite > 0 { format!(" (+{} ∞)", r.psnr_infinite) } else { String::new() },
                 r.ssim,
                 opt(r.lpips, 4)
             )
@@ -390,7 +407,10 @@ impl EvalReport {
             }
             let _ = writeln!(s, "\n### Tokens used (histogram)\n");
             let bins = &self.adaptive[0].token_histogram;
-            let same = self.adaptive.iter().all(|r| r.token_histogram.iter().map(|b| (b.lo, b.hi)).eq(bins.iter().map(|b| (b.lo, b.hi))));
+            let same = self
+                .adaptive
+                .iter()
+                .all(|r| r.token_histogram.iter().map(|b| (b.lo, b.hi)).eq(bins.iter().map(|b| (b.lo, b.hi))));
             if same {
                 let _ = write!(s, "| ε |");
                 for b in bins {
@@ -406,7 +426,8 @@ impl EvalReport {
                 }
             } else {
                 for r in &self.adaptive {
-                    let h: Vec<String> = r.token_histogram.iter().map(|b| format!("{}–{}: {}", b.lo, b.hi, b.count)).collect();
+                    let h: Vec<String> =
+                        r.token_histogram.iter().map(|b| format!("{}–{}: {}", b.lo, b.hi, b.count)).collect();
                     let _ = writeln!(s, "- ε = {} (T = {}): {}", r.quality.unwrap_or(0.0), r.budget, h.join(", "));
                 }
             }
@@ -503,7 +524,11 @@ mod tests {
             psnr,
             ssim: 0.5,
             lpips: None,
-            search: matches!(setting, Setting::Search { .. }).then(|| SearchTrace { step: 16, met: true, trace: vec![(tokens, l1)] }),
+            search: matches!(setting, Setting::Search { .. }).then(|| SearchTrace {
+                step: 16,
+                met: true,
+                trace: vec![(tokens, l1)],
+            }),
             time_s: passes as f64,
             model: "m".into(),
         })
@@ -517,7 +542,13 @@ mod tests {
         let input = ReportInput {
             model: "m".into(),
             data: "d".into(),
-            protocol: Protocol { image_size: 256, input: "center-crop".into(), fixed_quality: 0.005, recon_8bit: true, lpips: None },
+            protocol: Protocol {
+                image_size: 256,
+                input: "center-crop".into(),
+                fixed_quality: 0.005,
+                recon_8bit: true,
+                lpips: None,
+            },
             settings: vec![a, f, q],
             images: vec!["x".into(), "y".into(), "z".into(), "bad".into()],
         };

@@ -55,13 +55,22 @@ pub fn linear_search<E>(
 
 /// Checks the definition of a search result: the recorded budget is the last one tried, it meets
 /// ε (or nothing met ε and it is the largest step), and every smaller step tried did not meet ε.
-pub fn check_outcome(steps: &[usize], eps: f64, budget: usize, met: bool, trace: &[(usize, f64)]) -> core::result::Result<(), String> {
+pub fn check_outcome(
+    steps: &[usize],
+    eps: f64,
+    budget: usize,
+    met: bool,
+    trace: &[(usize, f64)],
+) -> core::result::Result<(), String> {
     let Some(&(last_b, last_l1)) = trace.last() else { return Err("empty trace".into()) };
     if last_b != budget {
         return Err(format!("recorded budget {budget} is not the last one tried ({last_b})"));
     }
     if trace.iter().map(|t| t.0).ne(steps.iter().copied().take(trace.len())) {
-        return Err(format!("tried budgets {:?} are not the first steps of {steps:?}", trace.iter().map(|t| t.0).collect::<Vec<_>>()));
+        return Err(format!(
+            "tried budgets {:?} are not the first steps of {steps:?}",
+            trace.iter().map(|t| t.0).collect::<Vec<_>>()
+        ));
     }
     if met != (last_l1 <= eps) {
         return Err(format!("met = {met} but the L1 at {budget} is {last_l1} (ε = {eps})"));

@@ -49,8 +49,9 @@ pub struct TokenBin {
 pub fn token_histogram(tokens: &[usize], width: usize, max: usize) -> Vec<TokenBin> {
     let width = width.max(1);
     let nbins = (max / width).max(1);
-    let mut bins: Vec<TokenBin> =
-        (0..nbins).map(|k| TokenBin { lo: k * width, hi: if k + 1 == nbins { max } else { (k + 1) * width - 1 }, count: 0 }).collect();
+    let mut bins: Vec<TokenBin> = (0..nbins)
+        .map(|k| TokenBin { lo: k * width, hi: if k + 1 == nbins { max } else { (k + 1) * width - 1 }, count: 0 })
+        .collect();
     for &t in tokens {
         let k = (t / width).min(nbins - 1);
         bins[k].count += 1;

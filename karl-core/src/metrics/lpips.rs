@@ -86,24 +86,8 @@ enum Op {
     },
 }
 
-const fn conv(
-    slice: usize,
-    index: usize,
-    cout: usize,
-    cin: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-) -> Op {
-    Op::Conv(ConvSpec {
-        slice,
-        index,
-        cout,
-        cin,
-        k,
-        stride,
-        pad,
-    })
+const fn conv(slice: usize, index: usize, cout: usize, cin: usize, k: usize, stride: usize, pad: usize) -> Op {
+    Op::Conv(ConvSpec { slice, index, cout, cin, k, stride, pad })
 }
 
 /// `lpips.pretrained_networks.alexnet`: torchvision `alexnet().features` split at 2, 5, 8, 10.
@@ -118,11 +102,7 @@ const ALEX: [&[Op]; 5] = [
 /// `lpips.pretrained_networks.vgg16`: torchvision `vgg16().features` split at 4, 9, 16, 23, 30.
 const VGG: [&[Op]; 5] = [
     &[conv(1, 0, 64, 3, 3, 1, 1), conv(1, 2, 64, 64, 3, 1, 1)],
-    &[
-        Op::Pool { k: 2, stride: 2 },
-        conv(2, 5, 128, 64, 3, 1, 1),
-        conv(2, 7, 128, 128, 3, 1, 1),
-    ],
+    &[Op::Pool { k: 2, stride: 2 }, conv(2, 5, 128, 64, 3, 1, 1), conv(2, 7, 128, 128, 3, 1, 1)],
     &[
         Op::Pool { k: 2, stride: 2 },
         conv(3, 10, 256, 128, 3, 1, 1),
@@ -160,13 +140,10 @@ impl Backbone {
     }
 
     fn convs(self) -> impl Iterator<Item = ConvSpec> {
-        self.layout()
-            .iter()
-            .flat_map(|slice| slice.iter())
-            .filter_map(|op| match op {
-                Op::Conv(c) => Some(*c),
-                Op::Pool { .. } => None,
-            })
+        self.layout().iter().flat_map(|slice| slice.iter()).filter_map(|op| match op {
+            Op::Conv(c) => Some(*c),
+            Op::Pool { .. } => None,
+        })
     }
 
     /// Channels of the five tapped layers (the heads' input widths).
@@ -207,14 +184,11 @@ impl Backbone {
     /// the other Alex-only names vs. `net.slice1.2.weight`, …); the shared `net.slice1.0.weight`
     /// decides by its kernel size (11 vs. 3) when nothing else is present.
     pub fn detect(tensors: &[(String, TensorData)]) -> Result<Backbone> {
-        let keys: BTreeMap<&str, &TensorData> =
-            tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let keys: BTreeMap<&str, &TensorData> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
         let votes = |net: Backbone| {
             net.convs()
                 .filter(|c| (c.slice, c.index) != (1, 0))
-                .filter(|c| {
-                    keys.contains_key(format!("net.slice{}.{}.weight", c.slice, c.index).as_str())
-                })
+                .filter(|c| keys.contains_key(format!("net.slice{}.{}.weight", c.slice, c.index).as_str()))
                 .count()
         };
         let (alex, vgg) = (votes(Backbone::Alex), votes(Backbone::Vgg));
@@ -224,9 +198,7 @@ impl Backbone {
         if vgg > alex {
             return Ok(Backbone::Vgg);
         }
-        let first = keys
-            .get("net.slice1.0.weight")
-            .map(|t| t.shape.dims.as_slice());
+        let first = keys.get("net.slice1.0.weight").map(|t| t.shape.dims.as_slice());
         match first {
             Some([_, _, 11, 11]) if alex == 0 => Ok(Backbone::Alex),
             Some([_, _, 3, 3]) if alex == 0 => Ok(Backbone::Vgg),
@@ -257,10 +229,7 @@ pub struct Lpips<B: Backend> {
 
 impl<B: Backend> fmt::Debug for Lpips<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Lpips")
-            .field("net", &self.net)
-            .field("backend", &B::name())
-            .finish_non_exhaustive()
+        f.debug_struct("Lpips").field("net", &self.net).field("backend", &B::name()).finish_non_exhaustive()
     }
 }
 
@@ -274,50 +243,33 @@ impl<B: Backend> Lpips<B> {
 
     /// Builds the network for a given backbone. Fails with [`Error::Weights`] listing every
     /// missing, mis-shaped and unexpected `net.*` key at once.
-    pub fn from_tensors_as(
-        net: Backbone,
-        tensors: Vec<(String, TensorData)>,
-        device: &B::Device,
-    ) -> Result<Self> {
-        let keys: BTreeMap<&str, &TensorData> =
-            tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    pub fn from_tensors_as(net: Backbone, tensors: Vec<(String, TensorData)>, device: &B::Device) -> Result<Self> {
+        let keys: BTreeMap<&str, &TensorData> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
         let mut missing: Vec<String> = Vec::new();
         let mut misshaped: Vec<String> = Vec::new();
         let mut used: Vec<String> = Vec::new();
         // Looks `key` up and checks its shape; records the problem and returns None otherwise.
-        let mut take =
-            |key: &str, alias: Option<&str>, dims: &[usize], exact: bool| -> Option<TensorData> {
-                let found = keys
-                    .get_key_value(key)
-                    .or_else(|| alias.and_then(|a| keys.get_key_value(a)));
-                let Some((name, data)) = found else {
-                    missing.push(format!("{key} {dims:?}"));
-                    return None;
-                };
-                used.push(String::from(*name));
-                let ok = if exact {
-                    data.shape.dims == dims
-                } else {
-                    data.shape.numel() == dims.iter().product::<usize>()
-                };
-                if !ok {
-                    misshaped.push(format!("{name}: expected {dims:?}, got {}", data.shape));
-                    return None;
-                }
-                let mut data = (*data).clone();
-                data.shape = crate::shape::Shape::new(dims);
-                Some(data)
+        let mut take = |key: &str, alias: Option<&str>, dims: &[usize], exact: bool| -> Option<TensorData> {
+            let found = keys.get_key_value(key).or_else(|| alias.and_then(|a| keys.get_key_value(a)));
+            let Some((name, data)) = found else {
+                missing.push(format!("{key} {dims:?}"));
+                return None;
             };
+            used.push(String::from(*name));
+            let ok = if exact { data.shape.dims == dims } else { data.shape.numel() == dims.iter().product::<usize>() };
+            if !ok {
+                misshaped.push(format!("{name}: expected {dims:?}, got {}", data.shape));
+                return None;
+            }
+            let mut data = (*data).clone();
+            data.shape = crate::shape::Shape::new(dims);
+            Some(data)
+        };
 
         let mut conv_data = Vec::new();
         for c in net.convs() {
             let base = format!("net.slice{}.{}", c.slice, c.index);
-            let w = take(
-                &format!("{base}.weight"),
-                None,
-                &[c.cout, c.cin, c.k, c.k],
-                true,
-            );
+            let w = take(&format!("{base}.weight"), None, &[c.cout, c.cin, c.k, c.k], true);
             let b = take(&format!("{base}.bias"), None, &[c.cout], true);
             conv_data.push((w, b));
         }
@@ -331,11 +283,8 @@ impl<B: Backend> Lpips<B> {
         let shift = take("scaling_layer.shift", None, &[1, 3, 1, 1], false);
         let scale = take("scaling_layer.scale", None, &[1, 3, 1, 1], false);
 
-        let mut unexpected: Vec<&str> = keys
-            .keys()
-            .copied()
-            .filter(|k| k.starts_with("net.") && !used.iter().any(|u| u == k))
-            .collect();
+        let mut unexpected: Vec<&str> =
+            keys.keys().copied().filter(|k| k.starts_with("net.") && !used.iter().any(|u| u == k)).collect();
         unexpected.sort_unstable();
         if !missing.is_empty() || !misshaped.is_empty() || !unexpected.is_empty() {
             let mut parts = Vec::new();
@@ -348,18 +297,10 @@ impl<B: Backend> Lpips<B> {
             if !unexpected.is_empty() {
                 parts.push(format!("unexpected {}", unexpected.join(", ")));
             }
-            return Err(Error::Weights(format!(
-                "LPIPS-{}: {}",
-                net.name(),
-                parts.join("; ")
-            )));
+            return Err(Error::Weights(format!("LPIPS-{}: {}", net.name(), parts.join("; "))));
         }
         let (shift, scale) = (shift.expect("checked"), scale.expect("checked"));
-        if let Some(s) = scale
-            .to_f64_vec()
-            .into_iter()
-            .find(|s| *s == 0.0 || !s.is_finite())
-        {
+        if let Some(s) = scale.to_f64_vec().into_iter().find(|s| *s == 0.0 || !s.is_finite()) {
             return Err(Error::Weights(format!(
                 "LPIPS-{}: scaling_layer.scale holds {s}, which cannot divide",
                 net.name()
@@ -368,10 +309,7 @@ impl<B: Backend> Lpips<B> {
         let convs = conv_data
             .into_iter()
             .map(|(w, b)| {
-                Ok((
-                    Tensor::from_data(&w.expect("checked"), device)?,
-                    Tensor::from_data(&b.expect("checked"), device)?,
-                ))
+                Ok((Tensor::from_data(&w.expect("checked"), device)?, Tensor::from_data(&b.expect("checked"), device)?))
             })
             .collect::<Result<Vec<_>>>()?;
         let heads = head_data
@@ -404,12 +342,7 @@ impl<B: Backend> Lpips<B> {
     /// Fails with [`Error::Shape`] when the sizes differ (naming both), the batch is not 1,
     /// there are not 3 channels or a side is below [`Backbone::min_size`]; with
     /// [`Error::NonFinite`] when an input value or the result is not finite.
-    pub fn distance(
-        &self,
-        a: &Tensor<B, 4>,
-        b: &Tensor<B, 4>,
-        range: InputRange,
-    ) -> Result<LpipsResult> {
+    pub fn distance(&self, a: &Tensor<B, 4>, b: &Tensor<B, 4>, range: InputRange) -> Result<LpipsResult> {
         let n = a.dims()[0];
         if n != 1 {
             return Err(Error::Shape(format!(
@@ -424,17 +357,10 @@ impl<B: Backend> Lpips<B> {
 
     /// The LPIPS distances of two `(N, 3, H, W)` batches, image `i` of `a` against image `i` of
     /// `b`: one result per image. Errors as [`Lpips::distance`].
-    pub fn distance_batch(
-        &self,
-        a: &Tensor<B, 4>,
-        b: &Tensor<B, 4>,
-        range: InputRange,
-    ) -> Result<Vec<LpipsResult>> {
+    pub fn distance_batch(&self, a: &Tensor<B, 4>, b: &Tensor<B, 4>, range: InputRange) -> Result<Vec<LpipsResult>> {
         let (da, db) = (a.dims(), b.dims());
         if da != db {
-            return Err(Error::Shape(format!(
-                "LPIPS inputs differ in size: a is {da:?}, b is {db:?}"
-            )));
+            return Err(Error::Shape(format!("LPIPS inputs differ in size: a is {da:?}, b is {db:?}")));
         }
         let [n, c, h, w] = da;
         let min = self.net.min_size();
@@ -448,24 +374,16 @@ impl<B: Backend> Lpips<B> {
         // `Σ 0·x` is NaN exactly when some value is not finite (one reduction, no host copy).
         for (name, x) in [("a", a), ("b", b)] {
             if x.clone().mul_scalar(0.0).sum().into_scalar().is_nan() {
-                return Err(Error::NonFinite(format!(
-                    "LPIPS input {name} ({da:?}) holds a NaN or infinite value"
-                )));
+                return Err(Error::NonFinite(format!("LPIPS input {name} ({da:?}) holds a NaN or infinite value")));
             }
         }
         let fa = self.features(Self::prepare(a, range));
         let fb = self.features(Self::prepare(b, range));
         let mut results = alloc::vec![LpipsResult { total: 0.0, per_layer: [0.0; 5] }; n];
         for (layer, ((f0, f1), head)) in fa.into_iter().zip(fb).zip(&self.heads).enumerate() {
-            let d = Self::unit_channels(f0)
-                .sub(Self::unit_channels(f1))
-                .square();
+            let d = Self::unit_channels(f0).sub(Self::unit_channels(f1)).square();
             let [_, _, lh, lw] = d.dims();
-            let term = d
-                .conv2d(head, None, 1, 0)
-                .reshape([n, lh * lw])
-                .mean_dim(1)
-                .to_vec();
+            let term = d.conv2d(head, None, 1, 0).reshape([n, lh * lw]).mean_dim(1).to_vec();
             for (r, t) in results.iter_mut().zip(term) {
                 r.per_layer[layer] = f64::from(t);
             }
@@ -550,41 +468,23 @@ mod tests {
             let base = format!("net.slice{}.{}", c.slice, c.index);
             let w = noise(c.cout * c.cin * c.k * c.k, 2 * i as u64 + 1, -s, s);
             let b = noise(c.cout, 2 * i as u64 + 2, -0.05, 0.05);
-            out.push((
-                format!("{base}.weight"),
-                TensorData::new_f32(w, [c.cout, c.cin, c.k, c.k]).unwrap(),
-            ));
-            out.push((
-                format!("{base}.bias"),
-                TensorData::new_f32(b, [c.cout]).unwrap(),
-            ));
+            out.push((format!("{base}.weight"), TensorData::new_f32(w, [c.cout, c.cin, c.k, c.k]).unwrap()));
+            out.push((format!("{base}.bias"), TensorData::new_f32(b, [c.cout]).unwrap()));
         }
         for (i, ch) in net.layer_channels().into_iter().enumerate() {
-            let h =
-                TensorData::new_f32(noise(ch, 100 + i as u64, 0.0, 0.2), [1, ch, 1, 1]).unwrap();
+            let h = TensorData::new_f32(noise(ch, 100 + i as u64, 0.0, 0.2), [1, ch, 1, 1]).unwrap();
             out.push((format!("lin{i}.model.1.weight"), h.clone()));
             out.push((format!("lins.{i}.model.1.weight"), h));
         }
         let shift = vec![-0.030f32, -0.088, -0.188];
         let scale = vec![0.458f32, 0.448, 0.450];
-        out.push((
-            "scaling_layer.shift".to_string(),
-            TensorData::new_f32(shift, [1, 3, 1, 1]).unwrap(),
-        ));
-        out.push((
-            "scaling_layer.scale".to_string(),
-            TensorData::new_f32(scale, [1, 3, 1, 1]).unwrap(),
-        ));
+        out.push(("scaling_layer.shift".to_string(), TensorData::new_f32(shift, [1, 3, 1, 1]).unwrap()));
+        out.push(("scaling_layer.scale".to_string(), TensorData::new_f32(scale, [1, 3, 1, 1]).unwrap()));
         out
     }
 
     fn image(n: usize, side: usize, seed: u64) -> T4 {
-        Tensor::from_f32(
-            noise(n * 3 * side * side, seed, 0.0, 1.0),
-            [n, 3, side, side],
-            &CpuDevice,
-        )
-        .unwrap()
+        Tensor::from_f32(noise(n * 3 * side * side, seed, 0.0, 1.0), [n, 3, side, side], &CpuDevice).unwrap()
     }
 
     fn weights_err(r: Result<Lpips<Cpu>>) -> String {
@@ -616,25 +516,12 @@ mod tests {
             assert_eq!(rs.len(), 2);
             for r in &rs {
                 assert!(r.total.is_finite() && r.total > 0.0, "{r:?}");
-                assert!(
-                    r.per_layer.iter().all(|t| t.is_finite() && *t >= 0.0),
-                    "{r:?}"
-                );
+                assert!(r.per_layer.iter().all(|t| t.is_finite() && *t >= 0.0), "{r:?}");
                 assert!((r.per_layer.iter().sum::<f64>() - r.total).abs() < 1e-12);
             }
             // Image 1 of the batch alone gives the same result.
-            let one = lp
-                .distance(
-                    &a.clone().narrow(0, 1..2),
-                    &b.clone().narrow(0, 1..2),
-                    range,
-                )
-                .unwrap();
-            assert!(
-                (one.total - rs[1].total).abs() < 1e-6,
-                "{one:?} vs {:?}",
-                rs[1]
-            );
+            let one = lp.distance(&a.clone().narrow(0, 1..2), &b.clone().narrow(0, 1..2), range).unwrap();
+            assert!((one.total - rs[1].total).abs() < 1e-6, "{one:?} vs {:?}", rs[1]);
             // Identical images are at distance 0.
             let same = lp.distance_batch(&a, &a, range).unwrap();
             assert!(same.iter().all(|r| r.total == 0.0), "{same:?}");
@@ -647,27 +534,16 @@ mod tests {
         assert_eq!(Backbone::detect(&alex).unwrap(), Backbone::Alex);
         // Only the shared first conv: its kernel decides.
         let first_only = |net| -> Vec<(String, TensorData)> {
-            synthetic(net)
-                .into_iter()
-                .filter(|(k, _)| k == "net.slice1.0.weight")
-                .collect()
+            synthetic(net).into_iter().filter(|(k, _)| k == "net.slice1.0.weight").collect()
         };
-        assert_eq!(
-            Backbone::detect(&first_only(Backbone::Alex)).unwrap(),
-            Backbone::Alex
-        );
-        assert_eq!(
-            Backbone::detect(&first_only(Backbone::Vgg)).unwrap(),
-            Backbone::Vgg
-        );
+        assert_eq!(Backbone::detect(&first_only(Backbone::Alex)).unwrap(), Backbone::Alex);
+        assert_eq!(Backbone::detect(&first_only(Backbone::Vgg)).unwrap(), Backbone::Vgg);
         let m = weights_err(Lpips::from_tensors(Vec::new(), &CpuDevice));
         assert!(m.contains("cannot tell") && m.contains("missing"), "{m}");
 
         // Missing conv bias and head: named with their shapes; lins.* stands in for lin*.
         let mut vgg = synthetic(Backbone::Vgg);
-        vgg.retain(|(k, _)| {
-            k != "net.slice3.12.bias" && k != "lin4.model.1.weight" && k != "lins.4.model.1.weight"
-        });
+        vgg.retain(|(k, _)| k != "net.slice3.12.bias" && k != "lin4.model.1.weight" && k != "lins.4.model.1.weight");
         vgg.retain(|(k, _)| k != "lin2.model.1.weight");
         let m = weights_err(Lpips::from_tensors(vgg, &CpuDevice));
         assert!(m.starts_with("LPIPS-vgg: missing"), "{m}");
@@ -682,25 +558,14 @@ mod tests {
                 *v = TensorData::new_f32(vec![0.0; 128 * 128 * 9], [128, 128, 9, 1]).unwrap();
             }
         }
-        vgg.push((
-            "net.slice5.30.weight".to_string(),
-            TensorData::new_f32(vec![0.0], [1]).unwrap(),
-        ));
+        vgg.push(("net.slice5.30.weight".to_string(), TensorData::new_f32(vec![0.0], [1]).unwrap()));
         let m = weights_err(Lpips::from_tensors(vgg, &CpuDevice));
-        assert!(
-            m.contains(
-                "mis-shaped net.slice2.7.weight: expected [128, 128, 3, 3], got [128, 128, 9, 1]"
-            ),
-            "{m}"
-        );
+        assert!(m.contains("mis-shaped net.slice2.7.weight: expected [128, 128, 3, 3], got [128, 128, 9, 1]"), "{m}");
         assert!(m.contains("unexpected net.slice5.30.weight"), "{m}");
 
         // Alex weights forced into the VGG layout.
         let m = weights_err(Lpips::from_tensors_as(Backbone::Vgg, alex, &CpuDevice));
-        assert!(
-            m.contains("net.slice1.0.weight: expected [64, 3, 3, 3], got [64, 3, 11, 11]"),
-            "{m}"
-        );
+        assert!(m.contains("net.slice1.0.weight: expected [64, 3, 3, 3], got [64, 3, 11, 11]"), "{m}");
         assert!(m.contains("unexpected net.slice2.3.bias"), "{m}");
 
         // A zero scale.
@@ -723,10 +588,7 @@ mod tests {
         };
         let r = InputRange::default();
         let m = shape_msg(lp.distance(&image(1, 16, 1), &image(1, 17, 2), r));
-        assert_eq!(
-            m,
-            "LPIPS inputs differ in size: a is [1, 3, 16, 16], b is [1, 3, 17, 17]"
-        );
+        assert_eq!(m, "LPIPS inputs differ in size: a is [1, 3, 16, 16], b is [1, 3, 17, 17]");
         let m = shape_msg(lp.distance(&image(1, 15, 1), &image(1, 15, 2), r));
         assert!(m.contains("H ≥ 16") && m.contains("[1, 3, 15, 15]"), "{m}");
         let m = shape_msg(lp.distance(&image(2, 16, 1), &image(2, 16, 2), r));
@@ -736,10 +598,7 @@ mod tests {
         let mut bad = noise(3 * 16 * 16, 3, 0.0, 1.0);
         bad[5] = f32::NAN;
         let bad = Tensor::from_f32(bad, [1, 3, 16, 16], &CpuDevice).unwrap();
-        assert!(matches!(
-            lp.distance(&bad, &image(1, 16, 2), r),
-            Err(Error::NonFinite(_))
-        ));
+        assert!(matches!(lp.distance(&bad, &image(1, 16, 2), r), Err(Error::NonFinite(_))));
     }
 
     /// The 8 golden pairs against `lpips` 0.1.4 (alex): both input conventions, per layer.
@@ -750,9 +609,7 @@ mod tests {
         let path = golden::dir().join("lpips_alex.safetensors");
         let lp = Lpips::<Cpu>::from_file(&path, &CpuDevice).unwrap();
         assert_eq!(lp.backbone(), Backbone::Alex);
-        let as_tensor = |v: &[f32]| {
-            Tensor::<Cpu, 4>::from_f32(v.to_vec(), [1, 3, 256, 256], &CpuDevice).unwrap()
-        };
+        let as_tensor = |v: &[f32]| Tensor::<Cpu, 4>::from_f32(v.to_vec(), [1, 3, 256, 256], &CpuDevice).unwrap();
         let (mut err_pm1, mut err_layer, mut err_unit) = (0.0f64, 0.0f64, 0.0f64);
         let mut seconds = f64::INFINITY;
         let pairs = golden::pairs();
@@ -763,11 +620,8 @@ mod tests {
             seconds = seconds.min(start.elapsed().as_secs_f64());
             let unit = lp.distance(&a, &b, InputRange::ZeroToOne).unwrap();
             err_pm1 = err_pm1.max((pm1.total - golden::field(p, "lpips_alex_pm1")).abs());
-            err_unit =
-                err_unit.max((unit.total - golden::field(p, "lpips_alex_unit01_karl_eval")).abs());
-            let layers = p.reference["lpips_alex_pm1_per_layer"]
-                .as_array()
-                .expect("per-layer array");
+            err_unit = err_unit.max((unit.total - golden::field(p, "lpips_alex_unit01_karl_eval")).abs());
+            let layers = p.reference["lpips_alex_pm1_per_layer"].as_array().expect("per-layer array");
             assert_eq!(layers.len(), 5);
             for (got, want) in pm1.per_layer.iter().zip(layers) {
                 err_layer = err_layer.max((got - want.as_f64().unwrap()).abs());
@@ -785,24 +639,12 @@ mod tests {
 
         // A batch of two pairs gives the per-image results.
         let stack = |f: fn(&golden::Pair) -> &Vec<f32>| {
-            let v: Vec<f32> = pairs[..2]
-                .iter()
-                .flat_map(|p| f(p).iter().copied())
-                .collect();
+            let v: Vec<f32> = pairs[..2].iter().flat_map(|p| f(p).iter().copied()).collect();
             Tensor::<Cpu, 4>::from_f32(v, [2, 3, 256, 256], &CpuDevice).unwrap()
         };
-        let batch = lp
-            .distance_batch(
-                &stack(|p| &p.a),
-                &stack(|p| &p.b),
-                InputRange::MinusOneToOne,
-            )
-            .unwrap();
+        let batch = lp.distance_batch(&stack(|p| &p.a), &stack(|p| &p.b), InputRange::MinusOneToOne).unwrap();
         for (r, p) in batch.iter().zip(&pairs) {
-            assert!(
-                (r.total - golden::field(p, "lpips_alex_pm1")).abs() <= 1e-4,
-                "{r:?}"
-            );
+            assert!((r.total - golden::field(p, "lpips_alex_pm1")).abs() <= 1e-4, "{r:?}");
         }
     }
 }

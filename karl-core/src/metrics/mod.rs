@@ -37,21 +37,14 @@ impl<'a> ImageRef<'a> {
     /// `channels * height * width`. Values are not inspected here; the metrics reject
     /// non-finite ones.
     pub fn new(data: &'a [f32], channels: usize, height: usize, width: usize) -> Result<Self> {
-        let image = ImageRef {
-            data,
-            channels,
-            height,
-            width,
-        };
+        let image = ImageRef { data, channels, height, width };
         image.validate()?;
         Ok(image)
     }
 
     /// Number of values `channels * height * width` (saturating on overflow).
     pub fn numel(&self) -> usize {
-        self.channels
-            .saturating_mul(self.height)
-            .saturating_mul(self.width)
+        self.channels.saturating_mul(self.height).saturating_mul(self.width)
     }
 
     /// Checks non-zero dimensions and that the slice length fits them (the fields are public,
@@ -59,9 +52,7 @@ impl<'a> ImageRef<'a> {
     fn validate(&self) -> Result<()> {
         let (c, h, w) = (self.channels, self.height, self.width);
         if c == 0 || h == 0 || w == 0 {
-            return Err(Error::Shape(format!(
-                "image size {c}×{h}×{w} has a zero dimension"
-            )));
+            return Err(Error::Shape(format!("image size {c}×{h}×{w} has a zero dimension")));
         }
         let expected = c.checked_mul(h).and_then(|n| n.checked_mul(w));
         if expected != Some(self.data.len()) {
@@ -121,12 +112,7 @@ pub struct PixelMetrics {
 pub fn pixel_metrics(a: ImageRef<'_>, b: ImageRef<'_>) -> Result<PixelMetrics> {
     check_pair(&a, &b)?;
     let (l1, mse) = pixel::l1_mse_unchecked(&a, &b);
-    Ok(PixelMetrics {
-        l1,
-        mse,
-        psnr: pixel::psnr_from_mse(mse),
-        ssim: ssim::ssim_unchecked(&a, &b)?,
-    })
+    Ok(PixelMetrics { l1, mse, psnr: pixel::psnr_from_mse(mse), ssim: ssim::ssim_unchecked(&a, &b)? })
 }
 
 /// Loading the golden metric pairs of the shared reference directory.
@@ -155,23 +141,16 @@ pub(crate) mod golden {
         let dir = dir();
         let read = |name: &str| {
             let path = dir.join(name);
-            std::fs::read(&path)
-                .unwrap_or_else(|e| panic!("{}: {e} (set KARL_SHARED)", path.display()))
+            std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (set KARL_SHARED)", path.display()))
         };
         let bytes = read("pairs.safetensors");
         let tensors = safetensors::SafeTensors::deserialize(&bytes).expect("pairs.safetensors");
-        let json: serde_json::Value =
-            serde_json::from_slice(&read("metrics.json")).expect("metrics.json");
+        let json: serde_json::Value = serde_json::from_slice(&read("metrics.json")).expect("metrics.json");
         let load = |key: &str| -> Vec<f32> {
-            let view = tensors
-                .tensor(key)
-                .unwrap_or_else(|e| panic!("tensor {key}: {e}"));
+            let view = tensors.tensor(key).unwrap_or_else(|e| panic!("tensor {key}: {e}"));
             assert_eq!(view.dtype(), safetensors::Dtype::F32, "{key}");
             assert_eq!(view.shape(), &[1, 3, 256, 256], "{key}");
-            view.data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect()
+            view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
         };
         let list = json["pairs"].as_array().expect("pairs array");
         assert_eq!(list.len(), 8, "metrics.json pair count");
@@ -180,20 +159,14 @@ pub(crate) mod golden {
                 let a = load(p["a"].as_str().expect("a key"));
                 // Pair 4 is the identical pair: its `b` names the same tensor as `a`.
                 let b = load(p["b"].as_str().expect("b key"));
-                Pair {
-                    a,
-                    b,
-                    reference: p.clone(),
-                }
+                Pair { a, b, reference: p.clone() }
             })
             .collect()
     }
 
     /// A float field of a pair's reference entry.
     pub fn field(p: &Pair, name: &str) -> f64 {
-        p.reference[name]
-            .as_f64()
-            .unwrap_or_else(|| panic!("field {name} of pair {}", p.reference["index"]))
+        p.reference[name].as_f64().unwrap_or_else(|| panic!("field {name} of pair {}", p.reference["index"]))
     }
 }
 
@@ -208,15 +181,9 @@ mod tests {
         let data = vec![0.5f32; 12];
         assert!(ImageRef::new(&data, 3, 2, 2).is_ok());
         let err = ImageRef::new(&data, 3, 2, 3).unwrap_err();
-        assert!(
-            matches!(err, Error::Shape(ref m) if m.contains("3×2×3") && m.contains("12")),
-            "{err}"
-        );
+        assert!(matches!(err, Error::Shape(ref m) if m.contains("3×2×3") && m.contains("12")), "{err}");
         assert!(matches!(ImageRef::new(&[], 0, 2, 2), Err(Error::Shape(_))));
-        assert!(matches!(
-            ImageRef::new(&data, usize::MAX, 2, 2),
-            Err(Error::Shape(_))
-        ));
+        assert!(matches!(ImageRef::new(&data, usize::MAX, 2, 2), Err(Error::Shape(_))));
     }
 
     #[test]
@@ -234,12 +201,7 @@ mod tests {
         let ic = ImageRef::new(&a, 1, 48, 16).unwrap();
         assert!(matches!(ssim(ia, ic), Err(Error::Shape(_))));
         // A hand-built ImageRef with an inconsistent slice is rejected too.
-        let bad = ImageRef {
-            data: &a[..10],
-            channels: 3,
-            height: 16,
-            width: 16,
-        };
+        let bad = ImageRef { data: &a[..10], channels: 3, height: 16, width: 16 };
         assert!(matches!(l1(bad, bad), Err(Error::Shape(_))));
     }
 
@@ -251,32 +213,19 @@ mod tests {
         let ia = ImageRef::new(&a, 3, 8, 8).unwrap();
         let ib = ImageRef::new(&b, 3, 8, 8).unwrap();
         let err = pixel_metrics(ia, ib).unwrap_err();
-        assert!(
-            matches!(err, Error::NonFinite(ref m) if m.contains("index 70") && m.contains("channel 1")),
-            "{err}"
-        );
+        assert!(matches!(err, Error::NonFinite(ref m) if m.contains("index 70") && m.contains("channel 1")), "{err}");
         b[70] = f32::INFINITY;
         let ib = ImageRef::new(&b, 3, 8, 8).unwrap();
-        for r in [
-            l1(ib, ia).map(|_| ()),
-            mse(ia, ib).map(|_| ()),
-            psnr(ia, ib).map(|_| ()),
-            ssim(ia, ib).map(|_| ()),
-        ] {
+        for r in [l1(ib, ia).map(|_| ()), mse(ia, ib).map(|_| ()), psnr(ia, ib).map(|_| ()), ssim(ia, ib).map(|_| ())] {
             assert!(matches!(r, Err(Error::NonFinite(_))));
         }
     }
 
     #[test]
     fn pixel_metrics_agree_with_single_metrics() {
-        let a: Vec<f32> = (0..3 * 20 * 24)
-            .map(|i| ((i * 37 % 101) as f32) / 100.0)
-            .collect();
-        let b: Vec<f32> = a
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (v + 0.01 * ((i % 7) as f32 - 3.0)).clamp(0.0, 1.0))
-            .collect();
+        let a: Vec<f32> = (0..3 * 20 * 24).map(|i| ((i * 37 % 101) as f32) / 100.0).collect();
+        let b: Vec<f32> =
+            a.iter().enumerate().map(|(i, v)| (v + 0.01 * ((i % 7) as f32 - 3.0)).clamp(0.0, 1.0)).collect();
         let ia = ImageRef::new(&a, 3, 20, 24).unwrap();
         let ib = ImageRef::new(&b, 3, 20, 24).unwrap();
         let m = pixel_metrics(ia, ib).unwrap();
@@ -285,10 +234,7 @@ mod tests {
         assert_eq!(m.psnr, psnr(ia, ib).unwrap());
         assert_eq!(m.ssim, ssim(ia, ib).unwrap());
         let same = pixel_metrics(ia, ia).unwrap();
-        assert_eq!(
-            (same.l1, same.mse, same.psnr, same.ssim),
-            (0.0, 0.0, None, 1.0)
-        );
+        assert_eq!((same.l1, same.mse, same.psnr, same.ssim), (0.0, 0.0, None, 1.0));
     }
 
     #[cfg(feature = "std")]
@@ -301,10 +247,7 @@ mod tests {
             assert!((m.l1 - golden::field(&p, "l1_f64")).abs() <= 1e-6);
             assert!((m.mse - golden::field(&p, "mse_f64")).abs() <= 1e-6);
             assert!((m.ssim - golden::field(&p, "ssim_torchmetrics_f32")).abs() <= 1e-5);
-            assert_eq!(
-                m.psnr.is_none(),
-                p.reference["psnr_is_infinite"].as_bool().unwrap()
-            );
+            assert_eq!(m.psnr.is_none(), p.reference["psnr_is_infinite"].as_bool().unwrap());
         }
     }
 }

@@ -93,12 +93,7 @@ mod tests {
                 e_psnr = e_psnr.max((got - golden::field(&p, "psnr_f64")).abs());
             }
         }
-        std::println!(
-            "max |error| vs f64 references: l1 {e_l1:.3e}, mse {e_mse:.3e}, psnr {e_psnr:.3e}"
-        );
-        assert!(
-            e_l1 <= 1e-6 && e_mse <= 1e-6 && e_psnr <= 1e-6,
-            "{e_l1} {e_mse} {e_psnr}"
-        );
+        std::println!("max |error| vs f64 references: l1 {e_l1:.3e}, mse {e_mse:.3e}, psnr {e_psnr:.3e}");
+        assert!(e_l1 <= 1e-6 && e_mse <= 1e-6 && e_psnr <= 1e-6, "{e_l1} {e_mse} {e_psnr}");
     }
 }

@@ -68,11 +68,7 @@ pub fn ssim_f64(a: ImageRef<'_>, b: ImageRef<'_>) -> Result<f64> {
         // x = target (a), y = preds (b); the formula is symmetric.
         let xx: Vec<f64> = x.iter().map(|&v| f64::from(v) * f64::from(v)).collect();
         let yy: Vec<f64> = y.iter().map(|&v| f64::from(v) * f64::from(v)).collect();
-        let xy: Vec<f64> = x
-            .iter()
-            .zip(y)
-            .map(|(&u, &v)| f64::from(u) * f64::from(v))
-            .collect();
+        let xy: Vec<f64> = x.iter().zip(y).map(|(&u, &v)| f64::from(u) * f64::from(v)).collect();
         let x: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
         let y: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
         for (src, dst) in [&x, &y, &xx, &yy, &xy].into_iter().zip(maps.iter_mut()) {
@@ -98,12 +94,7 @@ pub(crate) fn ssim_unchecked(a: &ImageRef<'_>, b: &ImageRef<'_>) -> Result<f64> 
     check_min_size(a)?;
     let (h, w) = (a.height, a.width);
     let (pw, ph) = (w + 2 * RADIUS, h + 2 * RADIUS);
-    let maps = Float32Maps {
-        kernel: kernel_2d_f32(),
-        c1: constants().0 as f32,
-        c2: constants().1 as f32,
-        pw,
-    };
+    let maps = Float32Maps { kernel: kernel_2d_f32(), c1: constants().0 as f32, c2: constants().1 as f32, pw };
     // Padded inputs of the five filtered maps, as torch's `input_list`: x, y, x², y², x·y.
     let mut padded: [Vec<f32>; 5] = core::array::from_fn(|_| vec![0.0; ph * pw]);
     // SSIM summed per output row; summed in row order at the end, so the result does not
@@ -297,12 +288,7 @@ struct SeparableScratch {
 impl SeparableScratch {
     fn new(h: usize, w: usize) -> Self {
         let (ph, pw) = (h + 2 * RADIUS, w + 2 * RADIUS);
-        SeparableScratch {
-            h,
-            w,
-            padded: vec![0.0; ph * pw],
-            horizontal: vec![0.0; ph * w],
-        }
+        SeparableScratch { h, w, padded: vec![0.0; ph * pw], horizontal: vec![0.0; ph * w] }
     }
 
     /// Filters an `h × w` plane with the separable Gaussian `g` (reflect padding) into `dst`.
@@ -314,11 +300,7 @@ impl SeparableScratch {
                 *o = row[reflect(px as isize - RADIUS as isize, w)];
             }
         }
-        for (line, out) in self
-            .padded
-            .chunks_exact(pw)
-            .zip(self.horizontal.chunks_exact_mut(w))
-        {
+        for (line, out) in self.padded.chunks_exact(pw).zip(self.horizontal.chunks_exact_mut(w)) {
             out.fill(0.0);
             for (j, &k) in g.iter().enumerate() {
                 for (o, &s) in out.iter_mut().zip(&line[j..j + w]) {
@@ -349,11 +331,7 @@ mod tests {
             .map(|i| {
                 state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
                 let (y, x) = ((i / w) % h, i % w);
-                let base = if (x / 7 + y / 5) % 3 == 0 {
-                    200.0
-                } else {
-                    40.0 + (x + 2 * y) as f32
-                };
+                let base = if (x / 7 + y / 5) % 3 == 0 { 200.0 } else { 40.0 + (x + 2 * y) as f32 };
                 let noise = (state >> 28) as f32;
                 ((base + noise).min(255.0) / 255.0 * 255.0).round() / 255.0
             })
@@ -374,25 +352,13 @@ mod tests {
     #[test]
     fn symmetric_bounded_and_ordered() {
         let a = test_image(3, 24, 30, 2);
-        let noisy: Vec<f32> = a
-            .iter()
-            .zip(test_image(3, 24, 30, 9))
-            .map(|(&u, v)| 0.8 * u + 0.2 * v)
-            .collect();
-        let worse: Vec<f32> = a
-            .iter()
-            .zip(test_image(3, 24, 30, 9))
-            .map(|(&u, v)| 0.4 * u + 0.6 * v)
-            .collect();
+        let noisy: Vec<f32> = a.iter().zip(test_image(3, 24, 30, 9)).map(|(&u, v)| 0.8 * u + 0.2 * v).collect();
+        let worse: Vec<f32> = a.iter().zip(test_image(3, 24, 30, 9)).map(|(&u, v)| 0.4 * u + 0.6 * v).collect();
         let ia = ImageRef::new(&a, 3, 24, 30).unwrap();
         let ib = ImageRef::new(&noisy, 3, 24, 30).unwrap();
         let ic = ImageRef::new(&worse, 3, 24, 30).unwrap();
         let ab = ssim(ia, ib).unwrap();
-        assert_eq!(
-            ab,
-            ssim(ib, ia).unwrap(),
-            "float32 path is exactly symmetric"
-        );
+        assert_eq!(ab, ssim(ib, ia).unwrap(), "float32 path is exactly symmetric");
         assert!((ssim_f64(ia, ib).unwrap() - ssim_f64(ib, ia).unwrap()).abs() < 1e-12);
         let ac = ssim(ia, ic).unwrap();
         assert!(-1.0 < ac && ac < ab && ab < 1.0, "{ac} {ab}");
@@ -440,10 +406,7 @@ mod tests {
         let b = vec![0.5f32; 3 * 9 * 5];
         let ib = ImageRef::new(&b, 3, 9, 5).unwrap();
         let err = ssim(ia, ib).unwrap_err();
-        assert!(
-            matches!(err, Error::Shape(ref m) if m == "image sizes differ: 3×5×9 vs 3×9×5"),
-            "{err}"
-        );
+        assert!(matches!(err, Error::Shape(ref m) if m == "image sizes differ: 3×5×9 vs 3×9×5"), "{err}");
     }
 
     #[cfg(feature = "std")]
@@ -454,10 +417,7 @@ mod tests {
         for p in golden::pairs() {
             let ia = ImageRef::new(&p.a, 3, 256, 256).unwrap();
             let ib = ImageRef::new(&p.b, 3, 256, 256).unwrap();
-            let (r32, r64) = (
-                golden::field(&p, "ssim_torchmetrics_f32"),
-                golden::field(&p, "ssim_torchmetrics_f64"),
-            );
+            let (r32, r64) = (golden::field(&p, "ssim_torchmetrics_f32"), golden::field(&p, "ssim_torchmetrics_f64"));
             let s32 = ssim(ia, ib).unwrap();
             let s64 = ssim_f64(ia, ib).unwrap();
             std::println!(
@@ -494,10 +454,6 @@ mod tests {
             best64 = best64.min(t.elapsed().as_secs_f64());
             assert!(v.is_finite() && v64.is_finite());
         }
-        std::println!(
-            "SSIM 3×256×256: ssim {:.1} ms, ssim_f64 {:.1} ms",
-            best * 1e3,
-            best64 * 1e3
-        );
+        std::println!("SSIM 3×256×256: ssim {:.1} ms, ssim_f64 {:.1} ms", best * 1e3, best64 * 1e3);
     }
 }

@@ -102,7 +102,13 @@ impl<B: Backend> PixelBase<B> {
         let [n, c, h, w] = images.dims();
         let p = self.patch;
         let (gh, gw) = (h / p, w / p);
-        images.clone().reshape([n * c, gh, p, gw, p]).permute([0, 1, 3, 2, 4]).reshape([n, c, gh * gw, p * p]).permute([0, 2, 1, 3]).reshape([n, gh * gw, c * p * p])
+        images
+            .clone()
+            .reshape([n * c, gh, p, gw, p])
+            .permute([0, 1, 3, 2, 4])
+            .reshape([n, c, gh * gw, p * p])
+            .permute([0, 2, 1, 3])
+            .reshape([n, gh * gw, c * p * p])
     }
 }
 
@@ -136,6 +142,7 @@ impl<B: Backend> BaseTokenizer<B> for PixelBase<B> {
 
 /// The base of a model.
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // one per model, never in a collection
 pub enum Base<B: Backend> {
     /// MaskGIT VQGAN (official).
     Vqgan(VqganBase<B>),

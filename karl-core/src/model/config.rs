@@ -8,9 +8,8 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 /// The 19 official ε bins.
-pub const EPS_BINS: [f32; 19] = [
-    0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.09, 0.1, 0.12, 0.14, 0.16, 0.18, 0.2, 0.24, 0.28, 0.32, 0.38,
-];
+pub const EPS_BINS: [f32; 19] =
+    [0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.09, 0.1, 0.12, 0.14, 0.16, 0.18, 0.2, 0.24, 0.28, 0.32, 0.38];
 
 /// VQGAN `ddconfig`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -187,7 +186,7 @@ impl KarlConfig {
         if d.width == 0 || d.heads == 0 || d.width % d.heads != 0 {
             return err(format!("decoder width {} is not divisible by {} heads", d.width, d.heads));
         }
-        if self.patch_size == 0 || self.image_size % self.patch_size != 0 {
+        if self.patch_size == 0 || !self.image_size.is_multiple_of(self.patch_size) {
             return err(format!("image size {} is not a multiple of patch size {}", self.image_size, self.patch_size));
         }
         if self.patch_embed_out_channels + self.base_feature_channels() != e.width {
@@ -199,14 +198,20 @@ impl KarlConfig {
             ));
         }
         if self.max_grid_tokens < self.grid() {
-            return err(format!("positional grid {} is smaller than the token grid {}", self.max_grid_tokens, self.grid()));
+            return err(format!(
+                "positional grid {} is smaller than the token grid {}",
+                self.max_grid_tokens,
+                self.grid()
+            ));
         }
         if self.eps_bins.is_empty() || self.eps_bins.windows(2).any(|w| w[0] >= w[1]) {
             return err(format!("eps bins must be increasing, got {:?}", self.eps_bins));
         }
         match self.base_tokenizer.as_str() {
             "vqgan" => {
-                let Some(v) = &self.vqgan else { return err("base_tokenizer is vqgan but the vqgan section is missing".into()) };
+                let Some(v) = &self.vqgan else {
+                    return err("base_tokenizer is vqgan but the vqgan section is missing".into());
+                };
                 let levels = v.ddconfig.ch_mult.len();
                 if levels == 0 || self.image_size >> (levels - 1) != self.grid() {
                     return err(format!(
@@ -289,7 +294,14 @@ impl KarlConfig {
 
     /// A small pixel-base model (no VQGAN): `image` px, `patch` px patches, encoder/decoder
     /// `(width, layers, heads)`, `max_latent` 1-D tokens.
-    pub fn pixel(name: &str, image: usize, patch: usize, enc: (usize, usize, usize), dec: (usize, usize, usize), max_latent: usize) -> Self {
+    pub fn pixel(
+        name: &str,
+        image: usize,
+        patch: usize,
+        enc: (usize, usize, usize),
+        dec: (usize, usize, usize),
+        max_latent: usize,
+    ) -> Self {
         KarlConfig {
             name: name.to_string(),
             base_tokenizer: "pixel".to_string(),

@@ -4,7 +4,7 @@
 //! their timestep rows]`; the head back to the base tokenizer's space.
 use super::base::{Base, BaseEncoding, BaseTokenizer, PixelBase, VqganBase};
 use super::config::KarlConfig;
-use super::quantizer::{quantize, Quantized};
+use super::quantizer::{Quantized, quantize};
 use super::vqgan::Vqgan;
 use crate::backend::Backend;
 use crate::error::Result;
@@ -186,7 +186,9 @@ impl<B: Backend> Karl<B> {
             halting_mlp_0: Linear::new(we, c.halting_mlp_hidden, true, &mut init),
             halting_mlp_2: Linear::new(c.halting_mlp_hidden, 1, true, &mut init),
             pre_quantizer_mlp: Linear::new(we, c.vq_token_dim, true, &mut init),
-            quantize: c.quantize_latent.then(|| init.uniform([c.vq_codebook_size, c.vq_token_dim], 1.0 / c.vq_codebook_size as f64)),
+            quantize: c
+                .quantize_latent
+                .then(|| init.uniform([c.vq_codebook_size, c.vq_token_dim], 1.0 / c.vq_codebook_size as f64)),
             decoder_embed: Linear::new(c.vq_token_dim, wd, true, &mut init),
             decoder: KarlDecoder {
                 ln_pre: LayerNorm::new(wd, 1e-5, &mut init),

@@ -25,7 +25,9 @@ pub fn infer_config(tensors: &[(String, TensorData)]) -> Result<KarlConfig> {
     let layers = |p: &str| {
         (0..64).take_while(|i| tensors.iter().any(|(n, _)| n.starts_with(&format!("{p}.transformer.{i}.")))).count()
     };
-    let we = get("latent_tokens").map(|d| d[1]).ok_or_else(|| Error::Weights("no latent_tokens key: not a KARL checkpoint".into()))?;
+    let we = get("latent_tokens")
+        .map(|d| d[1])
+        .ok_or_else(|| Error::Weights("no latent_tokens key: not a KARL checkpoint".into()))?;
     let wd = get("decoder_latent_tokens_timestep_embed").map(|d| d[1]).unwrap_or(0);
     let (le, ld) = (layers("encoder"), layers("decoder"));
     let matches: Vec<KarlConfig> = KarlConfig::PRESETS
@@ -37,7 +39,7 @@ pub fn infer_config(tensors: &[(String, TensorData)]) -> Result<KarlConfig> {
         0 => {
             return Err(Error::Config(format!(
                 "no preset has encoder {we}/{le} layers and decoder {wd}/{ld} layers; pass a config.json"
-            )))
+            )));
         }
         1 => matches.into_iter().next().expect("one"),
         _ => {
@@ -51,16 +53,27 @@ pub fn infer_config(tensors: &[(String, TensorData)]) -> Result<KarlConfig> {
 }
 
 /// Loads a model on the CPU or any backend.
-pub fn load_model<B: Backend>(path: &Path, config: Option<&Path>, entry: Option<&str>, device: &B::Device) -> Result<Karl<B>> {
+pub fn load_model<B: Backend>(
+    path: &Path,
+    config: Option<&Path>,
+    entry: Option<&str>,
+    device: &B::Device,
+) -> Result<Karl<B>> {
     let (weights, beside) = if path.is_dir() {
         let w = find_weights(path).ok_or_else(|| {
-            Error::Config(format!("{}: no weights.safetensors (or model.safetensors) in this directory", path.display()))
+            Error::Config(format!(
+                "{}: no weights.safetensors (or model.safetensors) in this directory",
+                path.display()
+            ))
         })?;
         (w, path.join("config.json"))
     } else if path.is_file() {
         (path.to_path_buf(), path.with_file_name("config.json"))
     } else {
-        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such model file or directory")));
+        return Err(Error::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such model file or directory"),
+        ));
     };
     let tensors = read_weights(&weights, entry)?;
     let cfg_path = config.map(Path::to_path_buf).or_else(|| beside.is_file().then_some(beside));

@@ -142,7 +142,10 @@ impl<B: Backend> Tokenizer<B> {
                     None => TokenCodes::Quantized(kept[i].iter().map(|&j| q.indices[i * t + j] as u16).collect()),
                     Some(v) => TokenCodes::Continuous {
                         dim: dim as u16,
-                        values: kept[i].iter().flat_map(|&j| v[(i * t + j) * dim..(i * t + j + 1) * dim].iter().copied()).collect(),
+                        values: kept[i]
+                            .iter()
+                            .flat_map(|&j| v[(i * t + j) * dim..(i * t + j + 1) * dim].iter().copied())
+                            .collect(),
                     },
                 };
                 Tokens {
@@ -171,16 +174,26 @@ impl<B: Backend> Tokenizer<B> {
         }
         let c = &self.model.config;
         if t.budget as usize > c.max_latent_tokens.min(MAX_BUDGET) || t.budget == 0 {
-            return Err(Error::InvalidArgument(format!("token budget {} is outside 1..={}", t.budget, c.max_latent_tokens)));
+            return Err(Error::InvalidArgument(format!(
+                "token budget {} is outside 1..={}",
+                t.budget, c.max_latent_tokens
+            )));
         }
         match (&t.codes, &self.model.quantize) {
             (TokenCodes::Quantized(codes), Some(_)) => {
                 if let Some(&bad) = codes.iter().find(|&&c2| c2 as usize >= c.vq_codebook_size) {
-                    return Err(Error::InvalidArgument(format!("code {bad} is outside the codebook of {}", c.vq_codebook_size)));
+                    return Err(Error::InvalidArgument(format!(
+                        "code {bad} is outside the codebook of {}",
+                        c.vq_codebook_size
+                    )));
                 }
             }
             (TokenCodes::Continuous { dim, .. }, None) if *dim as usize == c.vq_token_dim => {}
-            _ => return Err(Error::InvalidArgument(String::from("token kind (quantised/continuous) does not match the model"))),
+            _ => {
+                return Err(Error::InvalidArgument(String::from(
+                    "token kind (quantised/continuous) does not match the model",
+                )));
+            }
         }
         Ok(())
     }

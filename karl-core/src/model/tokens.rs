@@ -65,16 +65,19 @@ impl Tokens {
         if self.positions.windows(2).any(|w| w[0] >= w[1]) {
             return Err(Error::Format(String::from("token positions are not strictly increasing")));
         }
-        if let Some(&last) = self.positions.last() {
-            if last as u32 >= self.budget {
-                return Err(Error::Format(format!("token position {last} is outside the budget {}", self.budget)));
-            }
+        if let Some(&last) = self.positions.last()
+            && last as u32 >= self.budget
+        {
+            return Err(Error::Format(format!("token position {last} is outside the budget {}", self.budget)));
         }
         let n = match &self.codes {
             TokenCodes::Quantized(c) => c.len(),
             TokenCodes::Continuous { dim, values } => {
                 if *dim == 0 || values.len() % *dim as usize != 0 {
-                    return Err(Error::Format(format!("{} continuous values are not a multiple of dim {dim}", values.len())));
+                    return Err(Error::Format(format!(
+                        "{} continuous values are not a multiple of dim {dim}",
+                        values.len()
+                    )));
                 }
                 values.len() / *dim as usize
             }
@@ -109,7 +112,9 @@ impl Tokens {
         }
         let version = u16::from_le_bytes([bytes[8], bytes[9]]);
         if version != FORMAT_VERSION {
-            return fmt(format!("token file format version {version} is not supported (this build reads {FORMAT_VERSION})"));
+            return fmt(format!(
+                "token file format version {version} is not supported (this build reads {FORMAT_VERSION})"
+            ));
         }
         let len = u32::from_le_bytes([bytes[10], bytes[11], bytes[12], bytes[13]]) as usize;
         if bytes.len() != 18 + len {
@@ -120,7 +125,8 @@ impl Tokens {
         if crc32fast::hash(body) != crc {
             return fmt(String::from("token file checksum mismatch (corrupted)"));
         }
-        let t: Tokens = postcard::from_bytes(&bytes[14..14 + len]).map_err(|e| Error::Format(format!("token payload: {e}")))?;
+        let t: Tokens =
+            postcard::from_bytes(&bytes[14..14 + len]).map_err(|e| Error::Format(format!("token payload: {e}")))?;
         t.validate()?;
         Ok(t)
     }

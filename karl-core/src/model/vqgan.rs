@@ -140,13 +140,19 @@ impl<B: Backend> Vqgan<B> {
         let encoder = VqganEncoder {
             conv_in: Conv2d::new(3, ch, 3, 1, 1, false, init),
             down,
-            mid: Mid { block_1: ResnetBlock::new(block_in, block_in, c, init), block_2: ResnetBlock::new(block_in, block_in, c, init) },
+            mid: Mid {
+                block_1: ResnetBlock::new(block_in, block_in, c, init),
+                block_2: ResnetBlock::new(block_in, block_in, c, init),
+            },
             norm_out: GroupNorm::new(c.groupnorm_groups, block_in, c.groupnorm_eps, init),
             conv_out: Conv2d::new(block_in, c.z_channels, 1, 1, 0, true, init),
         };
         let mut block_in = ch * c.ch_mult[levels - 1];
         let conv_in = Conv2d::new(c.z_channels, block_in, 3, 1, 1, true, init);
-        let mid = Mid { block_1: ResnetBlock::new(block_in, block_in, c, init), block_2: ResnetBlock::new(block_in, block_in, c, init) };
+        let mid = Mid {
+            block_1: ResnetBlock::new(block_in, block_in, c, init),
+            block_2: ResnetBlock::new(block_in, block_in, c, init),
+        };
         let mut up: Vec<Option<Level<B>>> = (0..levels).map(|_| None).collect();
         for i in (0..levels).rev() {
             let block_out = ch * c.ch_mult[i];

@@ -23,7 +23,15 @@ crate::impl_module!(Conv2d { weight => "weight", bias => "bias" });
 
 impl<B: Backend> Conv2d<B> {
     /// A new layer (PyTorch default-like uniform init, or trunc-normal when `trunc` is set).
-    pub fn new(input: usize, output: usize, k: usize, stride: usize, padding: usize, bias: bool, init: &mut Init<'_, B>) -> Self {
+    pub fn new(
+        input: usize,
+        output: usize,
+        k: usize,
+        stride: usize,
+        padding: usize,
+        bias: bool,
+        init: &mut Init<'_, B>,
+    ) -> Self {
         let bound = 1.0 / libm::sqrt((input * k * k) as f64);
         Conv2d {
             weight: init.uniform([output, input, k, k], bound),

@@ -9,5 +9,5 @@ mod norm;
 pub use attention::{MultiheadAttention, ResidualAttentionBlock, Transformer};
 pub use conv::Conv2d;
 pub use linear::Linear;
-pub use module::{join as join_path, load_module, module_tensors, num_params, Module, ParamInfo};
+pub use module::{Module, ParamInfo, join as join_path, load_module, module_tensors, num_params};
 pub use norm::{GroupNorm, LayerNorm};

@@ -15,9 +15,7 @@ pub mod pth;
 pub mod safetensors;
 
 pub use self::pth::{PthCheckpoint, read_pth};
-pub use self::safetensors::{
-    read_safetensors, read_safetensors_bytes, safetensors_bytes, write_safetensors,
-};
+pub use self::safetensors::{read_safetensors, read_safetensors_bytes, safetensors_bytes, write_safetensors};
 
 /// Reads the tensors of a weights file, sorted by name, whatever its kind.
 ///
@@ -61,12 +59,9 @@ pub fn read_weights(path: &Path, entry: Option<&str>) -> Result<Vec<(String, Ten
 /// Writes `bytes` to `path` atomically: into `<path>.tmp-<pid>` in the same directory, fsync,
 /// then rename over `path`. On failure the temporary file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let file_name = path.file_name().ok_or_else(|| {
-        Error::io(
-            path,
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"),
-        )
-    })?;
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path")))?;
     let mut tmp_name = file_name.to_os_string();
     tmp_name.push(format!(".tmp-{}", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
@@ -114,10 +109,7 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"second");
         std::fs::remove_file(&path).unwrap();
         let err = write_atomic(Path::new("/nonexistent-dir/karl/x.bin"), b"x").unwrap_err();
-        assert!(
-            err.to_string().contains("/nonexistent-dir/karl/x.bin"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("/nonexistent-dir/karl/x.bin"), "{err}");
     }
 
     #[test]
@@ -135,10 +127,7 @@ mod tests {
     fn read_weights_rejects_other_files() {
         let text = shared_dir().join("golden/pth/tiny_views.expected.json");
         let err = read_weights(&text, None).unwrap_err().to_string();
-        assert!(
-            err.contains("not a checkpoint") && err.contains("tiny_views.expected.json"),
-            "{err}"
-        );
+        assert!(err.contains("not a checkpoint") && err.contains("tiny_views.expected.json"), "{err}");
         let path = temp_path("garbage.bin");
         std::fs::write(&path, [0xffu8, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]).unwrap();
         let err = read_weights(&path, None).unwrap_err().to_string();

@@ -154,9 +154,7 @@ fn take_children(v: &mut Value, out: &mut Vec<Value>) {
         }
         Value::Dict(d) => {
             if let Some(cell) = Rc::get_mut(d) {
-                cell.get_mut()
-                    .drain(..)
-                    .for_each(|(k, v)| out.extend([k, v]));
+                cell.get_mut().drain(..).for_each(|(k, v)| out.extend([k, v]));
             }
         }
         Value::PersistentId(p) => {
@@ -196,14 +194,7 @@ impl fmt::Debug for Value {
 
 /// Runs the pickle machine over `data` and returns the value left by `STOP`.
 pub fn load(data: &[u8]) -> Result<Value> {
-    Machine {
-        data,
-        pos: 0,
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: HashMap::new(),
-    }
-    .run()
+    Machine { data, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() }.run()
 }
 
 struct Machine<'a> {
@@ -221,16 +212,9 @@ fn err(msg: impl fmt::Display) -> Error {
 
 impl Machine<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8]> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.data.len())
-            .ok_or_else(|| {
-                err(format!(
-                    "truncated: {n} bytes needed at offset {} of {}",
-                    self.pos,
-                    self.data.len()
-                ))
+        let end =
+            self.pos.checked_add(n).filter(|&e| e <= self.data.len()).ok_or_else(|| {
+                err(format!("truncated: {n} bytes needed at offset {} of {}", self.pos, self.data.len()))
             })?;
         let bytes = &self.data[self.pos..end];
         self.pos = end;
@@ -253,18 +237,14 @@ impl Machine<'_> {
     }
     fn line(&mut self) -> Result<&str> {
         let rest = &self.data[self.pos..];
-        let n = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .ok_or_else(|| err("unterminated text line"))?;
+        let n = rest.iter().position(|&b| b == b'\n').ok_or_else(|| err("unterminated text line"))?;
         let line = std::str::from_utf8(&rest[..n]).map_err(|_| err("text line is not UTF-8"))?;
         self.pos += n + 1;
         Ok(line)
     }
     fn utf8(&mut self, n: usize) -> Result<Value> {
         let at = self.pos;
-        let s = std::str::from_utf8(self.take(n)?)
-            .map_err(|_| err(format!("invalid UTF-8 string at offset {at}")))?;
+        let s = std::str::from_utf8(self.take(n)?).map_err(|_| err(format!("invalid UTF-8 string at offset {at}")))?;
         Ok(Value::Str(s.into()))
     }
 
@@ -284,20 +264,14 @@ impl Machine<'_> {
         self.stack.last_mut().ok_or_else(|| err("stack underflow"))
     }
     fn pop_mark(&mut self) -> Result<Vec<Value>> {
-        let m = self
-            .marks
-            .pop()
-            .ok_or_else(|| err(format!("no MARK open at offset {}", self.pos)))?;
+        let m = self.marks.pop().ok_or_else(|| err(format!("no MARK open at offset {}", self.pos)))?;
         if m > self.stack.len() {
             return Err(err(format!("MARK below the stack at offset {}", self.pos)));
         }
         Ok(self.stack.split_off(m))
     }
     fn memo_get(&self, key: u64) -> Result<Value> {
-        self.memo
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| err(format!("memo {key} read before it was written")))
+        self.memo.get(&key).cloned().ok_or_else(|| err(format!("memo {key} read before it was written")))
     }
     fn memo_put(&mut self, key: u64) -> Result<()> {
         let v = self.top()?.clone();
@@ -307,10 +281,7 @@ impl Machine<'_> {
 
     fn set_items(&mut self, pairs: Vec<Value>) -> Result<()> {
         if !pairs.len().is_multiple_of(2) {
-            return Err(err(format!(
-                "odd number of values ({}) for dict items",
-                pairs.len()
-            )));
+            return Err(err(format!("odd number of values ({}) for dict items", pairs.len())));
         }
         let mut it = pairs.into_iter();
         let mut kv = Vec::new();
@@ -334,24 +305,14 @@ impl Machine<'_> {
     }
     fn call(&mut self, callable: Value, args: Value) -> Result<()> {
         if !matches!(args, Value::Tuple(_)) {
-            return Err(err(format!(
-                "call arguments are a {}, not a tuple",
-                args.kind()
-            )));
+            return Err(err(format!("call arguments are a {}, not a tuple", args.kind())));
         }
-        let obj = Object {
-            callable,
-            args,
-            state: None,
-            items: Vec::new(),
-            appended: Vec::new(),
-        };
+        let obj = Object { callable, args, state: None, items: Vec::new(), appended: Vec::new() };
         self.stack.push(Value::Object(Rc::new(RefCell::new(obj))));
         Ok(())
     }
     fn global(&mut self, module: String, name: String) {
-        self.stack
-            .push(Value::Global(Rc::new(Global { module, name })));
+        self.stack.push(Value::Global(Rc::new(Global { module, name })));
     }
 
     fn run(mut self) -> Result<Value> {
@@ -495,9 +456,7 @@ impl Machine<'_> {
                     match (module.as_str(), name.as_str()) {
                         (Some(m), Some(n)) => self.global(m.to_string(), n.to_string()),
                         _ => {
-                            return Err(err(format!(
-                                "STACK_GLOBAL needs two strings at offset {at}"
-                            )));
+                            return Err(err(format!("STACK_GLOBAL needs two strings at offset {at}")));
                         }
                     }
                 }
@@ -553,9 +512,7 @@ impl Machine<'_> {
                 }
                 b'p' | b'g' => {
                     let line = self.line()?;
-                    let k: u64 = line
-                        .parse()
-                        .map_err(|_| err(format!("bad memo index {line:?}")))?;
+                    let k: u64 = line.parse().map_err(|_| err(format!("bad memo index {line:?}")))?;
                     if op == b'p' {
                         self.memo_put(k)?;
                     } else {
@@ -593,9 +550,7 @@ mod tests {
         p.extend(b"\x8c\x01b(G\x3f\xf8\x00\x00\x00\x00\x00\x00N\x88\x89t");
         p.extend(b"\x8c\x01cC\x02xyu.");
         let v = load(&p).unwrap();
-        let Value::Dict(d) = &v else {
-            panic!("not a dict: {v:?}")
-        };
+        let Value::Dict(d) = &v else { panic!("not a dict: {v:?}") };
         let d = d.borrow();
         assert_eq!(d.len(), 3);
         assert_eq!(d[0].0.as_str(), Some("a"));
@@ -605,10 +560,7 @@ mod tests {
         let t = d[1].1.as_tuple().unwrap();
         assert!(matches!(t[0], Value::Float(x) if x == 1.5));
         assert!(matches!(t[1], Value::None));
-        assert!(matches!(
-            (&t[2], &t[3]),
-            (Value::Bool(true), Value::Bool(false))
-        ));
+        assert!(matches!((&t[2], &t[3]), (Value::Bool(true), Value::Bool(false))));
         assert!(matches!(&d[2].1, Value::Bytes(b) if &b[..] == b"xy"));
     }
 
@@ -659,10 +611,7 @@ mod tests {
             b".",
         ];
         for c in cases {
-            assert!(
-                matches!(load(c), Err(Error::Format(_))),
-                "{c:?} was accepted"
-            );
+            assert!(matches!(load(c), Err(Error::Format(_))), "{c:?} was accepted");
         }
         let msg = load(b"\x80\x02\xff.").unwrap_err().to_string();
         assert!(msg.contains("unsupported opcode 0xff at offset 2"), "{msg}");
@@ -688,8 +637,7 @@ mod tests {
         let file = std::fs::File::open(path).unwrap();
         let mut zip = zip::ZipArchive::new(file).unwrap();
         let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut zip.by_name("tiny_views/data.pkl").unwrap(), &mut data)
-            .unwrap();
+        std::io::Read::read_to_end(&mut zip.by_name("tiny_views/data.pkl").unwrap(), &mut data).unwrap();
         assert!(load(&data).is_ok());
         for cut in 0..data.len() - 1 {
             assert!(load(&data[..cut]).is_err(), "cut {cut}");

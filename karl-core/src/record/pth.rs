@@ -44,36 +44,22 @@ pub fn read_pth(path: &Path, entry: Option<&str>) -> Result<PthCheckpoint> {
 fn read_pth_from<R: Read + std::io::Seek>(reader: R, entry: Option<&str>) -> Result<PthCheckpoint> {
     let mut archive = Archive::open(reader)?;
     let root = archive.read_pickle()?;
-    let top = dict_items(&root).ok_or_else(|| {
-        Error::Format(format!(
-            "the checkpoint holds a {}, not a dict",
-            root.kind()
-        ))
-    })?;
+    let top = dict_items(&root)
+        .ok_or_else(|| Error::Format(format!("the checkpoint holds a {}, not a dict", root.kind())))?;
     let mut keys = Vec::with_capacity(top.len());
     for (k, _) in &top {
-        let k = k
-            .as_str()
-            .ok_or_else(|| Error::Format(format!("top-level key is a {}, not a str", k.kind())))?;
+        let k = k.as_str().ok_or_else(|| Error::Format(format!("top-level key is a {}, not a str", k.kind())))?;
         if !keys.iter().any(|x| x == k) {
             keys.push(k.to_string());
         }
     }
-    let lookup = |name: &str| {
-        top.iter()
-            .rev()
-            .find(|(k, _)| k.as_str() == Some(name))
-            .map(|(_, v)| v)
-    };
+    let lookup = |name: &str| top.iter().rev().find(|(k, _)| k.as_str() == Some(name)).map(|(_, v)| v);
     let available = || keys.join(", ");
 
     let (entry, state_dict) = match entry {
         Some(name) => {
             let v = lookup(name).ok_or_else(|| {
-                Error::Format(format!(
-                    "no entry '{name}' in the checkpoint; available entries: {}",
-                    available()
-                ))
+                Error::Format(format!("no entry '{name}' in the checkpoint; available entries: {}", available()))
             })?;
             let items = dict_items(v).ok_or_else(|| {
                 Error::Format(format!(
@@ -84,17 +70,10 @@ fn read_pth_from<R: Read + std::io::Seek>(reader: R, entry: Option<&str>) -> Res
             })?;
             (Some(name.to_string()), items)
         }
-        None => match ["ema", "model"]
-            .into_iter()
-            .find_map(|n| lookup(n).map(|v| (n, v)))
-        {
+        None => match ["ema", "model"].into_iter().find_map(|n| lookup(n).map(|v| (n, v))) {
             Some((name, v)) => {
-                let items = dict_items(v).ok_or_else(|| {
-                    Error::Format(format!(
-                        "entry '{name}' is a {}, not a state dict",
-                        v.kind()
-                    ))
-                })?;
+                let items = dict_items(v)
+                    .ok_or_else(|| Error::Format(format!("entry '{name}' is a {}, not a state dict", v.kind())))?;
                 (Some(name.to_string()), items)
             }
             None if top.iter().all(|(_, v)| is_tensor(v)) => (None, top.clone()),
@@ -114,19 +93,13 @@ fn read_pth_from<R: Read + std::io::Seek>(reader: R, entry: Option<&str>) -> Res
     };
     let mut tensors = BTreeMap::new();
     for (k, v) in &state_dict {
-        let key = k
-            .as_str()
-            .ok_or_else(|| Error::Format(format!("state-dict key is a {}, not a str", k.kind())))?;
-        let t = archive.tensor(v, 0).map_err(|e| {
-            Error::Format(format!("tensor '{}': {}", full_name(key), strip_format(e)))
-        })?;
+        let key = k.as_str().ok_or_else(|| Error::Format(format!("state-dict key is a {}, not a str", k.kind())))?;
+        let t = archive
+            .tensor(v, 0)
+            .map_err(|e| Error::Format(format!("tensor '{}': {}", full_name(key), strip_format(e))))?;
         tensors.insert(key.to_string(), t);
     }
-    Ok(PthCheckpoint {
-        keys,
-        entry,
-        tensors: tensors.into_iter().collect(),
-    })
+    Ok(PthCheckpoint { keys, entry, tensors: tensors.into_iter().collect() })
 }
 
 fn strip_format(e: Error) -> String {
@@ -154,13 +127,8 @@ fn rebuild_fn(v: &Value) -> Option<(String, Value)> {
     let Value::Object(o) = v else { return None };
     let o = o.borrow();
     let g = o.callable.as_global()?;
-    let known = [
-        "_rebuild_tensor_v2",
-        "_rebuild_parameter",
-        "_rebuild_parameter_with_state",
-    ];
-    (g.module == "torch._utils" && known.contains(&g.name.as_str()))
-        .then(|| (g.name.clone(), o.args.clone()))
+    let known = ["_rebuild_tensor_v2", "_rebuild_parameter", "_rebuild_parameter_with_state"];
+    (g.module == "torch._utils" && known.contains(&g.name.as_str())).then(|| (g.name.clone(), o.args.clone()))
 }
 
 fn is_tensor(v: &Value) -> bool {
@@ -182,16 +150,12 @@ fn storage_dtype(class: &str) -> Option<DType> {
 }
 
 fn usize_of(v: &Value, what: &str) -> Result<usize> {
-    let i = v
-        .as_int()
-        .ok_or_else(|| Error::Format(format!("{what} is a {}, not an int", v.kind())))?;
+    let i = v.as_int().ok_or_else(|| Error::Format(format!("{what} is a {}, not an int", v.kind())))?;
     usize::try_from(i).map_err(|_| Error::Format(format!("{what} is {i}, not a size")))
 }
 
 fn usizes_of(v: &Value, what: &str) -> Result<Vec<usize>> {
-    let t = v
-        .as_tuple()
-        .ok_or_else(|| Error::Format(format!("{what} is a {}, not a tuple", v.kind())))?;
+    let t = v.as_tuple().ok_or_else(|| Error::Format(format!("{what} is a {}, not a tuple", v.kind())))?;
     t.iter().map(|x| usize_of(x, what)).collect()
 }
 
@@ -206,13 +170,10 @@ struct Archive<R> {
 
 impl<R: Read + std::io::Seek> Archive<R> {
     fn open(reader: R) -> Result<Self> {
-        let mut zip =
-            ZipArchive::new(reader).map_err(|e| Error::Format(format!("not a zip file ({e})")))?;
+        let mut zip = ZipArchive::new(reader).map_err(|e| Error::Format(format!("not a zip file ({e})")))?;
         let pkl = zip
             .file_names()
-            .filter(|n| {
-                *n == "data.pkl" || (n.ends_with("/data.pkl") && n.matches('/').count() == 1)
-            })
+            .filter(|n| *n == "data.pkl" || (n.ends_with("/data.pkl") && n.matches('/').count() == 1))
             .min()
             .map(str::to_string)
             .ok_or_else(|| Error::Format("not a PyTorch checkpoint: missing data.pkl".into()))?;
@@ -220,38 +181,25 @@ impl<R: Read + std::io::Seek> Archive<R> {
         let big_endian = match zip.by_name(&format!("{prefix}byteorder")) {
             Ok(f) => {
                 let mut s = String::new();
-                f.take(16)
-                    .read_to_string(&mut s)
-                    .map_err(|e| Error::Format(format!("byteorder: {e}")))?;
+                f.take(16).read_to_string(&mut s).map_err(|e| Error::Format(format!("byteorder: {e}")))?;
                 match s.trim() {
                     "little" => false,
                     "big" => true,
                     other => {
-                        return Err(Error::Format(format!(
-                            "byteorder is {other:?}, not little or big"
-                        )));
+                        return Err(Error::Format(format!("byteorder is {other:?}, not little or big")));
                     }
                 }
             }
             Err(_) => false,
         };
-        Ok(Archive {
-            zip,
-            prefix,
-            big_endian,
-            storages: HashMap::new(),
-        })
+        Ok(Archive { zip, prefix, big_endian, storages: HashMap::new() })
     }
 
     fn read_pickle(&mut self) -> Result<Value> {
         let name = format!("{}data.pkl", self.prefix);
-        let mut f = self
-            .zip
-            .by_name(&name)
-            .map_err(|e| Error::Format(format!("{name}: {e}")))?;
+        let mut f = self.zip.by_name(&name).map_err(|e| Error::Format(format!("{name}: {e}")))?;
         let mut bytes = Vec::new();
-        f.read_to_end(&mut bytes)
-            .map_err(|e| Error::Format(format!("{name}: {e}")))?;
+        f.read_to_end(&mut bytes).map_err(|e| Error::Format(format!("{name}: {e}")))?;
         pickle::load(&bytes).map_err(|e| Error::Format(format!("data.pkl: {}", strip_format(e))))
     }
 
@@ -267,26 +215,15 @@ impl<R: Read + std::io::Seek> Archive<R> {
             return Ok(Rc::clone(s));
         }
         if key.is_empty() || key.contains('/') || key.contains('\\') || key.starts_with('.') {
-            return Err(Error::Format(format!(
-                "storage key {key:?} is not a plain name"
-            )));
+            return Err(Error::Format(format!("storage key {key:?} is not a plain name")));
         }
         let name = format!("{}data/{key}", self.prefix);
-        let f = self
-            .zip
-            .by_name(&name)
-            .map_err(|_| Error::Format(format!("missing storage file {name}")))?;
+        let f = self.zip.by_name(&name).map_err(|_| Error::Format(format!("missing storage file {name}")))?;
         let mut bytes = Vec::with_capacity(nbytes.min(usize::try_from(f.size()).unwrap_or(0)));
         let limit = u64::try_from(nbytes).unwrap_or(u64::MAX).saturating_add(1);
-        f.take(limit)
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::Format(format!("{name}: {e}")))?;
+        f.take(limit).read_to_end(&mut bytes).map_err(|e| Error::Format(format!("{name}: {e}")))?;
         if bytes.len() != nbytes {
-            let more = if bytes.len() > nbytes {
-                "more than "
-            } else {
-                ""
-            };
+            let more = if bytes.len() > nbytes { "more than " } else { "" };
             return Err(Error::Format(format!(
                 "storage {key} has {more}{} bytes, but is declared with {nbytes}",
                 bytes.len()
@@ -299,8 +236,7 @@ impl<R: Read + std::io::Seek> Archive<R> {
 
     /// Rebuilds a pickled tensor as row-major data.
     fn tensor(&mut self, v: &Value, depth: usize) -> Result<TensorData> {
-        let (func, args) = rebuild_fn(v)
-            .ok_or_else(|| Error::Format(format!("is a {}, not a tensor", v.kind())))?;
+        let (func, args) = rebuild_fn(v).ok_or_else(|| Error::Format(format!("is a {}, not a tensor", v.kind())))?;
         let args = args.as_tuple().unwrap_or_default();
         if func != "_rebuild_tensor_v2" {
             // A Parameter wraps the tensor as its first argument.
@@ -310,52 +246,35 @@ impl<R: Read + std::io::Seek> Archive<R> {
             };
         }
         let [storage, offset, size, stride, ..] = args else {
-            return Err(Error::Format(format!(
-                "_rebuild_tensor_v2 has {} arguments, expected at least 4",
-                args.len()
-            )));
+            return Err(Error::Format(format!("_rebuild_tensor_v2 has {} arguments, expected at least 4", args.len())));
         };
         let offset = usize_of(offset, "storage offset")?;
         let size = usizes_of(size, "size")?;
         let stride = usizes_of(stride, "stride")?;
         if size.len() != stride.len() {
-            return Err(Error::Format(format!(
-                "size {size:?} and stride {stride:?} differ in rank"
-            )));
+            return Err(Error::Format(format!("size {size:?} and stride {stride:?} differ in rank")));
         }
 
         let Value::PersistentId(id) = storage else {
-            return Err(Error::Format(format!(
-                "storage is a {}, not a persistent id",
-                storage.kind()
-            )));
+            return Err(Error::Format(format!("storage is a {}, not a persistent id", storage.kind())));
         };
         let (dtype, key, numel) = match id.as_tuple() {
             Some([tag, class, key, _location, numel]) if tag.as_str() == Some("storage") => {
-                let g = class
-                    .as_global()
-                    .ok_or_else(|| Error::Format(format!("storage type is a {}", class.kind())))?;
+                let g =
+                    class.as_global().ok_or_else(|| Error::Format(format!("storage type is a {}", class.kind())))?;
                 let dtype = storage_dtype(&g.name)
                     .filter(|_| g.module == "torch")
-                    .ok_or_else(|| {
-                        Error::Format(format!("unsupported storage type {}.{}", g.module, g.name))
-                    })?;
-                let key = key
-                    .as_str()
-                    .ok_or_else(|| Error::Format(format!("storage key is a {}", key.kind())))?;
+                    .ok_or_else(|| Error::Format(format!("unsupported storage type {}.{}", g.module, g.name)))?;
+                let key = key.as_str().ok_or_else(|| Error::Format(format!("storage key is a {}", key.kind())))?;
                 (dtype, key.to_string(), usize_of(numel, "storage size")?)
             }
             _ => {
-                return Err(Error::Format(format!(
-                    "persistent id {:?} is not a storage record",
-                    id
-                )));
+                return Err(Error::Format(format!("persistent id {:?} is not a storage record", id)));
             }
         };
         let es = dtype.size();
-        let nbytes = numel
-            .checked_mul(es)
-            .ok_or_else(|| Error::Format(format!("storage {key} size {numel} overflows")))?;
+        let nbytes =
+            numel.checked_mul(es).ok_or_else(|| Error::Format(format!("storage {key} size {numel} overflows")))?;
         let bytes = self.storage(&key, nbytes)?;
         let mut out = gather(&key, &bytes, es, offset, &size, &stride)?;
         if self.big_endian {
@@ -371,19 +290,9 @@ const MAX_REPEAT: usize = 1024;
 
 /// Copies the elements of a strided view of storage `key` (element size `es`) into row-major
 /// order, after checking that the view lies inside the storage.
-fn gather(
-    key: &str,
-    bytes: &[u8],
-    es: usize,
-    offset: usize,
-    size: &[usize],
-    stride: &[usize],
-) -> Result<Vec<u8>> {
+fn gather(key: &str, bytes: &[u8], es: usize, offset: usize, size: &[usize], stride: &[usize]) -> Result<Vec<u8>> {
     let too_big = || Error::Format(format!("storage {key}: view of size {size:?} is too large"));
-    let numel = size
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or_else(too_big)?;
+    let numel = size.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(too_big)?;
     if numel == 0 {
         return Ok(Vec::new());
     }
@@ -395,18 +304,13 @@ fn gather(
     let end = size
         .iter()
         .zip(stride)
-        .try_fold(offset, |a, (&d, &s)| {
-            (d - 1).checked_mul(s).and_then(|x| a.checked_add(x))
-        })
+        .try_fold(offset, |a, (&d, &s)| (d - 1).checked_mul(s).and_then(|x| a.checked_add(x)))
         .and_then(|l| l.checked_add(1))
         .and_then(|n| n.checked_mul(es));
     match end {
         Some(end) if end <= bytes.len() => {}
         Some(end) => {
-            return Err(Error::Format(format!(
-                "storage {key} has {} bytes, view needs {end}",
-                bytes.len()
-            )));
+            return Err(Error::Format(format!("storage {key} has {} bytes, view needs {end}", bytes.len())));
         }
         None => return Err(too_big()),
     }
@@ -459,8 +363,7 @@ mod tests {
     /// A zip of (name, bytes) entries, stored uncompressed as torch does.
     fn make_zip(files: &[(&str, &[u8])]) -> Vec<u8> {
         let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-        let opts = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Stored);
+        let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
         for (name, bytes) in files {
             w.start_file(*name, opts).unwrap();
             w.write_all(bytes).unwrap();
@@ -474,14 +377,7 @@ mod tests {
 
     /// Pickle of `{name: _rebuild_tensor_v2(storage('0', <class>, numel), offset, size, stride)}`
     /// as an OrderedDict at the top level (a flat state dict).
-    fn tensor_pickle(
-        name: &str,
-        class: &str,
-        numel: u8,
-        offset: u8,
-        size: &[u8],
-        stride: &[u8],
-    ) -> Vec<u8> {
+    fn tensor_pickle(name: &str, class: &str, numel: u8, offset: u8, size: &[u8], stride: &[u8]) -> Vec<u8> {
         let mut p = b"\x80\x02ccollections\nOrderedDict\n)R(".to_vec();
         p.push(0x8c);
         p.push(name.len() as u8);
@@ -517,19 +413,10 @@ mod tests {
                 other => panic!("dtype {other}"),
             };
             assert_eq!(t.dtype, dtype, "{name}");
-            let shape: Vec<usize> = e["shape"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d.as_u64().unwrap() as usize)
-                .collect();
+            let shape: Vec<usize> =
+                e["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
             assert_eq!(t.shape.dims, shape, "{name}");
-            let values: Vec<f64> = e["values"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap())
-                .collect();
+            let values: Vec<f64> = e["values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
             assert_eq!(t.to_f64_vec(), values, "{name}");
         }
     }
@@ -539,8 +426,7 @@ mod tests {
         let ckpt = read_pth(&golden("mini_ema.pth"), None).unwrap();
         assert_eq!(ckpt.entry.as_deref(), Some("ema"));
         assert_eq!(ckpt.keys, ["ema", "args", "epoch"]);
-        let reference =
-            read_safetensors(&shared_dir().join("golden/mini/weights.safetensors")).unwrap();
+        let reference = read_safetensors(&shared_dir().join("golden/mini/weights.safetensors")).unwrap();
         assert_eq!(reference.len(), 185);
         assert_eq!(ckpt.tensors.len(), reference.len());
         for ((n0, t0), (n1, t1)) in ckpt.tensors.iter().zip(&reference) {
@@ -572,10 +458,7 @@ mod tests {
         assert!(err.contains("ema, model, args, epoch, optimizer"), "{err}");
         assert!(err.contains("tiny_views.pth"), "{err}");
         let err = read_pth(&path, Some("args")).unwrap_err().to_string();
-        assert!(
-            err.contains("argparse.Namespace object, not a state dict"),
-            "{err}"
-        );
+        assert!(err.contains("argparse.Namespace object, not a state dict"), "{err}");
         let err = read_pth(&path, Some("epoch")).unwrap_err().to_string();
         assert!(err.contains("'epoch' is a int"), "{err}");
         let err = read_pth(&path, Some("optimizer")).unwrap_err().to_string();
@@ -586,39 +469,18 @@ mod tests {
     fn truncated_garbage_and_text_files_are_errors() {
         let bytes = std::fs::read(golden("tiny_views.pth")).unwrap();
         let path = temp_path("bad.pth");
-        for cut in [
-            0,
-            10,
-            100,
-            bytes.len() / 2,
-            bytes.len() - 30,
-            bytes.len() - 1,
-        ] {
+        for cut in [0, 10, 100, bytes.len() / 2, bytes.len() - 30, bytes.len() - 1] {
             std::fs::write(&path, &bytes[..cut]).unwrap();
             let err = read_pth(&path, None).unwrap_err();
             assert!(matches!(err, Error::Format(_)), "cut {cut}: {err}");
         }
-        std::fs::write(
-            &path,
-            (0..4000u32)
-                .map(|i| (i * 7919 % 251) as u8)
-                .collect::<Vec<_>>(),
-        )
-        .unwrap();
+        std::fs::write(&path, (0..4000u32).map(|i| (i * 7919 % 251) as u8).collect::<Vec<_>>()).unwrap();
         let garbage = read_pth(&path, None).unwrap_err().to_string();
         std::fs::remove_file(&path).unwrap();
-        assert!(
-            garbage.contains("not a zip file") && garbage.contains("bad.pth"),
-            "{garbage}"
-        );
-        let text = read_pth(&golden("tiny_views.expected.json"), None)
-            .unwrap_err()
-            .to_string();
+        assert!(garbage.contains("not a zip file") && garbage.contains("bad.pth"), "{garbage}");
+        let text = read_pth(&golden("tiny_views.expected.json"), None).unwrap_err().to_string();
         assert!(text.contains("not a zip file"), "{text}");
-        assert!(matches!(
-            read_pth(Path::new("/nonexistent/x.pth"), None),
-            Err(Error::Io { .. })
-        ));
+        assert!(matches!(read_pth(Path::new("/nonexistent/x.pth"), None), Err(Error::Io { .. })));
     }
 
     #[test]
@@ -632,35 +494,20 @@ mod tests {
             f.read_to_end(&mut b).unwrap();
             files.push((f.name().to_string(), b));
         }
-        let pkl = files
-            .iter()
-            .position(|(n, _)| n.ends_with("data.pkl"))
-            .unwrap();
+        let pkl = files.iter().position(|(n, _)| n.ends_with("data.pkl")).unwrap();
         for i in 0..files[pkl].1.len() {
             let mut files = files.clone();
             files[pkl].1[i] ^= 0x41;
-            let refs: Vec<(&str, &[u8])> = files
-                .iter()
-                .map(|(n, b)| (n.as_str(), b.as_slice()))
-                .collect();
+            let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
             let _ = read_bytes(make_zip(&refs), None);
         }
         // A storage file one byte short.
         let mut short = files.clone();
-        let s0 = short
-            .iter()
-            .position(|(n, _)| n.ends_with("data/0"))
-            .unwrap();
+        let s0 = short.iter().position(|(n, _)| n.ends_with("data/0")).unwrap();
         short[s0].1.pop();
-        let refs: Vec<(&str, &[u8])> = short
-            .iter()
-            .map(|(n, b)| (n.as_str(), b.as_slice()))
-            .collect();
+        let refs: Vec<(&str, &[u8])> = short.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
         let err = read_bytes(make_zip(&refs), None).unwrap_err().to_string();
-        assert!(
-            err.contains("storage 0 has 95 bytes, but is declared with 96"),
-            "{err}"
-        );
+        assert!(err.contains("storage 0 has 95 bytes, but is declared with 96"), "{err}");
     }
 
     #[test]
@@ -668,11 +515,7 @@ mod tests {
         // Storage of 24 f32 = arange(24) viewed as (2,3,4) then permuted to (4,2,3): strides (1,12,4).
         let storage: Vec<u8> = (0..24).flat_map(|i| (i as f32).to_le_bytes()).collect();
         let pkl = tensor_pickle("x", "FloatStorage", 24, 0, &[4, 2, 3], &[1, 12, 4]);
-        let zip = make_zip(&[
-            ("arch/data.pkl", &pkl),
-            ("arch/data/0", &storage),
-            ("arch/byteorder", b"little"),
-        ]);
+        let zip = make_zip(&[("arch/data.pkl", &pkl), ("arch/data/0", &storage), ("arch/byteorder", b"little")]);
         let ckpt = read_bytes(zip, None).unwrap();
         assert_eq!(ckpt.entry, None);
         assert_eq!(ckpt.keys, ["x"]);
@@ -691,16 +534,9 @@ mod tests {
 
     #[test]
     fn big_endian_storages_are_swapped() {
-        let storage: Vec<u8> = [1.5f32, -2.0, 4.0]
-            .iter()
-            .flat_map(|v| v.to_be_bytes())
-            .collect();
+        let storage: Vec<u8> = [1.5f32, -2.0, 4.0].iter().flat_map(|v| v.to_be_bytes()).collect();
         let pkl = tensor_pickle("x", "FloatStorage", 3, 1, &[2], &[1]);
-        let zip = make_zip(&[
-            ("a/data.pkl", &pkl),
-            ("a/data/0", &storage),
-            ("a/byteorder", b"big"),
-        ]);
+        let zip = make_zip(&[("a/data.pkl", &pkl), ("a/data/0", &storage), ("a/byteorder", b"big")]);
         let t = &read_bytes(zip, None).unwrap().tensors[0].1;
         assert_eq!(t.to_f32_vec(), [-2.0, 4.0]);
     }
@@ -711,82 +547,49 @@ mod tests {
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (make_zip(&[("a/other", b"x")]), "missing data.pkl"),
             (
-                make_zip(&[(
-                    "a/data.pkl",
-                    &tensor_pickle("x", "FloatStorage", 24, 0, &[4, 6], &[6, 1]),
-                )]),
+                make_zip(&[("a/data.pkl", &tensor_pickle("x", "FloatStorage", 24, 0, &[4, 6], &[6, 1]))]),
                 "missing storage file a/data/0",
             ),
             (
                 make_zip(&[
-                    (
-                        "a/data.pkl",
-                        &tensor_pickle("x", "FloatStorage", 24, 0, &[4, 6], &[6, 1]),
-                    ),
+                    ("a/data.pkl", &tensor_pickle("x", "FloatStorage", 24, 0, &[4, 6], &[6, 1])),
                     ("a/data/0", &storage),
                 ]),
                 "storage 0 has 10 bytes, but is declared with 96",
             ),
             (
                 make_zip(&[
-                    (
-                        "a/data.pkl",
-                        &tensor_pickle("x", "ByteStorage", 10, 0, &[4, 6], &[6, 1]),
-                    ),
+                    ("a/data.pkl", &tensor_pickle("x", "ByteStorage", 10, 0, &[4, 6], &[6, 1])),
                     ("a/data/0", &storage),
                 ]),
                 "storage 0 has 10 bytes, view needs 24",
             ),
             (
                 make_zip(&[
-                    (
-                        "a/data.pkl",
-                        &tensor_pickle("x", "ByteStorage", 10, 9, &[2], &[1]),
-                    ),
+                    ("a/data.pkl", &tensor_pickle("x", "ByteStorage", 10, 9, &[2], &[1])),
                     ("a/data/0", &storage),
                 ]),
                 "storage 0 has 10 bytes, view needs 11",
             ),
             (
                 make_zip(&[
-                    (
-                        "a/data.pkl",
-                        &tensor_pickle("x", "ShortStorage", 5, 0, &[5], &[1]),
-                    ),
+                    ("a/data.pkl", &tensor_pickle("x", "ShortStorage", 5, 0, &[5], &[1])),
                     ("a/data/0", &storage),
                 ]),
                 "unsupported storage type torch.ShortStorage",
             ),
             (
                 make_zip(&[
-                    (
-                        "a/data.pkl",
-                        &tensor_pickle("x", "ByteStorage", 10, 0, &[2], &[1, 1]),
-                    ),
+                    ("a/data.pkl", &tensor_pickle("x", "ByteStorage", 10, 0, &[2], &[1, 1])),
                     ("a/data/0", &storage),
                 ]),
                 "differ in rank",
             ),
-            (
-                make_zip(&[("a/data.pkl", b"\x80\x02K\x01.")]),
-                "holds a int, not a dict",
-            ),
-            (
-                make_zip(&[("a/data.pkl", b"\x80\x02}(K\x01K\x02u.")]),
-                "top-level key is a int",
-            ),
-            (
-                make_zip(&[("a/data.pkl", b"\x80\x02}(\x8c\x01aK\x02u.")]),
-                "choose an entry among: a",
-            ),
-            (
-                make_zip(&[("a/data.pkl", b"\x80\x02\x8c")]),
-                "data.pkl: pickle: truncated",
-            ),
-            (
-                make_zip(&[("a/data.pkl", b"\x80\x02N."), ("a/byteorder", b"middle")]),
-                "byteorder is \"middle\"",
-            ),
+            (make_zip(&[("a/data.pkl", b"\x80\x02K\x01.")]), "holds a int, not a dict"),
+            (make_zip(&[("a/data.pkl", b"\x80\x02}(K\x01K\x02u.")]), "top-level key is a int"),
+            (make_zip(&[("a/data.pkl", b"\x80\x02}(\x8c\x01aK\x02u.")]), "choose an entry among: a"),
+            (make_zip(&[("a/data.pkl", b"\x80\x02\x8c")]), "data.pkl: pickle: truncated"),
+            (make_zip(&[("a/data.pkl", b"\x80\x02N."), ("a/byteorder", b"middle")]), "byteorder is \"middle\""),
         ];
         for (zip, want) in cases {
             let err = read_bytes(zip, None).unwrap_err();

@@ -20,20 +20,12 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<(String, TensorData)>> {
 
 /// Reads every tensor of a safetensors byte buffer, sorted by name.
 pub fn read_safetensors_bytes(bytes: &[u8]) -> Result<Vec<(String, TensorData)>> {
-    let file = SafeTensors::deserialize(bytes).map_err(|e| {
-        Error::Format(format!(
-            "invalid safetensors data ({} bytes): {e}",
-            bytes.len()
-        ))
-    })?;
+    let file = SafeTensors::deserialize(bytes)
+        .map_err(|e| Error::Format(format!("invalid safetensors data ({} bytes): {e}", bytes.len())))?;
     let mut out = Vec::with_capacity(file.len());
     for (name, view) in file.tensors() {
-        let dtype = dtype_from_safetensors(view.dtype()).ok_or_else(|| {
-            Error::Format(format!(
-                "tensor '{name}' has unsupported dtype {:?}",
-                view.dtype()
-            ))
-        })?;
+        let dtype = dtype_from_safetensors(view.dtype())
+            .ok_or_else(|| Error::Format(format!("tensor '{name}' has unsupported dtype {:?}", view.dtype())))?;
         let data = TensorData::from_le_bytes(view.data(), dtype, view.shape())
             .map_err(|e| Error::Format(format!("tensor '{name}': {e}")))?;
         out.push((name, data));
@@ -47,17 +39,8 @@ pub fn safetensors_bytes(
     tensors: &[(String, TensorData)],
     metadata: Option<BTreeMap<String, String>>,
 ) -> Result<Vec<u8>> {
-    let encoded: Vec<(&str, DType, Vec<usize>, Vec<u8>)> = tensors
-        .iter()
-        .map(|(name, t)| {
-            (
-                name.as_str(),
-                t.dtype,
-                t.shape.dims.clone(),
-                t.to_le_bytes(),
-            )
-        })
-        .collect();
+    let encoded: Vec<(&str, DType, Vec<usize>, Vec<u8>)> =
+        tensors.iter().map(|(name, t)| (name.as_str(), t.dtype, t.shape.dims.clone(), t.to_le_bytes())).collect();
     let mut views = Vec::with_capacity(encoded.len());
     for (name, dtype, shape, bytes) in &encoded {
         let view = TensorView::new(dtype_to_safetensors(*dtype), shape.clone(), bytes)
@@ -65,8 +48,7 @@ pub fn safetensors_bytes(
         views.push((*name, view));
     }
     let metadata = metadata.map(|m| m.into_iter().collect::<HashMap<_, _>>());
-    ::safetensors::serialize(views, metadata)
-        .map_err(|e| Error::Format(format!("cannot encode safetensors: {e}")))
+    ::safetensors::serialize(views, metadata).map_err(|e| Error::Format(format!("cannot encode safetensors: {e}")))
 }
 
 /// Writes tensors to a safetensors file atomically (temporary file, fsync, rename; see
@@ -76,8 +58,7 @@ pub fn write_safetensors(
     tensors: &[(String, TensorData)],
     metadata: Option<BTreeMap<String, String>>,
 ) -> Result<()> {
-    let bytes = safetensors_bytes(tensors, metadata)
-        .map_err(|e| Error::Format(format!("{}: {e}", path.display())))?;
+    let bytes = safetensors_bytes(tensors, metadata).map_err(|e| Error::Format(format!("{}: {e}", path.display())))?;
     write_atomic(path, &bytes)
 }
 
@@ -116,43 +97,15 @@ mod tests {
     fn sample() -> Vec<(String, TensorData)> {
         let f = |v: Vec<f64>, s: &[usize], d: DType| TensorData::new_as(v, s, d).unwrap();
         vec![
-            (
-                "a_f32".into(),
-                TensorData::new_f32(vec![1.5, -0.0, f32::MAX, 1e-40, 3.0, -7.25], [2, 3]).unwrap(),
-            ),
-            (
-                "b_f64".into(),
-                TensorData::new_f64(vec![core::f64::consts::PI, -1e300], [2]).unwrap(),
-            ),
-            (
-                "c_f16".into(),
-                TensorData::new_f32(vec![1.5, -2.25, 65504.0], [3])
-                    .unwrap()
-                    .with_dtype(DType::F16),
-            ),
-            (
-                "d_bf16".into(),
-                TensorData::new_f32(vec![0.5, -1.0, 3.0e38], [3, 1])
-                    .unwrap()
-                    .with_dtype(DType::BF16),
-            ),
-            (
-                "e_i64".into(),
-                f(vec![3.0, -4.0, 9_007_199_254_740_992.0], &[3], DType::I64),
-            ),
-            (
-                "f_i32".into(),
-                f(vec![i32::MIN as f64, i32::MAX as f64], &[1, 2], DType::I32),
-            ),
+            ("a_f32".into(), TensorData::new_f32(vec![1.5, -0.0, f32::MAX, 1e-40, 3.0, -7.25], [2, 3]).unwrap()),
+            ("b_f64".into(), TensorData::new_f64(vec![core::f64::consts::PI, -1e300], [2]).unwrap()),
+            ("c_f16".into(), TensorData::new_f32(vec![1.5, -2.25, 65504.0], [3]).unwrap().with_dtype(DType::F16)),
+            ("d_bf16".into(), TensorData::new_f32(vec![0.5, -1.0, 3.0e38], [3, 1]).unwrap().with_dtype(DType::BF16)),
+            ("e_i64".into(), f(vec![3.0, -4.0, 9_007_199_254_740_992.0], &[3], DType::I64)),
+            ("f_i32".into(), f(vec![i32::MIN as f64, i32::MAX as f64], &[1, 2], DType::I32)),
             ("g_u8".into(), f(vec![0.0, 255.0, 7.0], &[3], DType::U8)),
-            (
-                "h_bool".into(),
-                f(vec![1.0, 0.0, 1.0, 1.0], &[2, 2], DType::Bool),
-            ),
-            (
-                "i_scalar".into(),
-                TensorData::new_f32(vec![7.0], Vec::<usize>::new()).unwrap(),
-            ),
+            ("h_bool".into(), f(vec![1.0, 0.0, 1.0, 1.0], &[2, 2], DType::Bool)),
+            ("i_scalar".into(), TensorData::new_f32(vec![7.0], Vec::<usize>::new()).unwrap()),
         ]
     }
 
@@ -178,14 +131,8 @@ mod tests {
         }
         // No temporary file is left behind.
         let dir = std::fs::read_dir(std::env::temp_dir()).unwrap();
-        let prefix = format!(
-            "karl-record-{}-round_trip.safetensors.tmp",
-            std::process::id()
-        );
-        assert!(
-            dir.flatten()
-                .all(|e| !e.file_name().to_string_lossy().starts_with(&prefix))
-        );
+        let prefix = format!("karl-record-{}-round_trip.safetensors.tmp", std::process::id());
+        assert!(dir.flatten().all(|e| !e.file_name().to_string_lossy().starts_with(&prefix)));
     }
 
     #[test]

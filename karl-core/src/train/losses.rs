@@ -14,7 +14,8 @@ pub type Term<B> = (&'static str, Tensor<B, 1>);
 /// A reconstruction loss on the decoder head output.
 pub trait ReconLoss<B: Backend> {
     /// The terms for a batch, given the images, the base encoding and the head `[N, tokens, h]`.
-    fn terms(&self, model: &Karl<B>, images: &Tensor<B, 4>, base: &BaseEncoding<B>, head: Tensor<B, 3>) -> Vec<Term<B>>;
+    fn terms(&self, model: &Karl<B>, images: &Tensor<B, 4>, base: &BaseEncoding<B>, head: Tensor<B, 3>)
+    -> Vec<Term<B>>;
 }
 
 /// Stage 1, VQGAN base: `nll_ce` (plain cross-entropy on the VQGAN codes, mean over B×tokens)

@@ -2,12 +2,12 @@
 //! (with `std`) the trainer that checkpoints and resumes.
 pub mod curriculum;
 pub mod ema;
+pub mod events;
 pub mod losses;
 pub mod optim;
 pub mod params;
 pub mod schedule;
-pub mod two_phase;
-pub mod events;
 pub mod synthetic;
 #[cfg(feature = "std")]
 pub mod trainer;
+pub mod two_phase;

@@ -66,7 +66,10 @@ impl AdamW {
     /// path): decay, lerp of m, addcmul of v, bias-corrected `addcdiv`.
     pub fn update(&mut self, path: &str, shape: &[usize], param: &mut [f32], grad: &[f32], lr: f64) {
         let c = self.config;
-        let st = self.state.entry(path.into()).or_insert_with(|| Moments { m: alloc::vec![0.0; param.len()], v: alloc::vec![0.0; param.len()] });
+        let st = self
+            .state
+            .entry(path.into())
+            .or_insert_with(|| Moments { m: alloc::vec![0.0; param.len()], v: alloc::vec![0.0; param.len()] });
         let wd = if decays(path, shape) { c.weight_decay } else { 0.0 };
         let decay = (1.0 - lr * wd) as f32;
         let (b1, b2) = (c.beta1 as f32, c.beta2 as f32);

@@ -1,7 +1,7 @@
 //! Trainable parameters of a model on an autodiff backend: marking them as leaves, reading
 //! their gradients by path, and writing the optimiser's update back as fresh leaves.
 use super::ema::Ema;
-use super::optim::{clip_grad_norm, AdamW};
+use super::optim::{AdamW, clip_grad_norm};
 use crate::backend::{AutodiffBackend, FloatOps};
 use crate::data::TensorData;
 use crate::nn::Module;
@@ -33,7 +33,11 @@ pub struct ParamGrad {
 }
 
 /// The gradients of every trainable parameter (zeros where the loss did not reach it).
-pub fn gradients<B: AutodiffBackend, M: Module<B>>(m: &M, grads: &B::Gradients, trainable: impl Fn(&str) -> bool) -> Vec<ParamGrad> {
+pub fn gradients<B: AutodiffBackend, M: Module<B>>(
+    m: &M,
+    grads: &B::Gradients,
+    trainable: impl Fn(&str) -> bool,
+) -> Vec<ParamGrad> {
     let mut out = Vec::new();
     m.visit("", &mut |p, t| {
         if !trainable(p) {
@@ -72,7 +76,8 @@ pub fn apply_step<B: AutodiffBackend, M: Module<B>>(
         clip_grad_norm(&mut refs, clip)
     };
     opt.begin_step();
-    let mut by_path: alloc::collections::BTreeMap<String, ParamGrad> = grads.into_iter().map(|g| (g.path.clone(), g)).collect();
+    let mut by_path: alloc::collections::BTreeMap<String, ParamGrad> =
+        grads.into_iter().map(|g| (g.path.clone(), g)).collect();
     let mut ema = ema;
     m.visit_mut("", &mut |p, t| {
         let Some(g) = by_path.remove(p) else { return };

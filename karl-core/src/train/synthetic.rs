@@ -51,7 +51,8 @@ pub fn render(rng: &mut Rng, level: usize, size: usize) -> Vec<f32> {
         let (ca, sa) = (libm::cos(a), libm::sin(a));
         for y in 0..size {
             for x in 0..size {
-                let v = libm::sin((x as f64 * ca + y as f64 * sa) * 2.0 * core::f64::consts::PI / period.max(1.5)) * amp;
+                let v =
+                    libm::sin((x as f64 * ca + y as f64 * sa) * 2.0 * core::f64::consts::PI / period.max(1.5)) * amp;
                 for c in 0..3 {
                     let p = &mut img[(c * size + y) * size + x];
                     *p = (*p + v as f32).clamp(0.0, 1.0);

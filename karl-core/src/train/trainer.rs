@@ -9,7 +9,7 @@ use super::losses::{PixelLoss, ReconLoss, VqganStage1};
 use super::optim::{AdamW, AdamWConfig};
 use super::params::{apply_step, gradients, is_trainable_stage1, mark_trainable};
 use super::schedule::Schedule;
-use super::two_phase::{two_phase_loss, StepLosses};
+use super::two_phase::{StepLosses, two_phase_loss};
 use crate::backend::AutodiffBackend;
 use crate::data::TensorData;
 use crate::error::{Error, Result};
@@ -177,7 +177,8 @@ impl<B: AutodiffBackend> Trainer<B> {
         let budget_a = st.train.budgets_a[st.rng.below(st.train.budgets_a.len())];
         let bins = &self.model.config.eps_bins;
         let eps_a: Vec<f32> = (0..n).map(|_| bins[st.rng.categorical(&st.curriculum.p_eps)]).collect();
-        let (loss, report) = two_phase_loss(&self.model, images, budget_a, &eps_a, st.train.budget_b, self.loss.as_ref());
+        let (loss, report) =
+            two_phase_loss(&self.model, images, budget_a, &eps_a, st.train.budget_b, self.loss.as_ref());
         let step_no = st.step + 1;
         if let Some((name, v)) = report.terms.iter().find(|(_, v)| !v.is_finite()) {
             return Err(Error::NonFinite(format!("step {step_no}: loss term {name} is {v}")));
@@ -200,7 +201,13 @@ impl<B: AutodiffBackend> Trainer<B> {
 
     /// Runs until `steps` or until `stop` is set; checkpoints every K steps, at the end and on
     /// stop, into `run_dir`.
-    pub fn run(&mut self, data: &mut dyn DataSource, run_dir: &Path, stop: &AtomicBool, sink: &mut dyn EventSink) -> Result<()> {
+    pub fn run(
+        &mut self,
+        data: &mut dyn DataSource,
+        run_dir: &Path,
+        stop: &AtomicBool,
+        sink: &mut dyn EventSink,
+    ) -> Result<()> {
         let size = self.model.config.image_size;
         let device = self.model.latent_tokens.device();
         let total = self.state.train.steps;
@@ -222,7 +229,7 @@ impl<B: AutodiffBackend> Trainer<B> {
                 batch: b,
             });
             let k = self.state.train.checkpoint_every;
-            if k > 0 && self.state.step % k == 0 && self.state.step < total {
+            if k > 0 && self.state.step.is_multiple_of(k) && self.state.step < total {
                 let p = self.save(run_dir)?;
                 sink.event(&TrainEvent::Checkpoint { step: self.state.step, path: p.display().to_string() });
             }
@@ -286,7 +293,8 @@ impl<B: AutodiffBackend> Trainer<B> {
             .ok_or_else(|| Error::Config(format!("{}: no checkpoint to resume from", run_dir.display())))?;
         let sp = ckpt.join("state.json");
         let text = std::fs::read_to_string(&sp).map_err(|e| Error::io(&sp, e))?;
-        let state: TrainState = serde_json::from_str(&text).map_err(|e| Error::Format(format!("{}: {e}", sp.display())))?;
+        let state: TrainState =
+            serde_json::from_str(&text).map_err(|e| Error::Format(format!("{}: {e}", sp.display())))?;
         let mut model = Karl::<B>::new(state.model.clone(), device, 0)?;
         load_module(&mut model, read_safetensors(&ckpt.join("weights.safetensors"))?, &[], true, device)?;
         let mut t = Trainer::new(model, state.train.clone())?;
@@ -314,7 +322,10 @@ pub fn list_checkpoints(run_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(run_dir)
         .map_err(|e| Error::io(run_dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ckpt-")) && p.join("state.json").is_file())
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ckpt-"))
+                && p.join("state.json").is_file()
+        })
         .collect();
     v.sort();
     Ok(v)
@@ -340,14 +351,27 @@ impl DataSource for Prefetch {
             Some((s, h)) if s == step => h.join().map_err(|_| Error::Format("data worker thread panicked".into()))?,
             Some((_, h)) => {
                 let _ = h.join();
-                self.inner.lock().map_err(|_| Error::Format("data source lock poisoned".into()))?.batch(step, batch, size)
+                self.inner
+                    .lock()
+                    .map_err(|_| Error::Format("data source lock poisoned".into()))?
+                    .batch(step, batch, size)
             }
-            None => self.inner.lock().map_err(|_| Error::Format("data source lock poisoned".into()))?.batch(step, batch, size),
+            None => self
+                .inner
+                .lock()
+                .map_err(|_| Error::Format("data source lock poisoned".into()))?
+                .batch(step, batch, size),
         }?;
         let inner = self.inner.clone();
         self.pending = Some((
             step + 1,
-            std::thread::spawn(move || inner.lock().map_err(|_| Error::Format("data source lock poisoned".into()))?.batch(step + 1, batch, size)),
+            std::thread::spawn(move || {
+                inner.lock().map_err(|_| Error::Format("data source lock poisoned".into()))?.batch(
+                    step + 1,
+                    batch,
+                    size,
+                )
+            }),
         ));
         Ok(ready)
     }

@@ -102,4 +102,3 @@ pub fn two_phase_loss<B: Backend>(
     let sum = total.clone().into_scalar();
     (total, StepLosses { terms: values, total: sum, bins_a, eps0, bins_b, kept_b })
 }
-

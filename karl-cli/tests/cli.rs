@@ -1,0 +1,234 @@
+//! End-to-end tests of the `karl` binary: the golden tokens through `tokenize --json`, token
+//! files through `reconstruct`, `convert` of the golden `.pth`, and one test per kind of bad
+//! input (clear message, non-zero exit, no panic).
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn shared() -> PathBuf {
+    std::env::var_os("KARL_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
+}
+
+fn mini() -> PathBuf {
+    shared().join("golden/mini")
+}
+
+fn karl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_karl")).args(args).output().expect("run karl")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Fails unless the command failed cleanly with a message containing `needle`.
+fn fails_with(o: &Output, needle: &str) {
+    let e = stderr(o);
+    assert!(!o.status.success(), "expected failure, got success; stderr: {e}");
+    assert!(!e.contains("panicked"), "panicked: {e}");
+    assert!(e.to_lowercase().contains(&needle.to_lowercase()), "stderr does not mention {needle:?}: {e}");
+}
+
+/// The golden astronaut input as a PNG, and the golden tensors.
+fn golden_png(dir: &Path) -> (PathBuf, Vec<(String, karl_core::TensorData)>) {
+    let g = karl_core::record::read_safetensors(&mini().join("forward_astronaut.safetensors")).unwrap();
+    let input = g.iter().find(|(k, _)| k == "input").unwrap().1.to_f32_vec();
+    let mut rgb = vec![0u8; 256 * 256 * 3];
+    for c in 0..3 {
+        for i in 0..256 * 256 {
+            rgb[i * 3 + c] = (input[c * 65536 + i] * 255.0).round() as u8;
+        }
+    }
+    let p = dir.join("astronaut.png");
+    image::save_buffer(&p, &rgb, 256, 256, image::ExtendedColorType::Rgb8).unwrap();
+    (p, g)
+}
+
+#[test]
+fn tokenize_json_reproduces_the_golden_tokens_and_files_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (png, g) = golden_png(tmp.path());
+    let get = |k: &str| g.iter().find(|(n, _)| n == k).unwrap().1.to_i64_vec();
+    let out = tmp.path().join("tok");
+    let rec = tmp.path().join("rec");
+    let o = karl(&[
+        "tokenize",
+        png.to_str().unwrap(),
+        "--model",
+        mini().to_str().unwrap(),
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+        "--reconstruct",
+        rec.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let keys: Vec<&str> = line.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    assert_eq!(keys, ["budget", "codes", "image", "kc", "positions", "quality", "quality_bin", "recon_l1"]);
+    let active = get("T256_eps0.05/active");
+    let vq = get("T256_eps0.05/vq_indices");
+    let positions: Vec<i64> = (0..256).filter(|&i| active[i as usize] == 1).collect();
+    let codes: Vec<i64> = positions.iter().map(|&i| vq[i as usize]).collect();
+    assert_eq!(line["kc"].as_i64().unwrap(), get("T256_eps0.05/kc")[0]);
+    assert_eq!(
+        line["positions"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect::<Vec<_>>(),
+        positions
+    );
+    assert_eq!(line["codes"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect::<Vec<_>>(), codes);
+    assert_eq!(line["quality_bin"], 5);
+    let l1 = line["recon_l1"].as_f64().unwrap();
+    assert!((l1 - 0.308).abs() < 0.01, "recon_l1 {l1}");
+    // decode the token file again
+    let rec2 = tmp.path().join("rec2");
+    let o = karl(&[
+        "reconstruct",
+        out.join("astronaut.karl").to_str().unwrap(),
+        "--model",
+        mini().to_str().unwrap(),
+        "--out",
+        rec2.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(rec.join("astronaut.png")).unwrap(), std::fs::read(rec2.join("astronaut.png")).unwrap());
+}
+
+#[test]
+fn convert_reads_the_golden_pth() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = karl(&[
+        "convert",
+        shared().join("golden/pth/mini_ema.pth").to_str().unwrap(),
+        "--out",
+        tmp.path().to_str().unwrap(),
+        "--config",
+        mini().join("config.json").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let a = karl_core::record::read_safetensors(&tmp.path().join("weights.safetensors")).unwrap();
+    let b = karl_core::record::read_safetensors(&mini().join("weights.safetensors")).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn corrupt_and_truncated_images_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (png, _) = golden_png(tmp.path());
+    let bytes = std::fs::read(&png).unwrap();
+    let trunc = tmp.path().join("trunc.png");
+    std::fs::write(&trunc, &bytes[..bytes.len() / 3]).unwrap();
+    let garbage = tmp.path().join("garbage.jpg");
+    std::fs::write(&garbage, b"this is not an image").unwrap();
+    for p in [&trunc, &garbage] {
+        let o = karl(&["tokenize", p.to_str().unwrap(), "--model", mini().to_str().unwrap()]);
+        fails_with(&o, "not a readable image");
+    }
+}
+
+#[test]
+fn not_a_checkpoint_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (png, _) = golden_png(tmp.path());
+    let fake = tmp.path().join("model.safetensors");
+    std::fs::write(&fake, b"hello world, definitely not weights").unwrap();
+    let o = karl(&["tokenize", png.to_str().unwrap(), "--model", fake.to_str().unwrap()]);
+    fails_with(&o, "not a checkpoint");
+}
+
+#[test]
+fn missing_and_misshaped_keys_are_listed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (png, _) = golden_png(tmp.path());
+    let mut w = karl_core::record::read_safetensors(&mini().join("weights.safetensors")).unwrap();
+    w.retain(|(k, _)| k != "latent_tokens");
+    let i = w.iter().position(|(k, _)| k == "decoder_embed.bias").unwrap();
+    w[i].1 = karl_core::TensorData::new_f32(vec![0.0; 7], [7]).unwrap();
+    let dir = tmp.path().join("bad");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(mini().join("config.json"), dir.join("config.json")).unwrap();
+    karl_core::record::safetensors::write_safetensors(&dir.join("weights.safetensors"), &w, None).unwrap();
+    let o = karl(&["tokenize", png.to_str().unwrap(), "--model", dir.to_str().unwrap()]);
+    fails_with(&o, "missing keys: [latent_tokens]");
+    fails_with(&o, "decoder_embed.bias: checkpoint [7] vs model [256]");
+}
+
+#[test]
+fn out_of_range_quality_and_budget_are_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (png, _) = golden_png(tmp.path());
+    let m = mini();
+    for (flag, value, needle) in [
+        ("--quality", "0", "quality 0 is outside"),
+        ("--quality", "-0.1", "quality -0.1 is outside"),
+        ("--quality", "NaN", "quality NaN is outside"),
+        ("--budget", "0", "budget 0 is outside"),
+        ("--budget", "513", "budget 513 is outside"),
+    ] {
+        let arg = format!("{flag}={value}");
+        let o = karl(&["tokenize", png.to_str().unwrap(), "--model", m.to_str().unwrap(), &arg]);
+        fails_with(&o, needle);
+    }
+}
+
+#[test]
+fn token_file_from_another_model_or_corrupted_is_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (png, _) = golden_png(tmp.path());
+    let o = karl(&[
+        "tokenize",
+        png.to_str().unwrap(),
+        "--model",
+        mini().to_str().unwrap(),
+        "--budget",
+        "16",
+        "--out",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tok = tmp.path().join("astronaut.karl");
+    // another model: the same config with one weight changed
+    let mut w = karl_core::record::read_safetensors(&mini().join("weights.safetensors")).unwrap();
+    let i = w.iter().position(|(k, _)| k == "latent_tokens").unwrap();
+    let mut v = w[i].1.to_f32_vec();
+    v[0] += 1.0;
+    w[i].1 = karl_core::TensorData::new_f32(v, w[i].1.shape.clone()).unwrap();
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(mini().join("config.json"), other.join("config.json")).unwrap();
+    karl_core::record::safetensors::write_safetensors(&other.join("weights.safetensors"), &w, None).unwrap();
+    let out = tmp.path().join("out");
+    let o = karl(&[
+        "reconstruct",
+        tok.to_str().unwrap(),
+        "--model",
+        other.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    fails_with(&o, "tokens were made by model");
+    // a flipped bit
+    let mut bytes = std::fs::read(&tok).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    let bad = tmp.path().join("bad.karl");
+    std::fs::write(&bad, &bytes).unwrap();
+    let o = karl(&[
+        "reconstruct",
+        bad.to_str().unwrap(),
+        "--model",
+        mini().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    fails_with(&o, "checksum");
+}
+
+#[test]
+fn no_resize_demands_the_model_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("small.png");
+    image::save_buffer(&p, &vec![128u8; 100 * 80 * 3], 100, 80, image::ExtendedColorType::Rgb8).unwrap();
+    let o = karl(&["tokenize", p.to_str().unwrap(), "--model", mini().to_str().unwrap(), "--no-resize"]);
+    fails_with(&o, "image is 100×80, the model needs 256×256");
+}
