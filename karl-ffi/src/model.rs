@@ -30,14 +30,7 @@ const _: () = {
 
 /// Builds a tokenizer from safetensors bytes and a config (or the preset its keys imply).
 fn tokenizer_from_bytes(weights: &[u8], config_json: Option<&str>) -> karl_core::Result<Tokenizer<Backend>> {
-    let tensors = read_safetensors_bytes(weights)?;
-    let config = match config_json {
-        Some(text) => KarlConfig::from_json(text)?,
-        None => infer_config(&tensors)?,
-    };
-    let mut model = Karl::<Backend>::new(config, &DEVICE, 0)?;
-    karl_core::nn::load_module(&mut model, tensors, &SKIPPED_PREFIXES, true, &DEVICE)?;
-    Ok(Tokenizer::new(model))
+    karl_core::model::load::tokenizer_from_bytes(weights, config_json, &DEVICE)
 }
 
 /// Loads a model from `path`: a directory holding `config.json` and `weights.safetensors` (or

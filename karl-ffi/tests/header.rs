@@ -26,8 +26,7 @@ fn version_macros() -> String {
 /// The header as cbindgen generates it now.
 fn generate() -> String {
     let dir = crate_dir();
-    let mut config = cbindgen::Config::from_file(dir.join("cbindgen.toml"))
-        .expect("read karl-ffi/cbindgen.toml");
+    let mut config = cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("read karl-ffi/cbindgen.toml");
     config.after_includes = Some(format!("\n{}", version_macros()));
     let bindings = cbindgen::Builder::new()
         .with_crate(&dir)
@@ -51,9 +50,7 @@ fn committed_header_matches_the_generated_one() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     if committed != fresh {
         let (a, b): (Vec<&str>, Vec<&str>) = (committed.lines().collect(), fresh.lines().collect());
-        let i = (0..a.len().max(b.len()))
-            .find(|&i| a.get(i) != b.get(i))
-            .unwrap_or(0);
+        let i = (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i)).unwrap_or(0);
         panic!(
             "include/karl.h is out of date; first difference at line {}:\n  committed: {:?}\n  \
              generated: {:?}\nregenerate it with\n  KARL_BLESS_HEADER=1 cargo test -p karl-ffi \
@@ -78,10 +75,7 @@ fn header_version_macros_match_cargo_version() {
     assert_eq!(get("KARL_VERSION_MAJOR"), env!("CARGO_PKG_VERSION_MAJOR"));
     assert_eq!(get("KARL_VERSION_MINOR"), env!("CARGO_PKG_VERSION_MINOR"));
     assert_eq!(get("KARL_VERSION_PATCH"), env!("CARGO_PKG_VERSION_PATCH"));
-    assert_eq!(
-        get("KARL_VERSION"),
-        format!("\"{}\"", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(get("KARL_VERSION"), format!("\"{}\"", env!("CARGO_PKG_VERSION")));
 }
 
 fn compiles(compiler: &str, args: &[&str], source: &Path) {
@@ -92,52 +86,24 @@ fn compiles(compiler: &str, args: &[&str], source: &Path) {
         .arg(source)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
-    assert!(
-        out.status.success(),
-        "{compiler} {args:?} rejects karl.h:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{compiler} {args:?} rejects karl.h:\n{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
 fn header_compiles_as_c11_and_cpp17() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("karl-ffi-header-{}", std::process::id()));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("karl-ffi-header-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let c = dir.join("use_header.c");
+    std::fs::write(&c, "#include \"karl.h\"\nint main(void) { return karl_version() == 0; }\n").unwrap();
+    let cpp = dir.join("use_header.cpp");
     std::fs::write(
-        &c,
-        "#include \"karl.h\"\nint main(void) { return karl_version() == 0; }\n",
+        &cpp,
+        "#include \"karl.h\"\nint main() { karl_model *m = nullptr; karl_model_free(m); return 0; }\n",
     )
     .unwrap();
-    let cpp = dir.join("use_header.cpp");
-    std::fs::write(&cpp, "#include \"karl.h\"\nint main() { karl_model *m = nullptr; karl_model_free(m); return 0; }\n")
-        .unwrap();
     let cc = std::env::var("CC").unwrap_or_else(|_| String::from("cc"));
     let cxx = std::env::var("CXX").unwrap_or_else(|_| String::from("g++"));
-    compiles(
-        &cc,
-        &[
-            "-std=c11",
-            "-Wall",
-            "-Wextra",
-            "-Wpedantic",
-            "-Werror",
-            "-fsyntax-only",
-        ],
-        &c,
-    );
-    compiles(
-        &cxx,
-        &[
-            "-std=c++17",
-            "-Wall",
-            "-Wextra",
-            "-Wpedantic",
-            "-Werror",
-            "-fsyntax-only",
-        ],
-        &cpp,
-    );
+    compiles(&cc, &["-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-fsyntax-only"], &c);
+    compiles(&cxx, &["-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-fsyntax-only"], &cpp);
     let _ = std::fs::remove_dir_all(&dir);
 }

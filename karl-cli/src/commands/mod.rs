@@ -9,7 +9,7 @@ mod tokenize;
 mod train;
 
 use crate::args::{Cli, Command, ModelArgs};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use karl_core::cpu::{Cpu, CpuDevice};
 use karl_core::model::Tokenizer;
 
@@ -33,7 +33,7 @@ pub fn run(cli: Cli) -> Result<()> {
 /// Loads the model the arguments name.
 pub fn load(m: &ModelArgs) -> Result<Tokenizer<B>> {
     let Some(path) = &m.model else {
-        bail!("no --model given (this build has no built-in default model yet)");
+        return karl_core::model::builtin::builtin_tokenizer::<B>(&CpuDevice).context("loading the built-in model");
     };
     karl_core::model::load::load_tokenizer::<B>(path, m.config.as_deref(), &CpuDevice)
         .with_context(|| format!("loading model {}", path.display()))

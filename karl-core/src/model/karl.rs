@@ -158,6 +158,7 @@ impl<B: Backend> Karl<B> {
             _ => Base::Pixel(PixelBase::new(c.patch_size)),
         };
         let head = base.head_dim();
+        let pixel = matches!(base, Base::Pixel(_));
         let se = 1.0 / libm::sqrt(we as f64);
         let sd = 1.0 / libm::sqrt(wd as f64);
         let bins = c.eps_bins.len();
@@ -185,11 +186,25 @@ impl<B: Backend> Karl<B> {
             encoder_ln_post: LayerNorm::new(we, 1e-5, &mut init),
             halting_mlp_0: Linear::new(we, c.halting_mlp_hidden, true, &mut init),
             halting_mlp_2: Linear::new(c.halting_mlp_hidden, 1, true, &mut init),
-            pre_quantizer_mlp: Linear::new(we, c.vq_token_dim, true, &mut init),
+            pre_quantizer_mlp: {
+                let mut l = Linear::new(we, c.vq_token_dim, true, &mut init);
+                if pixel {
+                    l.weight = init.trunc_normal([c.vq_token_dim, we], 1.0 / libm::sqrt(we as f64));
+                }
+                l
+            },
             quantize: c
                 .quantize_latent
                 .then(|| init.uniform([c.vq_codebook_size, c.vq_token_dim], 1.0 / c.vq_codebook_size as f64)),
-            decoder_embed: Linear::new(c.vq_token_dim, wd, true, &mut init),
+            decoder_embed: {
+                let mut l = Linear::new(c.vq_token_dim, wd, true, &mut init);
+                if pixel {
+                    // our pixel base trains from scratch in minutes: a unit-gain token path
+                    // (std 1/√fan_in instead of 0.02) lets the decoder use the latents early
+                    l.weight = init.trunc_normal([wd, c.vq_token_dim], 1.0 / libm::sqrt(c.vq_token_dim as f64));
+                }
+                l
+            },
             decoder: KarlDecoder {
                 ln_pre: LayerNorm::new(wd, 1e-5, &mut init),
                 transformer: Transformer::new(wd, c.decoder.layers, c.decoder.heads, &mut init),

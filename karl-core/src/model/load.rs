@@ -94,3 +94,20 @@ pub fn load_model<B: Backend>(
 pub fn load_tokenizer<B: Backend>(path: &Path, config: Option<&Path>, device: &B::Device) -> Result<Tokenizer<B>> {
     Ok(Tokenizer::new(load_model(path, config, None, device)?))
 }
+
+/// A tokenizer from in-memory safetensors bytes and config JSON (or, without a config, the
+/// preset recognised from the key shapes).
+pub fn tokenizer_from_bytes<B: Backend>(
+    weights: &[u8],
+    config_json: Option<&str>,
+    device: &B::Device,
+) -> Result<Tokenizer<B>> {
+    let tensors = crate::record::read_safetensors_bytes(weights)?;
+    let config = match config_json {
+        Some(text) => KarlConfig::from_json(text)?,
+        None => infer_config(&tensors)?,
+    };
+    let mut model = Karl::<B>::new(config, device, 0)?;
+    load_module(&mut model, tensors, &SKIPPED_PREFIXES, true, device)?;
+    Ok(Tokenizer::new(model))
+}

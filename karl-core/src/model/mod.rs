@@ -1,6 +1,8 @@
 //! The KARL model: configuration and presets, the VQGAN and pixel base tokenizers, the
 //! encoder/halting/quantizer/decoder, and the single-pass tokenizer API.
 pub mod base;
+#[cfg(feature = "std")]
+pub mod builtin;
 pub mod config;
 pub mod karl;
 #[cfg(feature = "std")]

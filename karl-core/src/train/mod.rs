@@ -6,6 +6,8 @@ pub mod events;
 pub mod losses;
 pub mod optim;
 pub mod params;
+#[cfg(feature = "std")]
+pub mod property;
 pub mod schedule;
 pub mod synthetic;
 #[cfg(feature = "std")]
