@@ -33,7 +33,9 @@ fn parse() -> Args {
             "--iters" => a.iters = val().parse().expect("iteration count"),
             "--preset" => a.preset = val(),
             "-h" | "--help" => {
-                println!("bench_model [--device cuda|rocm|wgpu|cpu]... [--batch 1,32] [--iters 5] [--preset karl_small]");
+                println!(
+                    "bench_model [--device cuda|rocm|wgpu|cpu]... [--batch 1,32] [--iters 5] [--preset karl_small]"
+                );
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -112,10 +114,21 @@ fn main() {
             other => eprintln!("device {other}: not compiled in (features: cuda, rocm, wgpu) or unknown"),
         }
     }
-    println!("\n{} at 256×256, {} timed passes after one warm-up (bf16: not implemented, f32 only)", args.preset, args.iters);
+    println!(
+        "\n{} at 256×256, {} timed passes after one warm-up (bf16: not implemented, f32 only)",
+        args.preset, args.iters
+    );
     println!("| backend | pass | batch | first pass (ms) | ms / pass | images / s |");
     println!("| --- | --- | ---: | ---: | ---: | ---: |");
     for r in &rows {
-        println!("| {} | {} | {} | {:.1} | {:.1} | {:.1} |", r.backend, r.pass, r.batch, r.first_ms, r.ms, r.batch as f64 * 1e3 / r.ms);
+        println!(
+            "| {} | {} | {} | {:.1} | {:.1} | {:.1} |",
+            r.backend,
+            r.pass,
+            r.batch,
+            r.first_ms,
+            r.ms,
+            r.batch as f64 * 1e3 / r.ms
+        );
     }
 }

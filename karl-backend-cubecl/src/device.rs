@@ -3,8 +3,8 @@
 //! CUDA / HIP libraries *before* a client is created: a CUDA client without `libcuda` panics on
 //! its device thread, and a HIP client without ROCm aborts the process (cubecl.md §6).
 use core::fmt;
-use cubecl::prelude::*;
 use cubecl::device::{Device, DeviceId};
+use cubecl::prelude::*;
 
 /// A device of runtime `R`.
 pub struct CubeDevice<R: Runtime>(pub R::Device);
@@ -106,8 +106,13 @@ pub fn is_available(kind: DeviceKind) -> Result<(), Unavailable> {
         return fail(&format!("karl was built without the `{}` feature", kind.name()));
     }
     match kind {
-        DeviceKind::Cuda => cuda_present().then_some(()).map_or_else(|| fail("libcuda.so / libnvrtc.so not found (install the NVIDIA driver and the CUDA NVRTC runtime)"), Ok),
-        DeviceKind::Rocm => hip_present().then_some(()).map_or_else(|| fail("the HIP runtime (libamdhip64) was not found (install ROCm)"), Ok),
+        DeviceKind::Cuda => cuda_present().then_some(()).map_or_else(
+            || fail("libcuda.so / libnvrtc.so not found (install the NVIDIA driver and the CUDA NVRTC runtime)"),
+            Ok,
+        ),
+        DeviceKind::Rocm => hip_present()
+            .then_some(())
+            .map_or_else(|| fail("the HIP runtime (libamdhip64) was not found (install ROCm)"), Ok),
         DeviceKind::Wgpu => Ok(()),
     }
 }

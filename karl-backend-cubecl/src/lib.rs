@@ -17,11 +17,11 @@ pub mod device;
 mod kernel;
 mod ops;
 mod tensor;
+pub mod testing;
 #[cfg(test)]
 mod tests;
-pub mod testing;
 
-pub use device::{available_devices, is_available, CubeDevice, DeviceKind};
+pub use device::{CubeDevice, DeviceKind, available_devices, is_available};
 pub use tensor::CubeTensor;
 
 use core::fmt;

@@ -20,7 +20,12 @@ pub struct CubeTensor<R: Runtime> {
 
 impl<R: Runtime> Clone for CubeTensor<R> {
     fn clone(&self) -> Self {
-        CubeTensor { client: self.client.clone(), device: self.device.clone(), handle: self.handle.clone(), shape: self.shape.clone() }
+        CubeTensor {
+            client: self.client.clone(),
+            device: self.device.clone(),
+            handle: self.handle.clone(),
+            shape: self.shape.clone(),
+        }
     }
 }
 
@@ -57,7 +62,10 @@ impl<R: Runtime> CubeTensor<R> {
         if n == 0 {
             return Vec::new();
         }
-        let bytes = self.client.read_one(self.handle.clone()).unwrap_or_else(|e| panic!("reading a {} tensor back: {e:?}", self.shape));
+        let bytes = self
+            .client
+            .read_one(self.handle.clone())
+            .unwrap_or_else(|e| panic!("reading a {} tensor back: {e:?}", self.shape));
         f32::from_bytes(&bytes)[..n].to_vec()
     }
     /// Downloads the values converted to IEEE half (`bf16 = false`) or bfloat16 (`bf16 = true`),
@@ -75,7 +83,13 @@ impl<R: Runtime> CubeTensor<R> {
     pub fn from_half_bytes(bytes: &[u8], bf16: bool, shape: Shape, device: &CubeDevice<R>) -> Self {
         let v: Vec<f32> = bytes
             .chunks_exact(2)
-            .map(|c| if bf16 { half::bf16::from_le_bytes([c[0], c[1]]).to_f32() } else { half::f16::from_le_bytes([c[0], c[1]]).to_f32() })
+            .map(|c| {
+                if bf16 {
+                    half::bf16::from_le_bytes([c[0], c[1]]).to_f32()
+                } else {
+                    half::f16::from_le_bytes([c[0], c[1]]).to_f32()
+                }
+            })
             .collect();
         Self::from_f32(&v, shape, device)
     }

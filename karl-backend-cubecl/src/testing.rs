@@ -6,9 +6,7 @@
 use crate::{CubeBackend, CubeDevice};
 use cubecl::Runtime;
 use karl_core::autodiff::Autodiff;
-use karl_core::backend::{
-    ArgReduce, Backend, Binary, Conv2dOptions, FloatOps, KarlOps, Reduce, Scalar, Unary,
-};
+use karl_core::backend::{ArgReduce, Backend, Binary, Conv2dOptions, FloatOps, KarlOps, Reduce, Scalar, Unary};
 use karl_core::cpu::{Cpu, CpuDevice};
 use karl_core::{AutodiffBackend, Shape, TensorData, Tolerance};
 use std::ops::Range;
@@ -252,7 +250,9 @@ pub fn data_round_trip<R: Runtime>(device: &CubeDevice<R>) {
 /// Every `Unary` variant, on vector-width and odd lengths.
 pub fn unary_ops<R: Runtime>(device: &CubeDevice<R>) {
     use Unary::*;
-    for (i, op) in [Exp, Log, Sqrt, Tanh, Erf, Sigmoid, Gelu, Silu, Neg, Abs, Recip, Relu, Square].into_iter().enumerate() {
+    for (i, op) in
+        [Exp, Log, Sqrt, Tanh, Erf, Sigmoid, Gelu, Silu, Neg, Abs, Recip, Relu, Square].into_iter().enumerate()
+    {
         let (lo, hi) = match op {
             Log | Sqrt | Recip => (0.05, 4.0),
             _ => (-4.0, 4.0),
@@ -319,7 +319,13 @@ pub fn matmul<R: Runtime>(device: &CubeDevice<R>) {
         (&[33, 130], &[130, 66]),
     ];
     for (i, (a, b)) in shapes.iter().enumerate() {
-        check(device, &format!("matmul {a:?} × {b:?}"), Case::Matmul, &[rand(a, 300 + i as u64), rand(b, 350 + i as u64)], ACCUMULATE);
+        check(
+            device,
+            &format!("matmul {a:?} × {b:?}"),
+            Case::Matmul,
+            &[rand(a, 300 + i as u64), rand(b, 350 + i as u64)],
+            ACCUMULATE,
+        );
     }
 }
 
@@ -334,7 +340,13 @@ pub fn reductions<R: Runtime>(device: &CubeDevice<R>) {
             check(device, &format!("reduce {op:?} dim {d}"), Case::Reduce(op, d), std::slice::from_ref(&x), ACCUMULATE);
         }
         check(device, &format!("reduce {op:?} long"), Case::Reduce(op, 1), std::slice::from_ref(&long), ACCUMULATE);
-        check(device, &format!("reduce {op:?} all"), Case::Reduce(op, 0), std::slice::from_ref(&all), Tolerance { rel: 1e-4, abs: 1e-3 });
+        check(
+            device,
+            &format!("reduce {op:?} all"),
+            Case::Reduce(op, 0),
+            std::slice::from_ref(&all),
+            Tolerance { rel: 1e-4, abs: 1e-3 },
+        );
     }
 }
 
@@ -345,7 +357,11 @@ pub fn arg_reductions<R: Runtime>(device: &CubeDevice<R>) {
     let g = CubeBackend::<R>::float_from_data(&d, device);
     for op in [ArgReduce::ArgMax, ArgReduce::ArgMin] {
         for dim in 0..3 {
-            assert_eq!(CubeBackend::<R>::float_arg_reduce(op, &g, dim), Ref::float_arg_reduce(op, &c, dim), "{op:?} along {dim}");
+            assert_eq!(
+                CubeBackend::<R>::float_arg_reduce(op, &g, dim),
+                Ref::float_arg_reduce(op, &c, dim),
+                "{op:?} along {dim}"
+            );
         }
     }
     // Ties go to the first index.
@@ -372,11 +388,29 @@ pub fn layout_ops<R: Runtime>(device: &CubeDevice<R>) {
     }
     check(device, "select dim 1", Case::Select(1, vec![2, 0, 2]), std::slice::from_ref(&x), EXACT);
     check(device, "select dim 3", Case::Select(3, vec![4, 1]), std::slice::from_ref(&x), EXACT);
-    check(device, "select_add dim 1", Case::SelectAdd(1, vec![2, 0, 2, 2]), &[x.clone(), rand(&[2, 4, 4, 5], 610)], ACCUMULATE);
+    check(
+        device,
+        "select_add dim 1",
+        Case::SelectAdd(1, vec![2, 0, 2, 2]),
+        &[x.clone(), rand(&[2, 4, 4, 5], 610)],
+        ACCUMULATE,
+    );
     check(device, "select_add dim 0", Case::SelectAdd(0, vec![1]), &[x.clone(), rand(&[1, 3, 4, 5], 611)], EXACT);
     let mask: Vec<bool> = values(12, 620, 0.0, 1.0).iter().map(|&v| v > 0.5).collect();
-    check(device, "mask_fill [3,4,1]", Case::MaskFill(mask.clone(), vec![3, 4, 1], -1e9), std::slice::from_ref(&x), EXACT);
-    check(device, "mask_fill -inf", Case::MaskFill(mask, vec![1, 3, 4, 1], f64::NEG_INFINITY), std::slice::from_ref(&x), EXACT);
+    check(
+        device,
+        "mask_fill [3,4,1]",
+        Case::MaskFill(mask.clone(), vec![3, 4, 1], -1e9),
+        std::slice::from_ref(&x),
+        EXACT,
+    );
+    check(
+        device,
+        "mask_fill -inf",
+        Case::MaskFill(mask, vec![1, 3, 4, 1], f64::NEG_INFINITY),
+        std::slice::from_ref(&x),
+        EXACT,
+    );
 }
 
 /// Softmax, log-softmax, LayerNorm, GroupNorm and their backward twins.
@@ -425,7 +459,13 @@ pub fn convolution<R: Runtime>(device: &CubeDevice<R>) {
         let ow = (w + 2 * p - k) / s + 1;
         let dy = rand(&[n, cout, oh, ow], seed + 3);
         for bias in [false, true] {
-            check(device, &format!("{what} backward"), Case::Conv2dBackward(opts(s, p), bias), &[x.clone(), wt.clone(), dy.clone()], ACCUMULATE);
+            check(
+                device,
+                &format!("{what} backward"),
+                Case::Conv2dBackward(opts(s, p), bias),
+                &[x.clone(), wt.clone(), dy.clone()],
+                ACCUMULATE,
+            );
         }
     }
 }
@@ -436,19 +476,37 @@ pub fn pooling_and_resize<R: Runtime>(device: &CubeDevice<R>) {
     for k in [2, 3] {
         check(device, &format!("avg_pool2d {k}"), Case::AvgPool(k), std::slice::from_ref(&x), ELEMENTWISE);
         let dy = rand(&[2, 3, 9 / k, 8 / k], 901);
-        check(device, &format!("avg_pool2d_backward {k}"), Case::AvgPoolBackward(k, vec![2, 3, 9, 8]), &[dy], ELEMENTWISE);
+        check(
+            device,
+            &format!("avg_pool2d_backward {k}"),
+            Case::AvgPoolBackward(k, vec![2, 3, 9, 8]),
+            &[dy],
+            ELEMENTWISE,
+        );
     }
     for (k, s, p) in [(2, 2, 0), (3, 2, 1), (3, 1, 1), (2, 3, 1)] {
         check(device, &format!("max_pool2d {k},{s},{p}"), Case::MaxPool(k, s, p), std::slice::from_ref(&x), EXACT);
         let oh = (9 + 2 * p - k) / s + 1;
         let ow = (8 + 2 * p - k) / s + 1;
         let dy = rand(&[2, 3, oh, ow], 902);
-        check(device, &format!("max_pool2d_backward {k},{s},{p}"), Case::MaxPoolBackward(k, s, p), &[x.clone(), dy], ACCUMULATE);
+        check(
+            device,
+            &format!("max_pool2d_backward {k},{s},{p}"),
+            Case::MaxPoolBackward(k, s, p),
+            &[x.clone(), dy],
+            ACCUMULATE,
+        );
     }
     for (oh, ow) in [(18, 16), (4, 4), (5, 11), (9, 8)] {
         check(device, &format!("resize_nearest {oh}×{ow}"), Case::Resize(oh, ow), std::slice::from_ref(&x), EXACT);
         let dy = rand(&[2, 3, oh, ow], 903);
-        check(device, &format!("resize_nearest_backward {oh}×{ow}"), Case::ResizeBackward(vec![2, 3, 9, 8]), &[dy], ACCUMULATE);
+        check(
+            device,
+            &format!("resize_nearest_backward {oh}×{ow}"),
+            Case::ResizeBackward(vec![2, 3, 9, 8]),
+            &[dy],
+            ACCUMULATE,
+        );
     }
 }
 
@@ -471,7 +529,10 @@ pub fn modules_and_losses<R: Runtime>(device: &CubeDevice<R>) {
     // nearest_code: exact indices (distinct random codebook).
     let (xs, cb) = (rand(&[3, 5, 6], 1030), rand(&[17, 6], 1031));
     let want = Ref::nearest_code(Ref::float_from_data(&xs, &CpuDevice), Ref::float_from_data(&cb, &CpuDevice));
-    let got = CubeBackend::<R>::nearest_code(CubeBackend::<R>::float_from_data(&xs, device), CubeBackend::<R>::float_from_data(&cb, device));
+    let got = CubeBackend::<R>::nearest_code(
+        CubeBackend::<R>::float_from_data(&xs, device),
+        CubeBackend::<R>::float_from_data(&cb, device),
+    );
     assert_eq!(got, want, "nearest_code");
 }
 
@@ -479,7 +540,8 @@ pub fn modules_and_losses<R: Runtime>(device: &CubeDevice<R>) {
 /// pool → resize → softmax → loss) against `Autodiff<Cpu<f32>>`.
 pub fn autodiff_gradients<R: Runtime>(device: &CubeDevice<R>) {
     fn run<B: AutodiffBackend>(inputs: &[TensorData], device: &B::Device) -> Vec<TensorData> {
-        let leaves: Vec<B::FloatTensor> = inputs.iter().map(|d| B::require_grad(B::float_from_data(d, device))).collect();
+        let leaves: Vec<B::FloatTensor> =
+            inputs.iter().map(|d| B::require_grad(B::float_from_data(d, device))).collect();
         let [x, w, b, g, beta, cw] = <[B::FloatTensor; 6]>::try_from(leaves.clone()).expect("six inputs");
         let h = B::linear(x, w, Some(b)); // [2, 16, 8]
         let h = B::float_unary(Unary::Gelu, h);
@@ -512,7 +574,11 @@ pub fn autodiff_gradients<R: Runtime>(device: &CubeDevice<R>) {
     let got = run::<Autodiff<CubeBackend<R>>>(&inputs, device);
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         assert_eq!(g.shape, w.shape, "gradient {i}: shape");
-        if let Err(e) = (Tolerance { rel: 1e-3, abs: 1e-5 }).check(&format!("gradient of input {i}"), &g.to_f64_vec(), &w.to_f64_vec()) {
+        if let Err(e) = (Tolerance { rel: 1e-3, abs: 1e-5 }).check(
+            &format!("gradient of input {i}"),
+            &g.to_f64_vec(),
+            &w.to_f64_vec(),
+        ) {
             panic!("{e}");
         }
     }

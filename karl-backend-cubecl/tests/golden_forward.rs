@@ -5,9 +5,9 @@
 //! and present.
 #![cfg(any(feature = "wgpu", feature = "cuda"))]
 use karl_backend_cubecl::{CubeBackend, CubeDevice, DeviceKind};
+use karl_core::model::Tokenizer;
 use karl_core::model::load::load_tokenizer;
 use karl_core::model::tokenizer::EncodeOptions;
-use karl_core::model::Tokenizer;
 use karl_core::record::{read_safetensors, shared_dir};
 use karl_core::{Backend, Tensor, TensorData, Tolerance};
 use std::collections::BTreeMap;

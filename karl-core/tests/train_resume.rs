@@ -89,3 +89,18 @@ fn non_finite_loss_stops_with_step_and_term() {
     assert!(msg.contains("step 1") && msg.contains("loss term"), "{msg}");
     assert_eq!(list_checkpoints(run.path()).unwrap().len(), 1, "the last good checkpoint stays");
 }
+
+#[test]
+fn a_kill_during_a_checkpoint_write_leaves_the_previous_one_loadable() {
+    let run = tempfile::tempdir().unwrap();
+    let first = losses_of(run.path(), Some(2), false);
+    assert_eq!(first.len(), 2);
+    // what a SIGKILL in the middle of `save` leaves: a temp dir with partial files
+    let partial = run.path().join(".ckpt-000000004.tmp-999");
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(partial.join("weights.safetensors"), b"\x10\x00\x00").unwrap();
+    let kept = list_checkpoints(run.path()).unwrap();
+    assert_eq!(kept.last().unwrap().file_name().unwrap(), "ckpt-000000002");
+    let t = Trainer::<B>::resume(run.path(), &CpuDevice).unwrap();
+    assert_eq!(t.state.step, 2);
+}

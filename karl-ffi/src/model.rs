@@ -5,10 +5,9 @@ use crate::runtime::{Backend, DEVICE};
 use crate::status::karl_status;
 use crate::tokens::karl_tokens;
 use karl_core::Tensor;
-use karl_core::model::load::{SKIPPED_PREFIXES, infer_config, load_tokenizer};
-use karl_core::model::{EncodeOptions, Karl, KarlConfig, Tokenizer};
+use karl_core::model::load::load_tokenizer;
+use karl_core::model::{EncodeOptions, Tokenizer};
 use karl_core::preprocess::{Rgb8, preprocess, to_rgb8};
-use karl_core::record::safetensors::read_safetensors_bytes;
 use std::ffi::c_char;
 
 /// Largest accepted image width or height in pixels.

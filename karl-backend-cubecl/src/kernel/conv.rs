@@ -1,12 +1,12 @@
 //! 2-D convolution as im2col + matmul, and its backward (matmuls + col2im), with the column
 //! buffers built a batch chunk at a time so memory stays bounded. Both column kernels gather
 //! (one unit per written element), so there are no atomics and results are deterministic.
-use super::{count_for, u32_of, ELEMWISE_UNITS};
+use super::{ELEMWISE_UNITS, count_for, u32_of};
 use super::{elementwise, layout, matmul, reduce};
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
-use karl_core::backend::{Conv2dOptions, Reduce};
 use karl_core::Shape;
+use karl_core::backend::{Conv2dOptions, Reduce};
 
 /// Column buffers are kept under this many elements (more when one image needs more).
 const COLS_BUDGET: usize = 1 << 27;
@@ -54,7 +54,19 @@ impl Geom {
 /// `cols[img, (c·k + ky)·k + kx, oy·ow + ox] = x[img, c, oy·s + ky − p, ox·s + kx − p]` (0 in
 /// the padding).
 #[cube(launch_unchecked)]
-fn im2col_kernel<F: Float>(x: &Array<F>, cols: &mut Array<F>, img0: u32, cin: u32, h: u32, w: u32, k: u32, oh: u32, ow: u32, s: u32, p: u32) {
+fn im2col_kernel<F: Float>(
+    x: &Array<F>,
+    cols: &mut Array<F>,
+    img0: u32,
+    cin: u32,
+    h: u32,
+    w: u32,
+    k: u32,
+    oh: u32,
+    ow: u32,
+    s: u32,
+    p: u32,
+) {
     let pos = ABSOLUTE_POS;
     if pos < cols.len() {
         let (cin, h, w, k) = (usize::cast_from(cin), usize::cast_from(h), usize::cast_from(w), usize::cast_from(k));
@@ -80,7 +92,18 @@ fn im2col_kernel<F: Float>(x: &Array<F>, cols: &mut Array<F>, img0: u32, cin: u3
 /// `dx[img, c, iy, ix] = Σ_{ky,kx} dcols[img, (c·k+ky)·k+kx, oy·ow+ox]` over the taps that read
 /// `(iy, ix)`.
 #[cube(launch_unchecked)]
-fn col2im_kernel<F: Float>(dcols: &Array<F>, dx: &mut Array<F>, cin: u32, h: u32, w: u32, k: u32, oh: u32, ow: u32, s: u32, p: u32) {
+fn col2im_kernel<F: Float>(
+    dcols: &Array<F>,
+    dx: &mut Array<F>,
+    cin: u32,
+    h: u32,
+    w: u32,
+    k: u32,
+    oh: u32,
+    ow: u32,
+    s: u32,
+    p: u32,
+) {
     let pos = ABSOLUTE_POS;
     if pos < dx.len() {
         let (cin, h, w, k) = (usize::cast_from(cin), usize::cast_from(h), usize::cast_from(w), usize::cast_from(k));
@@ -179,7 +202,12 @@ fn images<R: Runtime>(x: &CubeTensor<R>, from: usize, to: usize) -> CubeTensor<R
 }
 
 /// Cross-correlation as PyTorch's `conv2d`.
-pub fn conv2d<R: Runtime>(x: CubeTensor<R>, w: CubeTensor<R>, bias: Option<CubeTensor<R>>, opts: Conv2dOptions) -> CubeTensor<R> {
+pub fn conv2d<R: Runtime>(
+    x: CubeTensor<R>,
+    w: CubeTensor<R>,
+    bias: Option<CubeTensor<R>>,
+    opts: Conv2dOptions,
+) -> CubeTensor<R> {
     let g = Geom::new(&x.shape, &w.shape, opts);
     let w2 = reshape(w, &[g.cout, g.kdim()]);
     let y = if g.pointwise() {
@@ -211,7 +239,14 @@ pub fn conv2d_backward<R: Runtime>(
     opts: Conv2dOptions,
 ) -> (CubeTensor<R>, CubeTensor<R>, Option<CubeTensor<R>>) {
     let g = Geom::new(&x.shape, &w.shape, opts);
-    assert_eq!(dy.shape.dims, [g.n, g.cout, g.oh, g.ow], "conv2d_backward: dy {} for x {} and w {}", dy.shape, x.shape, w.shape);
+    assert_eq!(
+        dy.shape.dims,
+        [g.n, g.cout, g.oh, g.ow],
+        "conv2d_backward: dy {} for x {} and w {}",
+        dy.shape,
+        x.shape,
+        w.shape
+    );
     let (x_shape, w_shape) = (x.shape.clone(), w.shape.clone());
     let dyr = reshape(dy, &[g.n, g.cout, g.plane()]);
     let wt = layout::permute(reshape(w, &[g.cout, g.kdim()]), &[1, 0]);

@@ -1,11 +1,11 @@
 //! Element-wise families: unary, scalar and binary ops, each one kernel over a comptime op enum.
 //! Same-shape operands go through `Vector<F, N>` loads; broadcasting goes through a strided
 //! kernel that maps each output index to both input offsets.
-use super::{broadcast_strides, count_for, u32s, upload_u32, vector_width, ELEMWISE_UNITS};
+use super::{ELEMWISE_UNITS, broadcast_strides, count_for, u32s, upload_u32, vector_width};
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
-use karl_core::backend::{Binary, Scalar, Unary};
 use karl_core::Shape;
+use karl_core::backend::{Binary, Scalar, Unary};
 
 /// Unary ops (the comptime mirror of karl-core's [`Unary`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -127,14 +127,23 @@ pub fn binary_scalar<F: Float>(a: F, b: F, #[comptime] op: BinaryOp) -> F {
 }
 
 #[cube(launch_unchecked)]
-fn unary_kernel<F: Float, N: Size>(input: &Array<Vector<F, N>>, output: &mut Array<Vector<F, N>>, #[comptime] op: UnaryOp) {
+fn unary_kernel<F: Float, N: Size>(
+    input: &Array<Vector<F, N>>,
+    output: &mut Array<Vector<F, N>>,
+    #[comptime] op: UnaryOp,
+) {
     if ABSOLUTE_POS < output.len() {
         output[ABSOLUTE_POS] = unary_value::<F, N>(input[ABSOLUTE_POS], op);
     }
 }
 
 #[cube(launch_unchecked)]
-fn scalar_kernel<F: Float, N: Size>(input: &Array<Vector<F, N>>, output: &mut Array<Vector<F, N>>, s: f32, #[comptime] op: ScalarOp) {
+fn scalar_kernel<F: Float, N: Size>(
+    input: &Array<Vector<F, N>>,
+    output: &mut Array<Vector<F, N>>,
+    s: f32,
+    #[comptime] op: ScalarOp,
+) {
     if ABSOLUTE_POS < output.len() {
         let x = input[ABSOLUTE_POS];
         let sv = Vector::new(F::cast_from(s));
@@ -163,7 +172,13 @@ fn binary_kernel<F: Float, N: Size>(
 
 /// `info = [rank, dims.., a strides.., b strides..]`.
 #[cube(launch_unchecked)]
-fn binary_broadcast_kernel<F: Float>(a: &Array<F>, b: &Array<F>, output: &mut Array<F>, info: &Array<u32>, #[comptime] op: BinaryOp) {
+fn binary_broadcast_kernel<F: Float>(
+    a: &Array<F>,
+    b: &Array<F>,
+    output: &mut Array<F>,
+    info: &Array<u32>,
+    #[comptime] op: BinaryOp,
+) {
     let pos = ABSOLUTE_POS;
     if pos < output.len() {
         let rank = usize::cast_from(info[0]);

@@ -1,7 +1,7 @@
 //! Layout kernels: a strided copy (permute, slice, slice-assign, cat, contiguous copies), row
 //! gather (select), row scatter-add through a host-built inverse index (select_add, no atomics,
 //! deterministic), and mask fill with a broadcast mask.
-use super::{broadcast_strides, count_for, u32_of, u32s, upload_u32, ELEMWISE_UNITS};
+use super::{ELEMWISE_UNITS, broadcast_strides, count_for, u32_of, u32s, upload_u32};
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
 use karl_core::Shape;
@@ -118,7 +118,13 @@ pub fn slice_assign<R: Runtime>(t: CubeTensor<R>, ranges: &[Range<usize>], value
     let dims: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
     assert_eq!(values.shape.dims, dims, "slice_assign of {} into ranges {ranges:?}", values.shape);
     let out = copy(&t);
-    strided_copy(&values, &out, &dims, (0, &values.shape.strides()), (block_base(&t.shape, ranges), &t.shape.strides()));
+    strided_copy(
+        &values,
+        &out,
+        &dims,
+        (0, &values.shape.strides()),
+        (block_base(&t.shape, ranges), &t.shape.strides()),
+    );
     out
 }
 
@@ -190,7 +196,16 @@ pub fn select<R: Runtime>(t: CubeTensor<R>, dim: usize, idx: &[usize]) -> CubeTe
 
 /// `out[o, r, i] = t[o, r, i] + Σ_{j ∈ rows(r)} v[o, j, i]` with `rows(r)` = `list[start[r]..start[r+1]]`.
 #[cube(launch_unchecked)]
-fn select_add_kernel<F: Float>(t: &Array<F>, v: &Array<F>, start: &Array<u32>, list: &Array<u32>, out: &mut Array<F>, n: u32, k: u32, inner: u32) {
+fn select_add_kernel<F: Float>(
+    t: &Array<F>,
+    v: &Array<F>,
+    start: &Array<u32>,
+    list: &Array<u32>,
+    out: &mut Array<F>,
+    n: u32,
+    k: u32,
+    inner: u32,
+) {
     let pos = ABSOLUTE_POS;
     if pos < out.len() {
         let inner = usize::cast_from(inner);
@@ -212,7 +227,14 @@ pub fn select_add<R: Runtime>(t: CubeTensor<R>, dim: usize, idx: &[usize], value
     let (outer, n, inner) = t.shape.split_at_dim(dim);
     let mut want = t.shape.clone();
     want.dims[dim] = idx.len();
-    assert_eq!(values.shape, want, "select_add of {} into {} at {} indices along {dim}", values.shape, t.shape, idx.len());
+    assert_eq!(
+        values.shape,
+        want,
+        "select_add of {} into {} at {} indices along {dim}",
+        values.shape,
+        t.shape,
+        idx.len()
+    );
     // Inverse index on the host (the index list is already there): rows(r) in CSR form.
     let mut count = vec![0usize; n + 1];
     for &i in idx {

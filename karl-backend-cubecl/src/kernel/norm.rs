@@ -3,7 +3,7 @@
 //! walks a strided part of the row, then a shared-memory tree combines the partials (no plane
 //! intrinsics: lavapipe has none). Norm statistics use compensated sums and the corrected
 //! two-pass variance, to stay close to the CPU reference's f64 accumulation.
-use super::{count_for, u32_of, ROW_UNITS};
+use super::{ROW_UNITS, count_for, u32_of};
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
 
@@ -32,7 +32,14 @@ fn cube_reduce<F: Float>(smem: &mut SharedMemory<F>, v: F, #[comptime] block: us
 
 /// Softmax (`log = false`) or log-softmax of each row of `[rows, cols]`.
 #[cube(launch_unchecked)]
-fn softmax_kernel<F: Float>(x: &Array<F>, out: &mut Array<F>, rows: u32, cols: u32, #[comptime] block: usize, #[comptime] log: bool) {
+fn softmax_kernel<F: Float>(
+    x: &Array<F>,
+    out: &mut Array<F>,
+    rows: u32,
+    cols: u32,
+    #[comptime] block: usize,
+    #[comptime] log: bool,
+) {
     let row = CUBE_POS;
     if row < usize::cast_from(rows) {
         let cols = usize::cast_from(cols);
@@ -164,7 +171,16 @@ pub fn softmax<R: Runtime>(x: CubeTensor<R>, log: bool) -> CubeTensor<R> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn launch_norm<R: Runtime>(x: &CubeTensor<R>, gamma: &CubeTensor<R>, beta: &CubeTensor<R>, rows: usize, len: usize, groups: usize, plane: usize, eps: f64) -> CubeTensor<R> {
+fn launch_norm<R: Runtime>(
+    x: &CubeTensor<R>,
+    gamma: &CubeTensor<R>,
+    beta: &CubeTensor<R>,
+    rows: usize,
+    len: usize,
+    groups: usize,
+    plane: usize,
+    eps: f64,
+) -> CubeTensor<R> {
     let out = x.empty_like(x.shape.clone());
     if x.numel() == 0 {
         return out;
@@ -198,7 +214,13 @@ pub fn layer_norm<R: Runtime>(x: CubeTensor<R>, gamma: CubeTensor<R>, beta: Cube
 }
 
 /// GroupNorm of `[N, C, H, W]`.
-pub fn group_norm<R: Runtime>(x: CubeTensor<R>, groups: usize, gamma: CubeTensor<R>, beta: CubeTensor<R>, eps: f64) -> CubeTensor<R> {
+pub fn group_norm<R: Runtime>(
+    x: CubeTensor<R>,
+    groups: usize,
+    gamma: CubeTensor<R>,
+    beta: CubeTensor<R>,
+    eps: f64,
+) -> CubeTensor<R> {
     assert_eq!(x.shape.rank(), 4, "group_norm needs [N, C, H, W], got {}", x.shape);
     let [n, c, h, w] = x.shape.dims::<4>();
     assert!(groups > 0 && c % groups == 0, "group_norm: {c} channels in {groups} groups");

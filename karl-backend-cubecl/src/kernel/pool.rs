@@ -1,6 +1,6 @@
 //! Pooling and nearest resize of `[N, C, H, W]`, with backwards written as gathers (one unit
 //! per input-gradient element), so there are no atomics.
-use super::{count_for, u32_of, u32s, upload_u32, ELEMWISE_UNITS};
+use super::{ELEMWISE_UNITS, count_for, u32_of, u32s, upload_u32};
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
 use karl_core::Shape;
@@ -9,7 +9,8 @@ use karl_core::Shape;
 fn avg_pool_kernel<F: Float>(x: &Array<F>, out: &mut Array<F>, h: u32, w: u32, oh: u32, ow: u32, k: u32) {
     let pos = ABSOLUTE_POS;
     if pos < out.len() {
-        let (h, w, oh, ow, k) = (usize::cast_from(h), usize::cast_from(w), usize::cast_from(oh), usize::cast_from(ow), usize::cast_from(k));
+        let (h, w, oh, ow, k) =
+            (usize::cast_from(h), usize::cast_from(w), usize::cast_from(oh), usize::cast_from(ow), usize::cast_from(k));
         let ox = pos % ow;
         let oy = (pos / ow) % oh;
         let pc = pos / (ow * oh);
@@ -28,7 +29,8 @@ fn avg_pool_kernel<F: Float>(x: &Array<F>, out: &mut Array<F>, h: u32, w: u32, o
 fn avg_pool_backward_kernel<F: Float>(dy: &Array<F>, dx: &mut Array<F>, h: u32, w: u32, oh: u32, ow: u32, k: u32) {
     let pos = ABSOLUTE_POS;
     if pos < dx.len() {
-        let (h, w, oh, ow, k) = (usize::cast_from(h), usize::cast_from(w), usize::cast_from(oh), usize::cast_from(ow), usize::cast_from(k));
+        let (h, w, oh, ow, k) =
+            (usize::cast_from(h), usize::cast_from(w), usize::cast_from(oh), usize::cast_from(ow), usize::cast_from(k));
         let x = pos % w;
         let y = (pos / w) % h;
         let pc = pos / (w * h);
@@ -42,7 +44,18 @@ fn avg_pool_backward_kernel<F: Float>(dy: &Array<F>, dx: &mut Array<F>, h: u32, 
 
 /// Max pooling: value and plane index of each window's first maximum (padding skipped).
 #[cube(launch_unchecked)]
-fn max_pool_kernel<F: Float>(x: &Array<F>, out: &mut Array<F>, arg: &mut Array<u32>, h: u32, w: u32, oh: u32, ow: u32, k: u32, s: u32, p: u32) {
+fn max_pool_kernel<F: Float>(
+    x: &Array<F>,
+    out: &mut Array<F>,
+    arg: &mut Array<u32>,
+    h: u32,
+    w: u32,
+    oh: u32,
+    ow: u32,
+    k: u32,
+    s: u32,
+    p: u32,
+) {
     let pos = ABSOLUTE_POS;
     if pos < out.len() {
         let (h, w, oh, ow) = (usize::cast_from(h), usize::cast_from(w), usize::cast_from(oh), usize::cast_from(ow));
@@ -78,7 +91,18 @@ fn max_pool_kernel<F: Float>(x: &Array<F>, out: &mut Array<F>, arg: &mut Array<u
 
 /// `dx[pc, y, x] = Σ dy[pc, oy, ox]` over the windows containing `(y, x)` whose maximum it is.
 #[cube(launch_unchecked)]
-fn max_pool_backward_kernel<F: Float>(dy: &Array<F>, arg: &Array<u32>, dx: &mut Array<F>, h: u32, w: u32, oh: u32, ow: u32, k: u32, s: u32, p: u32) {
+fn max_pool_backward_kernel<F: Float>(
+    dy: &Array<F>,
+    arg: &Array<u32>,
+    dx: &mut Array<F>,
+    h: u32,
+    w: u32,
+    oh: u32,
+    ow: u32,
+    k: u32,
+    s: u32,
+    p: u32,
+) {
     let pos = ABSOLUTE_POS;
     if pos < dx.len() {
         let (h, w, oh, ow) = (usize::cast_from(h), usize::cast_from(w), usize::cast_from(oh), usize::cast_from(ow));
@@ -126,14 +150,22 @@ fn resize_kernel<F: Float>(x: &Array<F>, sy: &Array<u32>, sx: &Array<u32>, out: 
         let ox = pos % ow;
         let oy = (pos / ow) % oh;
         let pc = pos / (ow * oh);
-        out[pos] = x[(pc * usize::cast_from(h) + usize::cast_from(sy[oy])) * usize::cast_from(w) + usize::cast_from(sx[ox])];
+        out[pos] =
+            x[(pc * usize::cast_from(h) + usize::cast_from(sy[oy])) * usize::cast_from(w) + usize::cast_from(sx[ox])];
     }
 }
 
 /// `dx[pc, y, x] = Σ dy[pc, oy, ox]` over `oy ∈ ys[y]..ys[y+1]`, `ox ∈ xs[x]..xs[x+1]` (the
 /// outputs whose nearest source is `(y, x)`: contiguous since the map is monotone).
 #[cube(launch_unchecked)]
-fn resize_backward_kernel<F: Float>(dy: &Array<F>, ys: &Array<u32>, xs: &Array<u32>, dx: &mut Array<F>, oh: u32, ow: u32) {
+fn resize_backward_kernel<F: Float>(
+    dy: &Array<F>,
+    ys: &Array<u32>,
+    xs: &Array<u32>,
+    dx: &mut Array<F>,
+    oh: u32,
+    ow: u32,
+) {
     let pos = ABSOLUTE_POS;
     if pos < dx.len() {
         let h = ys.len() - 1;
@@ -220,7 +252,12 @@ fn max_pool_geom(h: usize, w: usize, k: usize, s: usize, p: usize) -> (usize, us
     ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1)
 }
 
-fn max_pool<R: Runtime>(x: &CubeTensor<R>, k: usize, s: usize, p: usize) -> (CubeTensor<R>, cubecl::server::Handle, [usize; 6]) {
+fn max_pool<R: Runtime>(
+    x: &CubeTensor<R>,
+    k: usize,
+    s: usize,
+    p: usize,
+) -> (CubeTensor<R>, cubecl::server::Handle, [usize; 6]) {
     let [n, c, h, w] = dims4(&x.shape, "max_pool2d");
     let (oh, ow) = max_pool_geom(h, w, k, s, p);
     let out = x.empty_like(Shape::new([n, c, oh, ow]));
@@ -255,7 +292,13 @@ pub fn max_pool2d<R: Runtime>(x: CubeTensor<R>, k: usize, s: usize, p: usize) ->
 }
 
 /// Gradient of max_pool2d (to the first maximal element of each window).
-pub fn max_pool2d_backward<R: Runtime>(x: CubeTensor<R>, dy: CubeTensor<R>, k: usize, s: usize, p: usize) -> CubeTensor<R> {
+pub fn max_pool2d_backward<R: Runtime>(
+    x: CubeTensor<R>,
+    dy: CubeTensor<R>,
+    k: usize,
+    s: usize,
+    p: usize,
+) -> CubeTensor<R> {
     let (out, arg, [h, w, oh, ow, _, total]) = max_pool(&x, k, s, p);
     assert_eq!(dy.shape, out.shape, "max_pool2d_backward: dy {} for output {}", dy.shape, out.shape);
     let dx = x.empty_like(x.shape.clone());

@@ -1,11 +1,11 @@
 //! Reductions along one dimension (sum/mean/max/min) and arg-reductions. One unit per output
 //! element walks its `[outer, n, inner]` column (coalesced across `inner`); long reductions
 //! with few outputs are first split into chunks so enough units work (a two-pass tree).
-use super::{count_for, u32_of, ELEMWISE_UNITS};
+use super::{ELEMWISE_UNITS, count_for, u32_of};
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
-use karl_core::backend::{ArgReduce, Reduce};
 use karl_core::Shape;
+use karl_core::backend::{ArgReduce, Reduce};
 
 /// The comptime reduction op.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -18,7 +18,16 @@ pub enum ReduceOp {
 /// Reduces `[outer, n, inner]` to `[outer, chunks, inner]`, chunk `c` covering
 /// `c·chunk .. min((c+1)·chunk, n)`; the result is multiplied by `scale` (1/n for a mean).
 #[cube(launch_unchecked)]
-fn reduce_kernel<F: Float>(input: &Array<F>, output: &mut Array<F>, n: u32, inner: u32, chunk: u32, chunks: u32, scale: f32, #[comptime] op: ReduceOp) {
+fn reduce_kernel<F: Float>(
+    input: &Array<F>,
+    output: &mut Array<F>,
+    n: u32,
+    inner: u32,
+    chunk: u32,
+    chunks: u32,
+    scale: f32,
+    #[comptime] op: ReduceOp,
+) {
     let pos = ABSOLUTE_POS;
     if pos < output.len() {
         let n = usize::cast_from(n);
@@ -89,7 +98,14 @@ const FEW_OUTPUTS: usize = 4096;
 /// Elements per chunk of the first pass.
 const CHUNK: usize = 256;
 
-fn launch<R: Runtime>(t: &CubeTensor<R>, out_shape: Shape, (outer, n, inner): (usize, usize, usize), chunk: usize, scale: f32, op: ReduceOp) -> CubeTensor<R> {
+fn launch<R: Runtime>(
+    t: &CubeTensor<R>,
+    out_shape: Shape,
+    (outer, n, inner): (usize, usize, usize),
+    chunk: usize,
+    scale: f32,
+    op: ReduceOp,
+) -> CubeTensor<R> {
     let chunks = n.div_ceil(chunk);
     let out = t.empty_like(out_shape);
     let total = outer * chunks * inner;
@@ -134,7 +150,13 @@ pub fn reduce<R: Runtime>(op: Reduce, t: CubeTensor<R>, dim: usize) -> CubeTenso
 }
 
 /// Reduces `[outer, n, inner]` fully along n (recursing while n is long).
-fn reduce_to<R: Runtime>(t: CubeTensor<R>, shape: Shape, (outer, n, inner): (usize, usize, usize), scale: f32, op: ReduceOp) -> CubeTensor<R> {
+fn reduce_to<R: Runtime>(
+    t: CubeTensor<R>,
+    shape: Shape,
+    (outer, n, inner): (usize, usize, usize),
+    scale: f32,
+    op: ReduceOp,
+) -> CubeTensor<R> {
     if outer * inner < FEW_OUTPUTS && n > 2 * CHUNK {
         let chunks = n.div_ceil(CHUNK);
         let partial = launch(&t, Shape::new([outer, chunks, inner]), (outer, n, inner), CHUNK, 1.0, op);

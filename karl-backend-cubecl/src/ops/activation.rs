@@ -15,7 +15,13 @@ impl<R: Runtime> ActivationOps for CubeBackend<R> {
     fn layer_norm(x: CubeTensor<R>, gamma: CubeTensor<R>, beta: CubeTensor<R>, eps: f64) -> CubeTensor<R> {
         norm::layer_norm(x, gamma, beta, eps)
     }
-    fn group_norm(x: CubeTensor<R>, groups: usize, gamma: CubeTensor<R>, beta: CubeTensor<R>, eps: f64) -> CubeTensor<R> {
+    fn group_norm(
+        x: CubeTensor<R>,
+        groups: usize,
+        gamma: CubeTensor<R>,
+        beta: CubeTensor<R>,
+        eps: f64,
+    ) -> CubeTensor<R> {
         norm::group_norm(x, groups, gamma, beta, eps)
     }
 }

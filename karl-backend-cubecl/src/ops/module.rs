@@ -3,8 +3,8 @@
 use crate::kernel::{conv, pool};
 use crate::{CubeBackend, CubeTensor};
 use cubecl::Runtime;
-use karl_core::backend::{Conv2dOptions, ModuleOps};
 use karl_core::Shape;
+use karl_core::backend::{Conv2dOptions, ModuleOps};
 
 impl<R: Runtime> ModuleOps for CubeBackend<R> {
     fn conv2d(x: CubeTensor<R>, w: CubeTensor<R>, bias: Option<CubeTensor<R>>, opts: Conv2dOptions) -> CubeTensor<R> {
@@ -28,7 +28,13 @@ impl<R: Runtime> ModuleOps for CubeBackend<R> {
     fn max_pool2d(x: CubeTensor<R>, k: usize, stride: usize, padding: usize) -> CubeTensor<R> {
         pool::max_pool2d(x, k, stride, padding)
     }
-    fn max_pool2d_backward(x: CubeTensor<R>, dy: CubeTensor<R>, k: usize, stride: usize, padding: usize) -> CubeTensor<R> {
+    fn max_pool2d_backward(
+        x: CubeTensor<R>,
+        dy: CubeTensor<R>,
+        k: usize,
+        stride: usize,
+        padding: usize,
+    ) -> CubeTensor<R> {
         pool::max_pool2d_backward(x, dy, k, stride, padding)
     }
     fn resize_nearest(x: CubeTensor<R>, oh: usize, ow: usize) -> CubeTensor<R> {
