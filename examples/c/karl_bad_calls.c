@@ -92,7 +92,10 @@ int main(int argc, char **argv) {
     EXPECT(karl_model_load(cfg, &m), KARL_FORMAT); /* a JSON file is no checkpoint */
   }
   EXPECT(karl_model_load_default(NULL), KARL_NULL_ARGUMENT);
-  EXPECT(karl_model_load_default(&m), KARL_NO_DEFAULT_MODEL);
+  EXPECT(karl_model_load_default(&m), KARL_OK); /* the built-in model */
+  CHECK(m != MODEL_SENTINEL && m != NULL);
+  karl_model_free(m);
+  m = MODEL_SENTINEL; /* the failing calls below must leave it untouched */
   {
     const uint8_t garbage[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
     EXPECT(karl_model_load_from_memory(NULL, 16, "{}", &m), KARL_NULL_ARGUMENT);

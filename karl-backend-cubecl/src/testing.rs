@@ -230,7 +230,7 @@ fn opts(stride: usize, padding: usize) -> Conv2dOptions {
 /// Upload / download, f16 and bf16 conversion, `full`, reshape.
 pub fn data_round_trip<R: Runtime>(device: &CubeDevice<R>) {
     let d = rand(&[3, 5, 7], 1);
-    check(device, "round trip", Case::Identity, &[d.clone()], EXACT);
+    check(device, "round trip", Case::Identity, std::slice::from_ref(&d), EXACT);
     let t = CubeBackend::<R>::float_from_data(&d, device);
     for bf16 in [false, true] {
         let bytes = t.to_half_bytes(bf16);

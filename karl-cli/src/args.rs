@@ -57,9 +57,9 @@ pub struct TokenizeArgs {
     /// Desired reconstruction error ε (mean absolute error in [0,1]); smaller = more tokens.
     #[arg(long, short = 'q', default_value_t = 0.05)]
     pub quality: f32,
-    /// Token budget T (1..=512).
-    #[arg(long, short = 'b', default_value_t = 256)]
-    pub budget: usize,
+    /// Token budget T (1..=512; default 256, or the model's maximum if smaller).
+    #[arg(long, short = 'b')]
+    pub budget: Option<usize>,
     /// Fixed-length mode with N tokens (no halting); same as --budget N --fixed.
     #[arg(long, conflicts_with = "fixed")]
     pub tokens: Option<usize>,
@@ -96,7 +96,8 @@ pub struct ReconstructArgs {
 /// `karl info`.
 #[derive(Args, Debug)]
 pub struct InfoArgs {
-    /// A model path or a preset name (karl_small, ...).
+    /// A model path, a preset name (karl_small, ...) or `builtin`.
+    #[arg(default_value = "builtin")]
     pub model: String,
     /// Print JSON.
     #[arg(long)]

@@ -232,3 +232,21 @@ fn no_resize_demands_the_model_size() {
     let o = karl(&["tokenize", p.to_str().unwrap(), "--model", mini().to_str().unwrap(), "--no-resize"]);
     fails_with(&o, "image is 100×80, the model needs 256×256");
 }
+
+#[test]
+fn the_built_in_model_tokenizes_without_a_model_argument() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/images/chelsea.png");
+    let o = karl(&["tokenize", img.to_str().unwrap(), "--json", "--out", tmp.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(line["budget"], 64, "the built-in model's budget");
+    let kc = line["kc"].as_u64().unwrap();
+    assert!(kc <= 64);
+    assert_eq!(line["positions"].as_array().unwrap().len() as u64, kc);
+    let rec = tmp.path().join("rec");
+    let o = karl(&["reconstruct", tmp.path().join("chelsea.karl").to_str().unwrap(), "--out", rec.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let png = image::open(rec.join("chelsea.png")).unwrap();
+    assert_eq!((png.width(), png.height()), (64, 64));
+}

@@ -302,8 +302,7 @@ fn c_threads_sharing_a_model_match_sequential_encodes() {
 }
 
 /// `karl_model_load_from_memory` (the path of the built-in model) gives the same model as
-/// `karl_model_load` on the same files, and `karl_model_load_default` reports that this build
-/// has none.
+/// `karl_model_load` on the same files, and `karl_model_load_default` loads the built-in model.
 #[test]
 fn load_from_memory_matches_load_from_directory() {
     use karl_ffi::*;
@@ -340,11 +339,25 @@ fn load_from_memory_matches_load_from_directory() {
         }
     }
     assert_eq!(serialized[0], serialized[1]);
-    assert!(default_model_bytes().is_none());
+    assert!(default_model_bytes().is_some());
     let mut m: *mut karl_model = std::ptr::null_mut();
     // SAFETY: `m` is writable.
-    assert_eq!(unsafe { karl_model_load_default(&mut m) }, karl_status::KARL_NO_DEFAULT_MODEL);
-    assert!(m.is_null());
+    assert_eq!(unsafe { karl_model_load_default(&mut m) }, karl_status::KARL_OK);
+    assert!(!m.is_null());
+    let (mut w, mut h) = (0u32, 0u32);
+    // SAFETY: `m` is live; `w` and `h` are writable.
+    assert_eq!(unsafe { karl_model_image_size(m, &mut w, &mut h) }, karl_status::KARL_OK);
+    assert_eq!((w, h), (64, 64));
+    let mut t: *mut karl_tokens = std::ptr::null_mut();
+    // SAFETY: `m` is live; the image is 40x30 with stride 120; `t` is writable.
+    assert_eq!(unsafe { karl_encode(m, image.as_ptr(), 40, 30, 120, 0.05, 64, &mut t) }, karl_status::KARL_OK);
+    // SAFETY: `t` is live.
+    assert!(unsafe { karl_tokens_count(t) } <= 64);
+    // SAFETY: each handle is freed once.
+    unsafe {
+        karl_tokens_free(t);
+        karl_model_free(m);
+    }
 }
 
 /// Tokens only decode with the model that made them.

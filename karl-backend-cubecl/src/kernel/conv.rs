@@ -1,6 +1,8 @@
 //! 2-D convolution as im2col + matmul, and its backward (matmuls + col2im), with the column
 //! buffers built a batch chunk at a time so memory stays bounded. Both column kernels gather
 //! (one unit per written element), so there are no atomics and results are deterministic.
+// `x % s == 0` inside `#[cube]` kernels: the cube macro has no `is_multiple_of` expansion.
+#![allow(clippy::manual_is_multiple_of)]
 use super::{ELEMWISE_UNITS, count_for, u32_of};
 use super::{elementwise, layout, matmul, reduce};
 use crate::tensor::CubeTensor;

@@ -1,6 +1,8 @@
 //! Reductions along one dimension (sum/mean/max/min) and arg-reductions. One unit per output
 //! element walks its `[outer, n, inner]` column (coalesced across `inner`); long reductions
 //! with few outputs are first split into chunks so enough units work (a two-pass tree).
+// `v != v` is the NaN test inside `#[cube]` kernels (`is_nan` yields a generic bool type there).
+#![allow(clippy::eq_op)]
 use super::{ELEMWISE_UNITS, count_for, u32_of};
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;

@@ -9,7 +9,10 @@ use std::path::Path;
 
 /// Runs `karl info`.
 pub fn run(a: InfoArgs) -> Result<()> {
-    let (model, source) = if KarlConfig::PRESETS.contains(&a.model.as_str()) {
+    let (model, source) = if a.model == "builtin" {
+        let t = karl_core::model::builtin::builtin_tokenizer::<B>(&CpuDevice)?;
+        (t.model, "built-in model".to_string())
+    } else if KarlConfig::PRESETS.contains(&a.model.as_str()) {
         (Karl::<B>::new(KarlConfig::preset(&a.model)?, &CpuDevice, 0)?, "preset (random weights)".to_string())
     } else {
         let m = karl_core::model::load::load_model::<B>(Path::new(&a.model), None, None, &CpuDevice)

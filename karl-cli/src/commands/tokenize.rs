@@ -52,9 +52,10 @@ pub fn run(a: TokenizeArgs) -> Result<()> {
         bail!("no images found in {:?}", a.inputs);
     }
     let tok = load(&a.model)?;
+    let default_budget = 256.min(tok.model.config.max_latent_tokens);
     let (budget, fixed) = match a.tokens {
         Some(n) => (n, true),
-        None => (a.budget, a.fixed),
+        None => (a.budget.unwrap_or(default_budget), a.fixed),
     };
     let opts = EncodeOptions { budget, quality: a.quality, fixed };
     tok.check_options(&opts)?;

@@ -1,0 +1,54 @@
+//! Training step time (both phases, forward + backward + AdamW) for the golden mini
+//! configuration (VQGAN base, read from `$KARL_SHARED/golden/mini/config.json`) at batch 1 and
+//! 8 with the official phase-(a) budget draw, and images/s of the built-in pixel model's
+//! configuration. Not a timed test: `cargo bench -p karl-core --bench train`.
+use karl_core::Tensor;
+use karl_core::autodiff::Autodiff;
+use karl_core::cpu::{Cpu, CpuDevice};
+use karl_core::model::{Karl, KarlConfig};
+use karl_core::train::trainer::{DataSource, SyntheticData, TrainConfig, Trainer};
+use std::time::Instant;
+
+type B = Autodiff<Cpu<f32>>;
+
+fn time_steps(config: &KarlConfig, batch: usize, steps: usize) -> f64 {
+    let mut t = TrainConfig::for_model(config, 1000, batch, 1);
+    t.checkpoint_every = 0;
+    let mut trainer = Trainer::new(Karl::<B>::new(config.clone(), &CpuDevice, 1).unwrap(), t).unwrap();
+    let s = config.image_size;
+    let mut data = SyntheticData { seed: 2 };
+    let mut times = Vec::new();
+    for step in 0..steps as u64 + 1 {
+        let x = Tensor::<B, 4>::from_f32(data.batch(step, batch, s).unwrap(), [batch, 3, s, s], &CpuDevice).unwrap();
+        let t0 = Instant::now();
+        trainer.step(&x).unwrap();
+        if step > 0 {
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn main() {
+    let shared = std::env::var_os("KARL_SHARED")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    println!("| configuration | batch | median s/step | images/s |");
+    println!("|---|---:|---:|---:|");
+    match std::fs::read_to_string(shared.join("golden/mini/config.json")) {
+        Ok(text) => {
+            let mini = KarlConfig::from_json(&text).unwrap();
+            for (batch, steps) in [(1, 5), (8, 3)] {
+                let s = time_steps(&mini, batch, steps);
+                println!("| golden mini (VQGAN base, 256²) | {batch} | {s:.2} | {:.2} |", batch as f64 / s);
+            }
+        }
+        Err(e) => println!("(golden mini config not found: {e})"),
+    }
+    let pixel = KarlConfig::from_json(include_str!("../../models/default/train-config.json")).unwrap();
+    for batch in [8, 16] {
+        let s = time_steps(&pixel, batch, 5);
+        println!("| built-in pixel model (64²) | {batch} | {s:.2} | {:.1} |", batch as f64 / s);
+    }
+}
