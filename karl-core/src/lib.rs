@@ -25,6 +25,8 @@ pub mod record;
 pub mod rng;
 pub mod shape;
 pub mod tensor;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tolerance;
 pub mod train;
 

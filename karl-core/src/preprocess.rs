@@ -60,8 +60,8 @@ fn weights(inp: usize, out: usize) -> Vec<(usize, Vec<f64>)> {
     (0..out)
         .map(|i| {
             let center = (i as f64 + 0.5) * scale;
-            let lo = ((center - support + 0.5).floor().max(0.0)) as usize;
-            let hi = ((center + support + 0.5).floor() as usize).min(inp);
+            let lo = libm::floor(center - support + 0.5).max(0.0) as usize;
+            let hi = (libm::floor(center + support + 0.5) as usize).min(inp);
             let mut w: Vec<f64> = (lo..hi).map(|j| cubic((j as f64 - center + 0.5) / fscale)).collect();
             let s: f64 = w.iter().sum();
             if s != 0.0 {
