@@ -97,6 +97,32 @@ typedef struct karl_model karl_model;
  */
 typedef struct karl_tokens karl_tokens;
 
+/**
+ * Image-quality metrics of a pair (values in [0, 1], data range 1).
+ */
+typedef struct karl_metrics {
+  /**
+   * Mean absolute error.
+   */
+  double l1;
+  /**
+   * Mean squared error.
+   */
+  double mse;
+  /**
+   * PSNR in dB; 0 when `psnr_infinite` is set.
+   */
+  double psnr;
+  /**
+   * 1 when the images are identical (PSNR is infinite), else 0.
+   */
+  int32_t psnr_infinite;
+  /**
+   * SSIM (Gaussian 11 taps, σ 1.5, reflect padding, as torchmetrics).
+   */
+  double ssim;
+} karl_metrics;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -329,6 +355,24 @@ enum karl_status karl_tokens_deserialize(const uint8_t *buf,
  * `t` is NULL or tokens from this library that were not freed before.
  */
 void karl_tokens_free(struct karl_tokens *t);
+
+/**
+ * Computes L1, MSE, PSNR and SSIM between `a` (reference) and `b`, both 8-bit interleaved RGB
+ * of `width`x`height` pixels with rows `stride` bytes apart (borrowed for the call). Writes
+ * `*out` (owned by the caller) only on success. Thread-safe.
+ *
+ * Errors: `KARL_NULL_ARGUMENT` (a, b or out NULL), `KARL_INVALID_ARGUMENT` (sizes, stride, or
+ * an image smaller than 6x6, which SSIM's reflect padding needs).
+ *
+ * # Safety
+ * `a` and `b` are NULL or hold `stride*(height-1) + 3*width` bytes; `out` is NULL or writable.
+ */
+enum karl_status karl_image_metrics(const uint8_t *a,
+                                    const uint8_t *b,
+                                    uint32_t width,
+                                    uint32_t height,
+                                    size_t stride,
+                                    struct karl_metrics *out);
 
 /**
  * Copies this thread's last error message into `buf` and returns its full length in bytes

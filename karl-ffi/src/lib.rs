@@ -30,12 +30,15 @@ mod model; // karl_model_*, karl_encode*, karl_decode
 
 mod tokens; // karl_tokens_*
 
+mod metrics; // karl_image_metrics
+
 mod error; // karl_last_error_message
 
 mod default_model;
 
 pub use default_model::default_model_bytes;
 pub use error::karl_last_error_message;
+pub use metrics::*;
 pub use model::*;
 pub use status::{karl_status, karl_status_name, karl_version};
 pub use tokens::*;

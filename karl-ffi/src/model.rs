@@ -184,28 +184,9 @@ impl karl_model {
         height: u32,
         stride: usize,
     ) -> Result<Tensor<Backend, 4>, FfiError> {
-        if rgb.is_null() {
-            return Err(FfiError::null("rgb"));
-        }
-        if width == 0 || height == 0 || width > KARL_MAX_IMAGE_SIDE || height > KARL_MAX_IMAGE_SIDE {
-            return Err(FfiError::invalid(format!(
-                "image size {width}x{height} is outside 1..={KARL_MAX_IMAGE_SIDE} pixels per side"
-            )));
-        }
-        let (w, h) = (width as usize, height as usize);
-        if stride < w * 3 {
-            return Err(FfiError::invalid(format!(
-                "stride {stride} is smaller than width*3 = {} bytes (width {w})",
-                w * 3
-            )));
-        }
-        let len = stride.checked_mul(h - 1).and_then(|n| n.checked_add(w * 3)).ok_or_else(|| {
-            FfiError::invalid(format!("a {w}x{h} image with stride {stride} exceeds the address space"))
-        })?;
-        // SAFETY: non-NULL, and the caller guarantees `len` readable bytes.
-        let data = unsafe { bytes(rgb, len, "rgb") }?;
+        // SAFETY: forwarded from the caller.
+        let img = unsafe { rgb_image(rgb, width, height, stride, "rgb") }?;
         let s = self.image_size();
-        let img = Rgb8::new(data, w, h, stride)?;
         let chw = preprocess(img, s, true)?;
         Ok(Tensor::from_f32(chw, [1, 3, s, s], &DEVICE)?)
     }
@@ -236,6 +217,40 @@ impl karl_model {
         unsafe { give(out, karl_tokens { tokens }) };
         Ok(())
     }
+}
+
+/// A borrowed 8-bit RGB image after checking the pointer, the sizes and the stride.
+///
+/// # Safety
+/// `rgb` is NULL or points to `stride*(height-1) + 3*width` readable bytes that outlive `'a`.
+pub(crate) unsafe fn rgb_image<'a>(
+    rgb: *const u8,
+    width: u32,
+    height: u32,
+    stride: usize,
+    arg: &str,
+) -> Result<Rgb8<'a>, FfiError> {
+    if rgb.is_null() {
+        return Err(FfiError::null(arg));
+    }
+    if width == 0 || height == 0 || width > KARL_MAX_IMAGE_SIDE || height > KARL_MAX_IMAGE_SIDE {
+        return Err(FfiError::invalid(format!(
+            "{arg}: image size {width}x{height} is outside 1..={KARL_MAX_IMAGE_SIDE} pixels per side"
+        )));
+    }
+    let (w, h) = (width as usize, height as usize);
+    if stride < w * 3 {
+        return Err(FfiError::invalid(format!(
+            "{arg}: stride {stride} is smaller than width*3 = {} bytes (width {w})",
+            w * 3
+        )));
+    }
+    let len = stride.checked_mul(h - 1).and_then(|n| n.checked_add(w * 3)).ok_or_else(|| {
+        FfiError::invalid(format!("{arg}: a {w}x{h} image with stride {stride} exceeds the address space"))
+    })?;
+    // SAFETY: non-NULL, and the caller guarantees `len` readable bytes.
+    let data = unsafe { bytes(rgb, len, arg) }?;
+    Ok(Rgb8::new(data, w, h, stride)?)
 }
 
 /// Tokenizes one image adaptively: the model keeps as many of the first `budget` tokens as it
