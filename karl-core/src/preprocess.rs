@@ -72,6 +72,13 @@ fn weights(inp: usize, out: usize) -> Vec<(usize, Vec<f64>)> {
         .collect()
 }
 
+/// The offset of a centre crop leaving `d` pixels: Python's `round(d / 2)` (half to even), as
+/// torchvision's `center_crop` computes `int(round((size_in - size_out) / 2.0))`.
+pub fn center_offset(d: usize) -> usize {
+    let f = d / 2;
+    if d % 2 == 1 && f % 2 == 1 { f + 1 } else { f }
+}
+
 fn clamp_u8(v: f64) -> f64 {
     libm::round(v).clamp(0.0, 255.0)
 }
@@ -124,8 +131,8 @@ pub fn preprocess(img: Rgb8<'_>, size: usize, resize_image: bool) -> Result<Vec<
         ((size as f64 * w as f64 / h as f64) as usize, size)
     };
     let px = if (rw, rh) == (w, h) { px } else { resize(&px, w, h, rw, rh) };
-    let top = libm::round((rh - size) as f64 / 2.0) as usize;
-    let left = libm::round((rw - size) as f64 / 2.0) as usize;
+    let top = center_offset(rh - size);
+    let left = center_offset(rw - size);
     let mut out = vec![0.0f32; 3 * size * size];
     for c in 0..3 {
         for y in 0..size {
@@ -165,6 +172,18 @@ mod tests {
         assert!(Rgb8::new(&data, 5, 4, 15).is_err());
         assert!(preprocess(img, 8, false).is_err());
     }
+    #[test]
+    fn crop_offsets_round_half_to_even_like_torchvision() {
+        assert_eq!([center_offset(25), center_offset(27), center_offset(1), center_offset(4)], [12, 14, 0, 2]);
+        // a 256×281 image: torchvision crops rows 12..268 (round(12.5) = 12)
+        let mut data = vec![0u8; 256 * 281 * 3];
+        for y in 0..281 {
+            data[y * 256 * 3..(y + 1) * 256 * 3].iter_mut().for_each(|v| *v = y as u8);
+        }
+        let t = preprocess(Rgb8::new(&data, 256, 281, 768).unwrap(), 256, true).unwrap();
+        assert_eq!((t[0] * 255.0).round() as usize, 12);
+    }
+
     #[test]
     fn resize_keeps_a_flat_image_flat_and_crops_the_centre() {
         let data = vec![200u8; 30 * 20 * 3];

@@ -1,14 +1,7 @@
 //! The dataset-evaluation input path (`CenterCrop(S)` + `ToTensor`, no resize) and the 8-bit
 //! rounding of reconstructions that the official protocol applies before every metric.
 use crate::error::{Error, Result};
-use crate::preprocess::Rgb8;
-
-/// Python's `round` (half to even) of `d / 2` for a non-negative integer `d`, as torchvision's
-/// `center_crop` computes its offsets: `int(round((size_in - size_out) / 2.0))`.
-fn half_even_half(d: usize) -> usize {
-    let f = d / 2;
-    if d % 2 == 1 && f % 2 == 1 { f + 1 } else { f }
-}
+use crate::preprocess::{Rgb8, center_offset};
 
 /// Crops the centre `size×size` of an 8-bit RGB image to a `[3, size, size]` CHW tensor in
 /// [0, 1] (torchvision `CenterCrop(size)` + `ToTensor`). Images smaller than `size` on either
@@ -19,7 +12,7 @@ pub fn center_crop_chw(img: Rgb8<'_>, size: usize) -> Result<Vec<f32>> {
     if w < size || h < size {
         return Err(Error::InvalidArgument(format!("image is {w}×{h}, smaller than the {size}×{size} centre crop")));
     }
-    let (top, left) = (half_even_half(h - size), half_even_half(w - size));
+    let (top, left) = (center_offset(h - size), center_offset(w - size));
     let mut out = vec![0.0f32; 3 * size * size];
     for y in 0..size {
         let row = &img.data[(top + y) * img.stride + left * 3..];
@@ -47,12 +40,12 @@ mod tests {
 
     #[test]
     fn offsets_round_half_even() {
-        assert_eq!(half_even_half(0), 0);
-        assert_eq!(half_even_half(44), 22);
-        assert_eq!(half_even_half(25), 12); // round(12.5) = 12
-        assert_eq!(half_even_half(27), 14); // round(13.5) = 14
-        assert_eq!(half_even_half(1), 0); // round(0.5) = 0
-        assert_eq!(half_even_half(3), 2); // round(1.5) = 2
+        assert_eq!(center_offset(0), 0);
+        assert_eq!(center_offset(44), 22);
+        assert_eq!(center_offset(25), 12); // round(12.5) = 12
+        assert_eq!(center_offset(27), 14); // round(13.5) = 14
+        assert_eq!(center_offset(1), 0); // round(0.5) = 0
+        assert_eq!(center_offset(3), 2); // round(1.5) = 2
     }
 
     #[test]
