@@ -9,7 +9,7 @@ fn last_dim(s: &Shape) -> usize {
     *s.dims.last().expect("rank ≥ 1")
 }
 
-/// Softmax in place on one row.
+/// Softmax in place on one row (eight partial sums, so the exp loop vectorises).
 pub fn softmax_row<E: Element>(row: &mut [E]) {
     let mut m = row[0];
     for &v in row.iter() {
@@ -17,10 +17,21 @@ pub fn softmax_row<E: Element>(row: &mut [E]) {
             m = v;
         }
     }
+    let mut acc = [E::ZERO; 8];
+    let mut chunks = row.chunks_exact_mut(8);
+    for c in &mut chunks {
+        for (v, a) in c.iter_mut().zip(acc.iter_mut()) {
+            *v = (*v - m).exp();
+            *a += *v;
+        }
+    }
     let mut s = E::ZERO;
-    for v in row.iter_mut() {
+    for v in chunks.into_remainder() {
         *v = (*v - m).exp();
         s += *v;
+    }
+    for a in acc {
+        s += a;
     }
     let inv = E::ONE / s;
     row.iter_mut().for_each(|v| *v = *v * inv);

@@ -28,8 +28,10 @@ pub fn permute<E: Element>(t: CpuTensor<E>, axes: &[usize]) -> CpuTensor<E> {
     let mut idx = alloc::vec![0usize; r];
     for _ in 0..rows {
         let base: usize = (0..r - 1).map(|k| idx[k] * src_st[k]).sum();
-        for j in 0..inner {
-            out.push(d[base + j * inner_st]);
+        if inner_st == 1 {
+            out.extend_from_slice(&d[base..base + inner]);
+        } else {
+            out.extend((0..inner).map(|j| d[base + j * inner_st]));
         }
         for k in (0..r.saturating_sub(1)).rev() {
             idx[k] += 1;
