@@ -149,8 +149,12 @@ impl<B: Backend> Karl<B> {
     pub fn new(config: KarlConfig, device: &B::Device, seed: u64) -> Result<Self> {
         config.validate()?;
         let mut rng = Rng::new(seed);
-        let mut init = Init::<B> { device: device.clone(), rng: &mut rng };
         let c = &config;
+        let pixel = c.base_tokenizer != "vqgan";
+        // the pixel base trains from scratch in minutes at small widths: unit-gain Linear
+        // weights (see `Init::linear_gain`); the VQGAN-base models keep the official init
+        let linear_gain = pixel.then_some(1.0);
+        let mut init = Init::<B> { device: device.clone(), rng: &mut rng, linear_gain };
         let (we, wd) = (c.encoder.width, c.decoder.width);
         let g = c.max_grid_tokens;
         let base = match c.base_tokenizer.as_str() {
@@ -158,7 +162,6 @@ impl<B: Backend> Karl<B> {
             _ => Base::Pixel(PixelBase::new(c.patch_size)),
         };
         let head = base.head_dim();
-        let pixel = matches!(base, Base::Pixel(_));
         let se = 1.0 / libm::sqrt(we as f64);
         let sd = 1.0 / libm::sqrt(wd as f64);
         let bins = c.eps_bins.len();
@@ -170,7 +173,8 @@ impl<B: Backend> Karl<B> {
         Ok(Karl {
             patch_embed: {
                 let mut p = Conv2d::new(3, c.patch_embed_out_channels, c.patch_size, c.patch_size, 0, true, &mut init);
-                p.weight = init.trunc_normal([c.patch_embed_out_channels, 3, c.patch_size, c.patch_size], 0.02);
+                let std = if pixel { 1.0 / libm::sqrt((3 * c.patch_size * c.patch_size) as f64) } else { 0.02 };
+                p.weight = init.trunc_normal([c.patch_embed_out_channels, 3, c.patch_size, c.patch_size], std);
                 p.bias = Some(init.zeros([c.patch_embed_out_channels]));
                 p
             },
@@ -186,25 +190,11 @@ impl<B: Backend> Karl<B> {
             encoder_ln_post: LayerNorm::new(we, 1e-5, &mut init),
             halting_mlp_0: Linear::new(we, c.halting_mlp_hidden, true, &mut init),
             halting_mlp_2: Linear::new(c.halting_mlp_hidden, 1, true, &mut init),
-            pre_quantizer_mlp: {
-                let mut l = Linear::new(we, c.vq_token_dim, true, &mut init);
-                if pixel {
-                    l.weight = init.trunc_normal([c.vq_token_dim, we], 1.0 / libm::sqrt(we as f64));
-                }
-                l
-            },
+            pre_quantizer_mlp: Linear::new(we, c.vq_token_dim, true, &mut init),
             quantize: c
                 .quantize_latent
                 .then(|| init.uniform([c.vq_codebook_size, c.vq_token_dim], 1.0 / c.vq_codebook_size as f64)),
-            decoder_embed: {
-                let mut l = Linear::new(c.vq_token_dim, wd, true, &mut init);
-                if pixel {
-                    // our pixel base trains from scratch in minutes: a unit-gain token path
-                    // (std 1/√fan_in instead of 0.02) lets the decoder use the latents early
-                    l.weight = init.trunc_normal([wd, c.vq_token_dim], 1.0 / libm::sqrt(c.vq_token_dim as f64));
-                }
-                l
-            },
+            decoder_embed: Linear::new(c.vq_token_dim, wd, true, &mut init),
             decoder: KarlDecoder {
                 ln_pre: LayerNorm::new(wd, 1e-5, &mut init),
                 transformer: Transformer::new(wd, c.decoder.layers, c.decoder.heads, &mut init),

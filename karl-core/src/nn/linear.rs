@@ -20,7 +20,7 @@ crate::impl_module!(Linear { weight => "weight", bias => "bias" });
 impl<B: Backend> Linear<B> {
     /// A new layer, weights truncated-normal(0.02) (the official init), bias zero.
     pub fn new(input: usize, output: usize, bias: bool, init: &mut Init<'_, B>) -> Self {
-        Linear { weight: init.trunc_normal([output, input], 0.02), bias: bias.then(|| init.zeros([output])) }
+        Linear { weight: init.linear_weight(output, input), bias: bias.then(|| init.zeros([output])) }
     }
     /// Forward.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
