@@ -17,6 +17,10 @@ pub struct Init<'a, B: Backend> {
     /// widths near 1024; at width 64 it shrinks every layer's output about 6×, and the image
     /// signal reaching the latents vanishes).
     pub linear_gain: Option<f64>,
+    /// Factor on the query and key rows of attention input projections (1 officially). Above
+    /// 1, attention starts peaked instead of near-uniform, so each latent token pools a
+    /// different part of the image from the first step instead of all holding the same mean.
+    pub attn_qk_gain: f64,
 }
 
 impl<B: Backend> Init<'_, B> {

@@ -15,6 +15,11 @@ use crate::tensor::Tensor;
 use alloc::vec;
 use alloc::vec::Vec;
 
+/// Query/key gain at init for pixel-base models (see `Init::attn_qk_gain`): measured on the
+/// tiny preset, near-uniform initial attention leaves every latent token holding the same image
+/// mean, and reconstructions stop improving after about 2 tokens.
+pub const PIXEL_ATTN_QK_GAIN: f64 = 2.5;
+
 /// The decoder stack (`decoder.*`).
 #[derive(Clone, Debug)]
 pub struct KarlDecoder<B: Backend> {
@@ -154,7 +159,8 @@ impl<B: Backend> Karl<B> {
         // the pixel base trains from scratch in minutes at small widths: unit-gain Linear
         // weights (see `Init::linear_gain`); the VQGAN-base models keep the official init
         let linear_gain = pixel.then_some(1.0);
-        let mut init = Init::<B> { device: device.clone(), rng: &mut rng, linear_gain };
+        let attn_qk_gain = if pixel { PIXEL_ATTN_QK_GAIN } else { 1.0 };
+        let mut init = Init::<B> { device: device.clone(), rng: &mut rng, linear_gain, attn_qk_gain };
         let (we, wd) = (c.encoder.width, c.decoder.width);
         let g = c.max_grid_tokens;
         let base = match c.base_tokenizer.as_str() {

@@ -29,8 +29,13 @@ impl<B: Backend> MultiheadAttention<B> {
     /// New attention of width `d`.
     pub fn new(d: usize, heads: usize, init: &mut Init<'_, B>) -> Self {
         let bound = libm::sqrt(6.0 / (4 * d) as f64); // xavier_uniform on [3d, d]
+        let mut in_proj_weight = init.uniform([3 * d, d], bound);
+        if init.attn_qk_gain != 1.0 {
+            let qk = in_proj_weight.clone().narrow(0, 0..2 * d).mul_scalar(init.attn_qk_gain);
+            in_proj_weight = Tensor::cat(alloc::vec![qk, in_proj_weight.narrow(0, 2 * d..3 * d)], 0);
+        }
         MultiheadAttention {
-            in_proj_weight: init.uniform([3 * d, d], bound),
+            in_proj_weight,
             in_proj_bias: init.zeros([3 * d]),
             out_proj: Linear::new(d, d, true, init),
             heads,
