@@ -66,7 +66,8 @@ typedef enum karl_status {
    */
   KARL_FORMAT = 4,
   /**
-   * The requested compute backend is not compiled into this build.
+   * The requested compute device (`karl_model_load_on`) is not compiled into this build, or
+   * its driver, runtime library or GPU is missing on this machine.
    */
   KARL_BACKEND_UNAVAILABLE = 5,
   /**
@@ -85,9 +86,10 @@ typedef enum karl_status {
 } karl_status;
 
 /**
- * A loaded tokenizer (opaque). Immutable after loading: any number of threads may call
- * `karl_encode`, `karl_encode_fixed`, `karl_decode` and `karl_model_image_size` with the same
- * model at the same time. Only `karl_model_free` needs exclusive access.
+ * A loaded tokenizer (opaque), on the device it was loaded on. Immutable after loading: any
+ * number of threads may call `karl_encode`, `karl_encode_fixed`, `karl_decode` and
+ * `karl_model_image_size` with the same model at the same time. Only `karl_model_free` needs
+ * exclusive access.
  */
 typedef struct karl_model karl_model;
 
@@ -158,6 +160,36 @@ const char *karl_status_name(int status);
  */
 enum karl_status karl_model_load(const char *path,
                                  struct karl_model **out);
+
+/**
+ * Loads a model from `path` (as `karl_model_load`) onto a compute device: `device` is `"cpu"`
+ * (the reference CPU backend, always there; NULL or `""` also mean `"cpu"`), `"wgpu"`
+ * (Vulkan / Metal / DX12, or Mesa's lavapipe on the CPU), `"cuda"` (NVIDIA) or `"rocm"` (AMD),
+ * each on its default device. Every function taking the model then runs on that device; the
+ * tokens are the same kind of object on every device.
+ *
+ * The GPU devices exist only in a library built with the cargo feature of the same name
+ * (`cargo build --release -p karl-ffi --features wgpu`), and need at run time a Vulkan, Metal
+ * or DX12 driver (`wgpu`), `libcuda.so` and `libnvrtc.so` (`cuda`), or `libamdhip64.so`
+ * (`rocm`). Computation is f32 everywhere; GPU results may differ from the CPU's in the last
+ * bits.
+ *
+ * `path` and `device` are NUL-terminated strings borrowed for the call. On success `*out`
+ * receives a new model that the caller owns and frees with `karl_model_free`; on failure `*out`
+ * is not written.
+ *
+ * Errors: those of `karl_model_load`, plus `KARL_INVALID_ARGUMENT` (an unknown device name;
+ * the message lists the accepted ones) and `KARL_BACKEND_UNAVAILABLE` (the device is not
+ * compiled into this build, or its driver, runtime library or GPU is missing here; the message
+ * says which and how to rebuild).
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `device` is NULL or a NUL-terminated string;
+ * `out` is NULL or writable.
+ */
+enum karl_status karl_model_load_on(const char *path,
+                                    const char *device,
+                                    struct karl_model **out);
 
 /**
  * Loads the model built into this library.

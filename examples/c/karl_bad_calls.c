@@ -91,6 +91,15 @@ int main(int argc, char **argv) {
     snprintf(cfg, sizeof cfg, "%s/config.json", model_dir);
     EXPECT(karl_model_load(cfg, &m), KARL_FORMAT); /* a JSON file is no checkpoint */
   }
+  EXPECT(karl_model_load_on(NULL, "cpu", &m), KARL_NULL_ARGUMENT);
+  EXPECT(karl_model_load_on(model_dir, "cpu", NULL), KARL_NULL_ARGUMENT);
+  EXPECT(karl_model_load_on(model_dir, "gpu", &m), KARL_INVALID_ARGUMENT); /* unknown device */
+  EXPECT(karl_model_load_on("/nonexistent/karl/model", "cpu", &m), KARL_IO);
+  CHECK(m == MODEL_SENTINEL);
+  EXPECT(karl_model_load_on(model_dir, "cpu", &m), KARL_OK);
+  CHECK(m != MODEL_SENTINEL && m != NULL);
+  karl_model_free(m);
+  m = MODEL_SENTINEL;
   EXPECT(karl_model_load_default(NULL), KARL_NULL_ARGUMENT);
   EXPECT(karl_model_load_default(&m), KARL_OK); /* the built-in model */
   CHECK(m != MODEL_SENTINEL && m != NULL);

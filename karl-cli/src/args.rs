@@ -12,7 +12,23 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Which model to use.
+/// The compute device of `--device`. Every name is accepted here; whether this build has the
+/// backend and whether it can run on this machine is checked when the command starts
+/// (`crate::device`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeviceName {
+    /// The reference CPU backend (always compiled in).
+    #[default]
+    Cpu,
+    /// NVIDIA GPUs through CUDA (feature `cuda`; needs libcuda + libnvrtc at run time).
+    Cuda,
+    /// AMD GPUs through ROCm/HIP (feature `rocm`; needs libamdhip64 at run time).
+    Rocm,
+    /// wgpu: Vulkan / Metal / DX12 (feature `wgpu`; needs a GPU driver or Mesa's lavapipe).
+    Wgpu,
+}
+
+/// Which model to use, and where to run it.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
     /// Model: a directory with config.json + weights.safetensors, a .safetensors or .pth file
@@ -22,6 +38,9 @@ pub struct ModelArgs {
     /// A config JSON overriding the one beside the weights.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Compute device: cpu, or cuda / rocm / wgpu when karl was built with that feature.
+    #[arg(long, value_enum, default_value_t)]
+    pub device: DeviceName,
 }
 
 /// Subcommands.
@@ -102,6 +121,10 @@ pub struct InfoArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Compute device the model is loaded on: cpu, or cuda / rocm / wgpu when karl was built
+    /// with that feature.
+    #[arg(long, value_enum, default_value_t)]
+    pub device: DeviceName,
 }
 
 /// `karl convert`.
@@ -162,9 +185,10 @@ pub struct EvalArgs {
     /// Skip the fixed-length settings.
     #[arg(long)]
     pub no_fixed: bool,
-    /// Token budget T of the adaptive settings (and the largest budget of the search).
-    #[arg(long, short = 'b', default_value_t = 256)]
-    pub budget: usize,
+    /// Token budget T of the adaptive settings (and the largest budget of the search); default
+    /// 256, or the model's maximum if smaller.
+    #[arg(long, short = 'b')]
+    pub budget: Option<usize>,
     /// LPIPS weights (safetensors in the lpips package layout); LPIPS is skipped without them.
     #[arg(long)]
     pub lpips_weights: Option<PathBuf>,
@@ -200,9 +224,9 @@ pub struct ComplexityArgs {
     /// Target L1 ε.
     #[arg(long, short = 'q', default_value_t = 0.05)]
     pub quality: f32,
-    /// Token budget T.
-    #[arg(long, short = 'b', default_value_t = 256)]
-    pub budget: usize,
+    /// Token budget T (default 256, or the model's maximum if smaller).
+    #[arg(long, short = 'b')]
+    pub budget: Option<usize>,
     /// Write the rows (image, kc, l1) sorted by KC to this CSV file.
     #[arg(long)]
     pub csv: Option<PathBuf>,
@@ -271,4 +295,7 @@ pub struct TrainArgs {
     /// EMA decay of the weights kept for inference.
     #[arg(long, default_value_t = 0.9999)]
     pub ema_decay: f64,
+    /// Compute device: cpu, or cuda / rocm / wgpu when karl was built with that feature.
+    #[arg(long, value_enum, default_value_t)]
+    pub device: DeviceName,
 }

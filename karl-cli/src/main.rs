@@ -5,6 +5,7 @@
 mod args;
 mod commands;
 mod data;
+mod device;
 mod image_io;
 mod progress;
 

@@ -14,11 +14,14 @@
 //! the same model at once. A `karl_tokens` may be read from several threads at once, but freed
 //! by one thread only, after every other use.
 //!
-//! The backend is the reference CPU backend of karl-core (`runtime.rs`); GPU backends will be
-//! chosen there at runtime and report `KARL_BACKEND_UNAVAILABLE` when not compiled in.
+//! A model runs on the reference CPU backend of karl-core, or on a cubecl GPU backend (cargo
+//! features `wgpu`, `cuda`, `rocm`) chosen at load time with `karl_model_load_on`
+//! (`device.rs`: names and availability; `runtime.rs`: the tokenizer on any backend). A device
+//! not compiled in or not usable here is `KARL_BACKEND_UNAVAILABLE`.
 
 #[macro_use]
 mod panic;
+mod device;
 mod handle;
 mod runtime;
 

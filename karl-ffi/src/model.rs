@@ -1,24 +1,25 @@
 //! `karl_model`: loading a tokenizer, encoding 8-bit RGB images to tokens, decoding tokens.
+use crate::device::DeviceName;
 use crate::error::FfiError;
 use crate::handle::{borrow, buffer, bytes, c_path, c_str, check_out, give, release};
-use crate::runtime::{Backend, DEVICE};
+use crate::runtime::{AnyTokenizer, CpuBackend};
 use crate::status::karl_status;
 use crate::tokens::karl_tokens;
-use karl_core::Tensor;
-use karl_core::model::load::load_tokenizer;
-use karl_core::model::{EncodeOptions, Tokenizer};
+use karl_core::cpu::CpuDevice;
+use karl_core::model::EncodeOptions;
 use karl_core::preprocess::{Rgb8, preprocess, to_rgb8};
-use std::ffi::c_char;
+use std::ffi::{CStr, c_char};
 
 /// Largest accepted image width or height in pixels.
 pub const KARL_MAX_IMAGE_SIDE: u32 = 65536;
 
-/// A loaded tokenizer (opaque). Immutable after loading: any number of threads may call
-/// `karl_encode`, `karl_encode_fixed`, `karl_decode` and `karl_model_image_size` with the same
-/// model at the same time. Only `karl_model_free` needs exclusive access.
+/// A loaded tokenizer (opaque), on the device it was loaded on. Immutable after loading: any
+/// number of threads may call `karl_encode`, `karl_encode_fixed`, `karl_decode` and
+/// `karl_model_image_size` with the same model at the same time. Only `karl_model_free` needs
+/// exclusive access.
 #[allow(non_camel_case_types)]
 pub struct karl_model {
-    tokenizer: Tokenizer<Backend>,
+    tokenizer: AnyTokenizer,
 }
 
 // Several threads use one model at once: keep the model Send + Sync.
@@ -27,9 +28,24 @@ const _: () = {
     assert_send_sync::<karl_model>();
 };
 
-/// Builds a tokenizer from safetensors bytes and a config (or the preset its keys imply).
-fn tokenizer_from_bytes(weights: &[u8], config_json: Option<&str>) -> karl_core::Result<Tokenizer<Backend>> {
-    karl_core::model::load::tokenizer_from_bytes(weights, config_json, &DEVICE)
+/// Builds a CPU tokenizer from safetensors bytes and a config (or the preset its keys imply).
+fn tokenizer_from_bytes(weights: &[u8], config_json: Option<&str>) -> karl_core::Result<AnyTokenizer> {
+    karl_core::model::load::tokenizer_from_bytes::<CpuBackend>(weights, config_json, &CpuDevice).map(AnyTokenizer::cpu)
+}
+
+/// Shared body of `karl_model_load` and `karl_model_load_on`.
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string; `out` is NULL or writable.
+unsafe fn load_on(path: *const c_char, device: DeviceName, out: *mut *mut karl_model) -> Result<(), FfiError> {
+    // SAFETY: the caller guarantees `path` is NULL or NUL-terminated.
+    let path = c_path(unsafe { c_str(path, "path") }?, "path")?;
+    check_out(out, "out")?;
+    let tokenizer = AnyTokenizer::load_on(&path, device)
+        .map_err(|e| e.context(format!("loading model {:?} on {}", path.display().to_string(), device.name())))?;
+    // SAFETY: `out` is non-NULL (checked) and writable (caller).
+    unsafe { give(out, karl_model { tokenizer }) };
+    Ok(())
 }
 
 /// Loads a model from `path`: a directory holding `config.json` and `weights.safetensors` (or
@@ -49,14 +65,50 @@ fn tokenizer_from_bytes(weights: &[u8], config_json: Option<&str>) -> karl_core:
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn karl_model_load(path: *const c_char, out: *mut *mut karl_model) -> karl_status {
     ffi_boundary!("karl_model_load", {
-        // SAFETY: the caller guarantees `path` is NULL or NUL-terminated.
-        let path = c_path(unsafe { c_str(path, "path") }?, "path")?;
-        check_out(out, "out")?;
-        let tokenizer = load_tokenizer::<Backend>(&path, None, &DEVICE)
-            .map_err(|e| FfiError::from(e).context(format!("loading model {:?}", path.display().to_string())))?;
-        // SAFETY: `out` is non-NULL (checked) and writable (caller).
-        unsafe { give(out, karl_model { tokenizer }) };
-        Ok(())
+        // SAFETY: forwarded from the caller.
+        unsafe { load_on(path, DeviceName::Cpu, out) }
+    })
+}
+
+/// Loads a model from `path` (as `karl_model_load`) onto a compute device: `device` is `"cpu"`
+/// (the reference CPU backend, always there; NULL or `""` also mean `"cpu"`), `"wgpu"`
+/// (Vulkan / Metal / DX12, or Mesa's lavapipe on the CPU), `"cuda"` (NVIDIA) or `"rocm"` (AMD),
+/// each on its default device. Every function taking the model then runs on that device; the
+/// tokens are the same kind of object on every device.
+///
+/// The GPU devices exist only in a library built with the cargo feature of the same name
+/// (`cargo build --release -p karl-ffi --features wgpu`), and need at run time a Vulkan, Metal
+/// or DX12 driver (`wgpu`), `libcuda.so` and `libnvrtc.so` (`cuda`), or `libamdhip64.so`
+/// (`rocm`). Computation is f32 everywhere; GPU results may differ from the CPU's in the last
+/// bits.
+///
+/// `path` and `device` are NUL-terminated strings borrowed for the call. On success `*out`
+/// receives a new model that the caller owns and frees with `karl_model_free`; on failure `*out`
+/// is not written.
+///
+/// Errors: those of `karl_model_load`, plus `KARL_INVALID_ARGUMENT` (an unknown device name;
+/// the message lists the accepted ones) and `KARL_BACKEND_UNAVAILABLE` (the device is not
+/// compiled into this build, or its driver, runtime library or GPU is missing here; the message
+/// says which and how to rebuild).
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string; `device` is NULL or a NUL-terminated string;
+/// `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn karl_model_load_on(
+    path: *const c_char,
+    device: *const c_char,
+    out: *mut *mut karl_model,
+) -> karl_status {
+    ffi_boundary!("karl_model_load_on", {
+        let device = if device.is_null() {
+            DeviceName::Cpu
+        } else {
+            // SAFETY: non-NULL and NUL-terminated (caller).
+            DeviceName::parse(unsafe { CStr::from_ptr(device) }.to_bytes())?
+        };
+        // SAFETY: forwarded from the caller.
+        unsafe { load_on(path, device, out) }
     })
 }
 
@@ -169,26 +221,24 @@ pub unsafe extern "C" fn karl_model_free(m: *mut karl_model) {
 
 impl karl_model {
     fn image_size(&self) -> usize {
-        self.tokenizer.model.config.image_size
+        self.tokenizer.image_size()
     }
 
-    /// Validates the image arguments and returns its `[1, 3, S, S]` tensor after the model's
+    /// Validates the image arguments and returns its `[3, S, S]` values after the model's
     /// preprocessing.
     ///
     /// # Safety
     /// `rgb` is NULL or holds `stride*(height-1) + 3*width` readable bytes.
-    unsafe fn image_tensor(
+    unsafe fn image_values(
         &self,
         rgb: *const u8,
         width: u32,
         height: u32,
         stride: usize,
-    ) -> Result<Tensor<Backend, 4>, FfiError> {
+    ) -> Result<Vec<f32>, FfiError> {
         // SAFETY: forwarded from the caller.
         let img = unsafe { rgb_image(rgb, width, height, stride, "rgb") }?;
-        let s = self.image_size();
-        let chw = preprocess(img, s, true)?;
-        Ok(Tensor::from_f32(chw, [1, 3, s, s], &DEVICE)?)
+        Ok(preprocess(img, self.image_size(), true)?)
     }
 
     /// Shared body of the encode functions.
@@ -211,8 +261,8 @@ impl karl_model {
         check_out(out, "out")?;
         self.tokenizer.check_options(&opts)?;
         // SAFETY: forwarded from the caller.
-        let image = unsafe { self.image_tensor(rgb, width, height, stride) }?;
-        let tokens = self.tokenizer.encode(&image, opts)?.pop().ok_or_else(|| FfiError::invalid("no token set"))?;
+        let image = unsafe { self.image_values(rgb, width, height, stride) }?;
+        let tokens = self.tokenizer.encode(image, opts)?;
         // SAFETY: `out` is non-NULL (checked) and writable (caller).
         unsafe { give(out, karl_tokens { tokens }) };
         Ok(())
@@ -350,8 +400,8 @@ pub unsafe extern "C" fn karl_decode(
                 format!("`rgb_out` has {len} bytes, a {s}x{s} RGB image needs {need}"),
             ));
         }
-        let image = m.tokenizer.decode(std::slice::from_ref(&t.tokens))?;
-        let rgb = to_rgb8(&image.to_vec(), s, s);
+        let image = m.tokenizer.decode(&t.tokens)?;
+        let rgb = to_rgb8(&image, s, s);
         out[..need].copy_from_slice(&rgb);
         Ok(())
     })
@@ -359,7 +409,7 @@ pub unsafe extern "C" fn karl_decode(
 
 impl FfiError {
     /// Prefixes the message with what was being done.
-    fn context(mut self, what: impl std::fmt::Display) -> Self {
+    pub(crate) fn context(mut self, what: impl std::fmt::Display) -> Self {
         self.message = format!("{what}: {}", self.message);
         self
     }

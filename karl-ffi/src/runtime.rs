@@ -1,9 +1,108 @@
-//! The compute backend the C API runs on. Only the reference CPU backend exists in this build;
-//! GPU backends (features `cuda`/`rocm`/`wgpu`, as in karl-cli) will be chosen here.
-use karl_core::cpu::{Cpu, CpuDevice};
+//! The compute backends a `karl_model` runs on: the reference CPU backend always, and the
+//! cubecl backends of the features `wgpu`, `cuda` and `rocm`. [`AnyTokenizer`] holds a
+//! tokenizer on one of them (chosen at load time by `karl_model_load_on`); its methods run one
+//! backend-generic body on whichever it is, so every C function works on every device.
+use crate::device::{DeviceName, check, not_compiled};
+use crate::error::FfiError;
+use karl_core::model::{EncodeOptions, Tokenizer, Tokens};
+use karl_core::{Backend, Tensor};
+use std::path::Path;
 
-/// The backend every handle uses.
-pub(crate) type Backend = Cpu<f32>;
+/// The CPU backend (`karl_model_load`, `_default`, `_from_memory`).
+pub(crate) type CpuBackend = karl_core::cpu::Cpu<f32>;
 
-/// Its device.
-pub(crate) const DEVICE: CpuDevice = CpuDevice;
+/// A tokenizer and the device its weights live on.
+pub(crate) struct OnDevice<B: Backend> {
+    tokenizer: Tokenizer<B>,
+    device: B::Device,
+}
+
+/// A tokenizer on any compiled-in backend (boxed: a model is kilobytes, its variants differ).
+pub(crate) enum AnyTokenizer {
+    /// The reference CPU backend.
+    Cpu(Box<OnDevice<CpuBackend>>),
+    /// wgpu.
+    #[cfg(feature = "wgpu")]
+    Wgpu(Box<OnDevice<karl_backend_cubecl::Wgpu>>),
+    /// CUDA.
+    #[cfg(feature = "cuda")]
+    Cuda(Box<OnDevice<karl_backend_cubecl::Cuda>>),
+    /// ROCm/HIP.
+    #[cfg(feature = "rocm")]
+    Rocm(Box<OnDevice<karl_backend_cubecl::Rocm>>),
+}
+
+/// Runs `$body` with `$t` bound to the `&OnDevice<B>` of whichever backend `$any` holds.
+macro_rules! on_any {
+    ($any:expr, $t:ident => $body:expr) => {
+        match $any {
+            AnyTokenizer::Cpu($t) => $body,
+            #[cfg(feature = "wgpu")]
+            AnyTokenizer::Wgpu($t) => $body,
+            #[cfg(feature = "cuda")]
+            AnyTokenizer::Cuda($t) => $body,
+            #[cfg(feature = "rocm")]
+            AnyTokenizer::Rocm($t) => $body,
+        }
+    };
+}
+
+impl<B: Backend> OnDevice<B> {
+    fn load(path: &Path) -> karl_core::Result<Self> {
+        let device = B::Device::default();
+        Ok(OnDevice { tokenizer: karl_core::model::load::load_tokenizer::<B>(path, None, &device)?, device })
+    }
+    fn encode(&self, chw: Vec<f32>, opts: EncodeOptions) -> Result<Tokens, FfiError> {
+        let s = self.tokenizer.model.config.image_size;
+        let image = Tensor::<B, 4>::from_f32(chw, [1, 3, s, s], &self.device)?;
+        self.tokenizer.encode(&image, opts)?.pop().ok_or_else(|| FfiError::invalid("no token set"))
+    }
+    fn decode(&self, tokens: &Tokens) -> Result<Vec<f32>, FfiError> {
+        Ok(self.tokenizer.decode(std::slice::from_ref(tokens))?.to_vec())
+    }
+}
+
+impl AnyTokenizer {
+    /// A CPU tokenizer.
+    pub(crate) fn cpu(tokenizer: Tokenizer<CpuBackend>) -> Self {
+        AnyTokenizer::Cpu(Box::new(OnDevice { tokenizer, device: karl_core::cpu::CpuDevice }))
+    }
+
+    /// Loads the model at `path` onto the default device of `d`, after checking that `d` is
+    /// compiled in and usable (`KARL_BACKEND_UNAVAILABLE` otherwise).
+    pub(crate) fn load_on(path: &Path, d: DeviceName) -> Result<Self, FfiError> {
+        check(d)?;
+        Ok(match d {
+            DeviceName::Cpu => AnyTokenizer::Cpu(Box::new(OnDevice::load(path)?)),
+            #[cfg(feature = "wgpu")]
+            DeviceName::Wgpu => AnyTokenizer::Wgpu(Box::new(OnDevice::load(path)?)),
+            #[cfg(feature = "cuda")]
+            DeviceName::Cuda => AnyTokenizer::Cuda(Box::new(OnDevice::load(path)?)),
+            #[cfg(feature = "rocm")]
+            DeviceName::Rocm => AnyTokenizer::Rocm(Box::new(OnDevice::load(path)?)),
+            // `check` refused the devices not compiled in.
+            #[allow(unreachable_patterns)]
+            _ => return Err(not_compiled(d)),
+        })
+    }
+
+    /// The model's image size in pixels.
+    pub(crate) fn image_size(&self) -> usize {
+        on_any!(self, t => t.tokenizer.model.config.image_size)
+    }
+
+    /// Validates encode options against the model.
+    pub(crate) fn check_options(&self, opts: &EncodeOptions) -> Result<(), FfiError> {
+        Ok(on_any!(self, t => t.tokenizer.check_options(opts))?)
+    }
+
+    /// Encodes one preprocessed `[3, S, S]` image.
+    pub(crate) fn encode(&self, chw: Vec<f32>, opts: EncodeOptions) -> Result<Tokens, FfiError> {
+        on_any!(self, t => t.encode(chw, opts))
+    }
+
+    /// Decodes one token set to a `[3, S, S]` image in [0, 1].
+    pub(crate) fn decode(&self, tokens: &Tokens) -> Result<Vec<f32>, FfiError> {
+        on_any!(self, t => t.decode(tokens))
+    }
+}

@@ -19,7 +19,8 @@ pub enum karl_status {
     KARL_IO = 3,
     /// Bytes are not in the expected format: weights, config, `.karl` token data.
     KARL_FORMAT = 4,
-    /// The requested compute backend is not compiled into this build.
+    /// The requested compute device (`karl_model_load_on`) is not compiled into this build, or
+    /// its driver, runtime library or GPU is missing on this machine.
     KARL_BACKEND_UNAVAILABLE = 5,
     /// An output buffer is too small; the message (and for serialize, `*written`) says how
     /// large it must be.

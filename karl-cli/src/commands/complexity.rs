@@ -2,16 +2,16 @@
 //! the 8-bit reconstruction, sorted by KC; optionally a CSV and a contact sheet of thumbnails
 //! ordered by KC with the count under each.
 use super::eval::{l1, pass, write_rgb_png};
-use super::{B, load};
+use super::load;
 use crate::args::ComplexityArgs;
+use crate::device::BackendJob;
 use crate::image_io::{collect_images, load_image};
 use crate::progress::bar;
 use anyhow::{Result, bail};
-use karl_core::Tensor;
-use karl_core::cpu::CpuDevice;
 use karl_core::eval::plot::{contact_sheet, downsample_rgb};
 use karl_core::model::EncodeOptions;
 use karl_core::preprocess::to_rgb8;
+use karl_core::{Backend, Tensor};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -26,8 +26,15 @@ fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
 }
 
-/// Runs `karl complexity`.
-pub fn run(a: ComplexityArgs) -> Result<()> {
+/// `karl complexity` on backend `B`.
+impl BackendJob for ComplexityArgs {
+    type Output = ();
+    fn run<B: Backend>(self, device: &B::Device) -> Result<()> {
+        run::<B>(self, device)
+    }
+}
+
+fn run<B: Backend>(a: ComplexityArgs, device: &B::Device) -> Result<()> {
     let images = collect_images(&a.inputs)?;
     if images.is_empty() {
         bail!("no images found in {:?}", a.inputs);
@@ -35,8 +42,9 @@ pub fn run(a: ComplexityArgs) -> Result<()> {
     if a.thumb < 8 {
         bail!("--thumb {} is too small (at least 8 pixels)", a.thumb);
     }
-    let tok = load(&a.model)?;
-    let opts = EncodeOptions { budget: a.budget, quality: a.quality, fixed: false };
+    let tok = load::<B>(&a.model, device)?;
+    let budget = a.budget.unwrap_or(256.min(tok.model.config.max_latent_tokens));
+    let opts = EncodeOptions { budget, quality: a.quality, fixed: false };
     tok.check_options(&opts)?;
     let size = tok.model.config.image_size;
     let pb = bar(images.len(), "estimating KC");
@@ -45,7 +53,7 @@ pub fn run(a: ComplexityArgs) -> Result<()> {
     for path in &images {
         let r = (|| -> Result<Row> {
             let x = load_image(path, size, true)?;
-            let xt = Tensor::<B, 4>::from_f32(x.clone(), [1, 3, size, size], &CpuDevice)?;
+            let xt = Tensor::<B, 4>::from_f32(x.clone(), [1, 3, size, size], device)?;
             let (kc, rec, _) = pass(&tok, &xt, opts)?;
             Ok(Row { path: path.clone(), kc, l1: l1(&rec, &x, size)? })
         })();

@@ -1,6 +1,6 @@
 //! `karl convert`: an official `.pth` (parsed as data, never executed) → `weights.safetensors`
 //! + `config.json`, verified by loading the result strictly.
-use super::B;
+use super::CpuBackend as B;
 use crate::args::ConvertArgs;
 use anyhow::{Context, Result};
 use karl_core::cpu::CpuDevice;

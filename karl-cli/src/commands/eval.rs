@@ -3,13 +3,12 @@
 //! `results.jsonl` as soon as it is computed, so a killed run loses nothing and `--resume`
 //! continues it; at the end `report.json`, `report.md` and three PNG charts are written
 //! (atomically) from the result lines.
-use super::{B, load};
+use super::load;
 use crate::args::EvalArgs;
+use crate::device::BackendJob;
 use crate::image_io::{collect_images, load_image, read_rgb8};
 use crate::progress::bar;
 use anyhow::{Context, Result, bail};
-use karl_core::Tensor;
-use karl_core::cpu::CpuDevice;
 use karl_core::eval::plot::{Canvas, Labels, PALETTE, Series, bar_chart, line_chart};
 use karl_core::eval::results::{Parsed, parse_line};
 use karl_core::eval::{
@@ -20,6 +19,7 @@ use karl_core::metrics::lpips::{InputRange, Lpips};
 use karl_core::metrics::{ImageRef, pixel_metrics};
 use karl_core::model::{EncodeOptions, Tokenizer};
 use karl_core::preprocess::Rgb8;
+use karl_core::{Backend, Tensor};
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::Instant;
@@ -40,7 +40,7 @@ fn write_canvas(path: &Path, c: &Canvas) -> Result<()> {
 }
 
 /// One encoder + one decoder pass: (tokens used, 8-bit reconstruction `[3, S, S]`, seconds).
-pub fn pass(tok: &Tokenizer<B>, x: &Tensor<B, 4>, opts: EncodeOptions) -> Result<(usize, Vec<f32>, f64)> {
+pub fn pass<B: Backend>(tok: &Tokenizer<B>, x: &Tensor<B, 4>, opts: EncodeOptions) -> Result<(usize, Vec<f32>, f64)> {
     let t0 = Instant::now();
     let t = tok.encode(x, opts)?.remove(0);
     let mut rec = tok.decode(std::slice::from_ref(&t))?.to_vec();
@@ -65,14 +65,15 @@ fn load_input(path: &Path, size: usize, resize: bool) -> Result<Vec<f32>> {
     center_crop_chw(img, size).with_context(|| format!("{}", path.display()))
 }
 
-struct Ctx<'a> {
+struct Ctx<'a, B: Backend> {
     tok: &'a Tokenizer<B>,
     lpips: Option<(Lpips<B>, InputRange)>,
     size: usize,
     fixed_quality: f32,
+    device: &'a B::Device,
 }
 
-impl Ctx<'_> {
+impl<B: Backend> Ctx<'_, B> {
     fn evaluate(&self, image: &str, x: &[f32], xt: &Tensor<B, 4>, s: Setting) -> Result<ImageResult> {
         let fixed = |budget| EncodeOptions { budget, quality: self.fixed_quality, fixed: true };
         let (tokens, rec, time_s, passes, budget, quality, search) = match s {
@@ -104,7 +105,7 @@ impl Ctx<'_> {
         let m = pixel_metrics(ImageRef::new(&rec, 3, sz, sz)?, ImageRef::new(x, 3, sz, sz)?)?;
         let lpips = match &self.lpips {
             Some((net, range)) => {
-                let rt = Tensor::<B, 4>::from_f32(rec, [1, 3, sz, sz], &CpuDevice)?;
+                let rt = Tensor::<B, 4>::from_f32(rec, [1, 3, sz, sz], self.device)?;
                 Some(net.distance(&rt, xt, *range)?.total)
             }
             None => None,
@@ -246,8 +247,15 @@ fn write_plots(out: &Path, r: &EvalReport) -> Result<Vec<String>> {
     Ok(vec!["kc_histogram.png".into(), "tokens_vs_eps.png".into(), "l1_vs_tokens.png".into()])
 }
 
-/// Runs `karl eval`.
-pub fn run(a: EvalArgs) -> Result<()> {
+/// `karl eval` on backend `B`.
+impl BackendJob for EvalArgs {
+    type Output = ();
+    fn run<B: Backend>(self, device: &B::Device) -> Result<()> {
+        run::<B>(self, device)
+    }
+}
+
+fn run<B: Backend>(a: EvalArgs, device: &B::Device) -> Result<()> {
     if let Some(q) = a.quality.iter().find(|q| !q.is_finite() || **q <= 0.0 || **q > 1.0) {
         bail!("--quality {q} is outside (0, 1] (a mean absolute error in [0, 1] pixel units)");
     }
@@ -266,20 +274,16 @@ pub fn run(a: EvalArgs) -> Result<()> {
             results_path.display()
         );
     }
-    let tok = load(&a.model)?;
+    let tok = load::<B>(&a.model, device)?;
     let cfg = &tok.model.config;
     let size = cfg.image_size;
     let fixed_quality = cfg.eps_bins[0];
-    let mut settings: Vec<Setting> =
-        a.quality.iter().map(|&quality| Setting::Adaptive { quality, budget: a.budget }).collect();
+    let budget = a.budget.unwrap_or(256.min(cfg.max_latent_tokens));
+    let mut settings: Vec<Setting> = a.quality.iter().map(|&quality| Setting::Adaptive { quality, budget }).collect();
     settings.extend(tokens.iter().map(|&tokens| Setting::Fixed { tokens }));
     if a.search.is_some() {
-        budget_steps(a.search_step, a.budget)?;
-        settings.extend(a.quality.iter().map(|&quality| Setting::Search {
-            quality,
-            budget: a.budget,
-            step: a.search_step,
-        }));
+        budget_steps(a.search_step, budget)?;
+        settings.extend(a.quality.iter().map(|&quality| Setting::Search { quality, budget, step: a.search_step }));
     }
     for s in &settings {
         let o = match *s {
@@ -291,8 +295,8 @@ pub fn run(a: EvalArgs) -> Result<()> {
     }
     let lpips = match &a.lpips_weights {
         Some(p) => {
-            let net = Lpips::<B>::from_file(p, &CpuDevice)
-                .with_context(|| format!("loading LPIPS weights {}", p.display()))?;
+            let net =
+                Lpips::<B>::from_file(p, device).with_context(|| format!("loading LPIPS weights {}", p.display()))?;
             let range = if a.lpips_unit_range { InputRange::ZeroToOne } else { InputRange::MinusOneToOne };
             Some((net, range))
         }
@@ -340,7 +344,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
             .and_then(|()| file.flush())
             .with_context(|| format!("appending to {}", results_path.display()))
     };
-    let ctx = Ctx { tok: &tok, lpips, size, fixed_quality };
+    let ctx = Ctx { tok: &tok, lpips, size, fixed_quality, device };
     let pb = bar(pending, "evaluating");
     let mut skipped_now = 0usize;
     for (path, key) in images.iter().zip(&keys) {
@@ -358,7 +362,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
                 continue;
             }
         };
-        let xt = Tensor::<B, 4>::from_f32(x.clone(), [1, 3, size, size], &CpuDevice)?;
+        let xt = Tensor::<B, 4>::from_f32(x.clone(), [1, 3, size, size], device)?;
         for s in todo {
             let r = ctx.evaluate(key, &x, &xt, s).with_context(|| format!("{key}, setting {}", s.key()))?;
             append(&Line::Ok(r))?;

@@ -1,6 +1,6 @@
 //! `karl metrics A B`: L1, MSE, PSNR, SSIM (torchmetrics-exact) and optionally LPIPS between two
 //! images of the same size.
-use super::B;
+use super::CpuBackend as B;
 use crate::args::MetricsArgs;
 use crate::image_io::read_rgb8;
 use anyhow::{Result, bail};

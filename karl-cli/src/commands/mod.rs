@@ -1,4 +1,6 @@
-//! One function per subcommand, plus the shared model loading.
+//! One function per subcommand, plus the shared model loading. The model-running commands are
+//! generic over the backend ([`BackendJob`](crate::device::BackendJob)) and dispatched once on
+//! `--device` by [`on_device`].
 mod complexity;
 mod convert;
 mod eval;
@@ -9,32 +11,34 @@ mod tokenize;
 mod train;
 
 use crate::args::{Cli, Command, ModelArgs};
+use crate::device::on_device;
 use anyhow::{Context, Result};
-use karl_core::cpu::{Cpu, CpuDevice};
+use karl_core::Backend;
+use karl_core::cpu::Cpu;
 use karl_core::model::Tokenizer;
 
-/// The backend the CLI runs on.
-pub type B = Cpu<f32>;
+/// The backend of the commands that always run on the CPU (convert, metrics).
+pub type CpuBackend = Cpu<f32>;
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Tokenize(a) => tokenize::run(a),
-        Command::Reconstruct(a) => reconstruct::run(a),
-        Command::Info(a) => info::run(a),
+        Command::Tokenize(a) => on_device(a.model.device, a),
+        Command::Reconstruct(a) => on_device(a.model.device, a),
+        Command::Info(a) => on_device(a.device, a),
         Command::Convert(a) => convert::run(a),
         Command::Metrics(a) => metrics::run(a),
-        Command::Train(a) => train::run(a),
-        Command::Eval(a) => eval::run(a),
-        Command::Complexity(a) => complexity::run(a),
+        Command::Train(a) => on_device(a.device, a),
+        Command::Eval(a) => on_device(a.model.device, a),
+        Command::Complexity(a) => on_device(a.model.device, a),
     }
 }
 
-/// Loads the model the arguments name.
-pub fn load(m: &ModelArgs) -> Result<Tokenizer<B>> {
+/// Loads the model the arguments name onto `device`.
+pub fn load<B: Backend>(m: &ModelArgs, device: &B::Device) -> Result<Tokenizer<B>> {
     let Some(path) = &m.model else {
-        return karl_core::model::builtin::builtin_tokenizer::<B>(&CpuDevice).context("loading the built-in model");
+        return karl_core::model::builtin::builtin_tokenizer::<B>(device).context("loading the built-in model");
     };
-    karl_core::model::load::load_tokenizer::<B>(path, m.config.as_deref(), &CpuDevice)
+    karl_core::model::load::load_tokenizer::<B>(path, m.config.as_deref(), device)
         .with_context(|| format!("loading model {}", path.display()))
 }

@@ -1,14 +1,23 @@
 //! `karl reconstruct`: `.karl` token files → PNG images (one decoder pass each).
 use super::load;
 use crate::args::ReconstructArgs;
+use crate::device::BackendJob;
 use crate::image_io::write_png;
 use crate::progress::bar;
 use anyhow::{Context, Result, bail};
+use karl_core::Backend;
 use karl_core::model::Tokens;
 
-/// Runs `karl reconstruct`.
-pub fn run(a: ReconstructArgs) -> Result<()> {
-    let tok = load(&a.model)?;
+/// `karl reconstruct` on backend `B`.
+impl BackendJob for ReconstructArgs {
+    type Output = ();
+    fn run<B: Backend>(self, device: &B::Device) -> Result<()> {
+        run::<B>(self, device)
+    }
+}
+
+fn run<B: Backend>(a: ReconstructArgs, device: &B::Device) -> Result<()> {
+    let tok = load::<B>(&a.model, device)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let size = tok.model.config.image_size;
     let pb = bar(a.inputs.len(), "decoding");

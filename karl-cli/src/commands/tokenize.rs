@@ -1,14 +1,14 @@
 //! `karl tokenize`: images → `.karl` token files, KC per image (text or JSON lines), optional
 //! reconstructions.
-use super::{B, load};
+use super::load;
 use crate::args::TokenizeArgs;
+use crate::device::BackendJob;
 use crate::image_io::{collect_images, load_image, write_png};
 use crate::progress::bar;
 use anyhow::{Context, Result, bail};
-use karl_core::Tensor;
-use karl_core::cpu::CpuDevice;
 use karl_core::model::tokens::TokenCodes;
 use karl_core::model::{EncodeOptions, Tokens};
+use karl_core::{Backend, Tensor};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -45,13 +45,20 @@ fn json_line(image: &Path, t: &Tokens, recon_l1: Option<f64>) -> serde_json::Val
     v
 }
 
-/// Runs `karl tokenize`.
-pub fn run(a: TokenizeArgs) -> Result<()> {
+/// `karl tokenize` on backend `B`.
+impl BackendJob for TokenizeArgs {
+    type Output = ();
+    fn run<B: Backend>(self, device: &B::Device) -> Result<()> {
+        run::<B>(self, device)
+    }
+}
+
+fn run<B: Backend>(a: TokenizeArgs, device: &B::Device) -> Result<()> {
     let images = collect_images(&a.inputs)?;
     if images.is_empty() {
         bail!("no images found in {:?}", a.inputs);
     }
-    let tok = load(&a.model)?;
+    let tok = load::<B>(&a.model, device)?;
     let default_budget = 256.min(tok.model.config.max_latent_tokens);
     let (budget, fixed) = match a.tokens {
         Some(n) => (n, true),
@@ -69,7 +76,7 @@ pub fn run(a: TokenizeArgs) -> Result<()> {
     for path in &images {
         let result = (|| -> Result<()> {
             let x = load_image(path, size, !a.no_resize)?;
-            let xt = Tensor::<B, 4>::from_f32(x.clone(), [1, 3, size, size], &CpuDevice)?;
+            let xt = Tensor::<B, 4>::from_f32(x.clone(), [1, 3, size, size], device)?;
             let t = tok.encode(&xt, opts)?.remove(0);
             let tp = token_path(path, a.out.as_deref());
             karl_core::record::write_atomic(&tp, &t.to_bytes())?;

@@ -2,18 +2,17 @@
 //! metrics log, checkpoints every K steps and on Ctrl-C, and exact `--resume`.
 use crate::args::TrainArgs;
 use crate::data::FolderData;
+use crate::device::BackendJob;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use karl_core::autodiff::Autodiff;
-use karl_core::cpu::{Cpu, CpuDevice};
 use karl_core::model::{Karl, KarlConfig};
 use karl_core::train::events::{EventSink, TrainEvent};
 use karl_core::train::trainer::{DataSource, Prefetch, SyntheticData, TrainConfig, Trainer};
+use karl_core::{AutodiffBackend, Backend};
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-
-type B = Autodiff<Cpu<f32>>;
 
 struct Renderer {
     pb: ProgressBar,
@@ -46,10 +45,17 @@ impl EventSink for Renderer {
     }
 }
 
-/// Runs `karl train`.
-pub fn run(a: TrainArgs) -> Result<()> {
+/// `karl train` on backend `B`, differentiated by the autodiff decorator.
+impl BackendJob for TrainArgs {
+    type Output = ();
+    fn run<B: Backend>(self, device: &B::Device) -> Result<()> {
+        run::<Autodiff<B>>(self, device)
+    }
+}
+
+fn run<B: AutodiffBackend>(a: TrainArgs, device: &B::Device) -> Result<()> {
     let mut trainer = match &a.resume {
-        Some(run) => Trainer::<B>::resume(run, &CpuDevice).with_context(|| format!("resuming {}", run.display()))?,
+        Some(run) => Trainer::<B>::resume(run, device).with_context(|| format!("resuming {}", run.display()))?,
         None => {
             let config = match (&a.config, &a.preset) {
                 (Some(p), None) => KarlConfig::from_json(
@@ -67,7 +73,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             }
             t.checkpoint_every = a.checkpoint_every;
             t.ema_decay = a.ema_decay;
-            Trainer::new(Karl::<B>::new(config, &CpuDevice, a.seed)?, t)?
+            Trainer::new(Karl::<B>::new(config, device, a.seed)?, t)?
         }
     };
     if a.resume.is_some() && a.steps_given {

@@ -1,0 +1,120 @@
+//! `--device`: a device not compiled in, or unknown, is a clear error; `karl info` lists the
+//! devices; with the `wgpu` feature (CI: `cargo test -p karl-cli --features wgpu --test device`
+//! on Mesa's lavapipe, `CUBECL_WGPU_DEFAULT_DEVICE=Cpu`) the built-in model tokenizes on wgpu
+//! to the same tokens as on the CPU, and token files decode across devices.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn karl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_karl")).args(args).output().expect("run karl")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn coffee() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/images/coffee.png")
+}
+
+/// The devices and whether this build has them.
+const DEVICES: [(&str, bool); 4] = [
+    ("cpu", true),
+    ("cuda", cfg!(feature = "cuda")),
+    ("rocm", cfg!(feature = "rocm")),
+    ("wgpu", cfg!(feature = "wgpu")),
+];
+
+#[test]
+fn devices_not_compiled_in_are_clear_errors_naming_the_feature() {
+    let img = coffee();
+    for (name, compiled) in DEVICES {
+        if compiled {
+            continue;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let o = karl(&["tokenize", img.to_str().unwrap(), "--device", name, "--out", tmp.path().to_str().unwrap()]);
+        let e = stderr(&o);
+        assert!(!o.status.success() && !e.contains("panicked"), "{e}");
+        let want = format!(
+            "device '{name}' is not compiled into this karl build; rebuild with: cargo build --release -p karl-cli \
+             --features {name}"
+        );
+        assert!(e.contains(&want), "{e}");
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "files were written");
+        let o = karl(&["train", "--preset", "karl_pixel_tiny", "--steps", "1", "--device", name]);
+        assert!(!o.status.success() && stderr(&o).contains(&want), "{}", stderr(&o));
+    }
+    let o = karl(&["tokenize", img.to_str().unwrap(), "--device", "tpu"]);
+    let e = stderr(&o);
+    assert!(!o.status.success() && e.contains("invalid value 'tpu'") && e.contains("cpu, cuda, rocm, wgpu"), "{e}");
+}
+
+#[test]
+fn info_lists_the_devices() {
+    let o = karl(&["info", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["device"], "cpu");
+    let devices = v["devices"].as_array().unwrap();
+    let names: Vec<&str> = devices.iter().map(|d| d["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["cpu", "cuda", "rocm", "wgpu"]);
+    for (d, (name, compiled)) in devices.iter().zip(DEVICES) {
+        assert_eq!(d["compiled"], compiled, "{name}");
+        if !compiled {
+            assert_eq!(d["usable"], false, "{name}");
+            assert!(d["reason"].as_str().unwrap().contains("not compiled"), "{d}");
+        }
+    }
+    assert_eq!(devices[0]["usable"], true);
+    let o = karl(&["info"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("device cpu   usable"), "{text}");
+}
+
+/// The built-in model on wgpu: the same kept positions as on the CPU for the coffee image at
+/// three qualities, and the CPU's token file decodes on wgpu to the CPU's image within 2/255.
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_tokenizes_like_the_cpu() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = coffee();
+    let o = karl(&["info", "--device", "wgpu", "--json"]);
+    assert!(o.status.success(), "wgpu is not usable here: {}", stderr(&o));
+    let run = |device: &str, q: &str| -> serde_json::Value {
+        let out = tmp.path().join(format!("{device}-{q}"));
+        let o = karl(&[
+            "tokenize",
+            img.to_str().unwrap(),
+            "--device",
+            device,
+            "--quality",
+            q,
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+            "--reconstruct",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "--device {device}: {}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    for q in ["0.03", "0.05", "0.09"] {
+        let (g, c) = (run("wgpu", q), run("cpu", q));
+        assert_eq!(g["kc"], c["kc"], "KC at ε {q}: wgpu {} vs cpu {}", g["kc"], c["kc"]);
+        assert_eq!(g["positions"], c["positions"], "ε {q}");
+        let (lg, lc) = (g["recon_l1"].as_f64().unwrap(), c["recon_l1"].as_f64().unwrap());
+        assert!((lg - lc).abs() < 2e-3, "recon L1 at ε {q}: wgpu {lg} vs cpu {lc}");
+    }
+    // The CPU's token file, decoded on wgpu.
+    let cpu_dir = tmp.path().join("cpu-0.05");
+    let rec = tmp.path().join("rec-wgpu");
+    let tokens = cpu_dir.join("coffee.karl");
+    let o = karl(&["reconstruct", tokens.to_str().unwrap(), "--device", "wgpu", "--out", rec.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let a = image::open(rec.join("coffee.png")).unwrap().to_rgb8();
+    let b = image::open(cpu_dir.join("coffee.png")).unwrap().to_rgb8();
+    assert_eq!(a.dimensions(), (64, 64));
+    let worst = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
+    assert!(worst <= 2, "wgpu and CPU decodes differ by up to {worst}/255");
+}
