@@ -277,3 +277,16 @@ fn complexity_ranks_images_and_draws_a_sheet() {
     // 4 thumbnails in one row: 4·(48 + 6) + 6 wide, 48 + caption (20) + 6 + 6 high.
     assert_eq!((img.width(), img.height()), (4 * 54 + 6, 48 + 20 + 12));
 }
+
+#[test]
+fn complexity_defaults_to_the_models_largest_budget() {
+    // the built-in model has 64 latent tokens: no --budget must mean 64, not 256
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_data(&data);
+    let args: Vec<String> = ["complexity", data.to_str().unwrap(), "--json"].iter().map(|s| s.to_string()).collect();
+    let (stdout, _) = run_ok(&args);
+    let rows: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 4, "{stdout}");
+    assert!(rows.iter().all(|r| (1..=64).contains(&r["kc"].as_u64().unwrap())), "{stdout}");
+}
