@@ -1,10 +1,14 @@
 //! Devices: `CubeDevice<R>` (a cubecl device with the `PartialEq` the backend traits need), and
 //! the run-time choice helpers [`available_devices`] / [`is_available`], which check for the
 //! CUDA / HIP libraries *before* a client is created: a CUDA client without `libcuda` panics on
-//! its device thread, and a HIP client without ROCm aborts the process (cubecl.md §6).
+//! its device thread, and a HIP client without ROCm aborts the process (cubecl.md §6); and
+//! [`probe`], which then creates the first client once, behind `catch_unwind`, for the front
+//! ends (CLI, C API) to report an unusable device as an error.
 use core::fmt;
 use cubecl::device::{Device, DeviceId};
 use cubecl::prelude::*;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex};
 
 /// A device of runtime `R`.
 pub struct CubeDevice<R: Runtime>(pub R::Device);
@@ -65,6 +69,17 @@ impl DeviceKind {
             DeviceKind::Wgpu => "wgpu",
         }
     }
+    /// What a user should check when the first client cannot be created.
+    pub fn setup_hint(self) -> &'static str {
+        match self {
+            DeviceKind::Wgpu => {
+                "wgpu needs a Vulkan, Metal or DX12 driver and adapter (on Linux without a GPU: Mesa's lavapipe, \
+                 package mesa-vulkan-drivers, with CUBECL_WGPU_DEFAULT_DEVICE=Cpu)"
+            }
+            DeviceKind::Cuda => "is an NVIDIA GPU present and its driver loaded?",
+            DeviceKind::Rocm => "is an AMD GPU present and its ROCm driver loaded?",
+        }
+    }
     /// Whether this crate was built with the feature for this kind.
     pub fn compiled(self) -> bool {
         match self {
@@ -120,6 +135,100 @@ pub fn is_available(kind: DeviceKind) -> Result<(), Unavailable> {
 /// The runtimes that are compiled in and whose libraries are present, in order of preference.
 pub fn available_devices() -> Vec<DeviceKind> {
     DeviceKind::ALL.into_iter().filter(|k| is_available(*k).is_ok()).collect()
+}
+
+/// The names of [`available_devices`], comma-separated, or `none`: for messages.
+pub fn available_names() -> String {
+    let v: Vec<&str> = available_devices().into_iter().map(DeviceKind::name).collect();
+    if v.is_empty() { String::from("none") } else { v.join(", ") }
+}
+
+/// Why [`probe`] found a runtime unusable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbeError {
+    /// Not compiled in, or its libraries are missing ([`is_available`]).
+    Unavailable(Unavailable),
+    /// The libraries are there but the first client could not be created: the panic message
+    /// (no wgpu adapter, no GPU, driver error).
+    Init {
+        /// The runtime.
+        kind: DeviceKind,
+        /// The message of the client's (first) panic.
+        reason: String,
+    },
+}
+
+impl fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProbeError::Unavailable(u) => u.fmt(f),
+            ProbeError::Init { kind, reason } => {
+                write!(f, "device {kind} could not be initialised: {reason}; {}", kind.setup_hint())
+            }
+        }
+    }
+}
+impl std::error::Error for ProbeError {}
+
+/// Outcome of each runtime's first client, made once per process.
+static PROBED: Mutex<Vec<(DeviceKind, Result<(), String>)>> = Mutex::new(Vec::new());
+
+/// Checks that `kind` can run here: [`is_available`], then its default client is created once
+/// per process (the outcome is cached) behind `catch_unwind`, so a missing adapter or GPU is
+/// an error, never a panic. With `capture_message` the panic hook is swapped for the duration,
+/// so nothing is printed and the *first* panic's message is kept (the client may panic on a
+/// runtime thread with the root cause, then here on a closed channel); without it the hook is
+/// left alone (a library must not touch its host's hook) and the message is this thread's.
+pub fn probe(kind: DeviceKind, capture_message: bool) -> Result<(), ProbeError> {
+    is_available(kind).map_err(ProbeError::Unavailable)?;
+    let mut probed = PROBED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, r)) = probed.iter().find(|(k, _)| *k == kind) {
+        return r.clone().map_err(|reason| ProbeError::Init { kind, reason });
+    }
+    let payload_text = |p: &(dyn std::any::Any + Send)| {
+        p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned())
+    };
+    let first = Arc::new(Mutex::new(None::<String>));
+    let hook = capture_message.then(|| {
+        let hook = std::panic::take_hook();
+        let seen = first.clone();
+        std::panic::set_hook(Box::new(move |info| {
+            let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.is_none() {
+                *seen = Some(payload_text(info.payload()).unwrap_or_else(|| String::from("unknown error")));
+            }
+        }));
+        hook
+    });
+    let r = catch_unwind(AssertUnwindSafe(|| make_client(kind)));
+    if let Some(hook) = hook {
+        std::panic::set_hook(hook);
+    }
+    let r = r.map_err(|p| {
+        first
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .or_else(|| payload_text(&*p))
+            .unwrap_or_else(|| String::from("unknown error"))
+    });
+    probed.push((kind, r.clone()));
+    r.map_err(|reason| ProbeError::Init { kind, reason })
+}
+
+/// Creates (and drops) the default client of a compiled-in runtime; may panic.
+fn make_client(kind: DeviceKind) {
+    match kind {
+        #[cfg(feature = "cuda")]
+        DeviceKind::Cuda => drop(CubeDevice::<cubecl::cuda::CudaRuntime>::default().client()),
+        #[cfg(feature = "rocm")]
+        DeviceKind::Rocm => drop(CubeDevice::<cubecl::hip::HipRuntime>::default().client()),
+        #[cfg(feature = "wgpu")]
+        DeviceKind::Wgpu => drop(CubeDevice::<cubecl::wgpu::WgpuRuntime>::default().client()),
+        // not compiled in: `is_available` said so before
+        #[allow(unreachable_patterns)]
+        _ => {}
+    }
 }
 
 #[cfg(feature = "cuda")]

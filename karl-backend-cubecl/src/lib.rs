@@ -21,7 +21,7 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 
-pub use device::{CubeDevice, DeviceKind, available_devices, is_available};
+pub use device::{CubeDevice, DeviceKind, ProbeError, available_devices, available_names, is_available, probe};
 pub use tensor::CubeTensor;
 
 use core::fmt;

@@ -60,24 +60,11 @@ pub fn check(d: DeviceName) -> Result<()> {
     if !d.compiled() {
         return Err(not_compiled(d));
     }
-    match d {
-        DeviceName::Cpu => Ok(()),
-        #[cfg(feature = "cuda")]
-        DeviceName::Cuda => gpu::ready(karl_backend_cubecl::DeviceKind::Cuda, || {
-            drop(<karl_backend_cubecl::Cuda as karl_core::backend::BackendTypes>::Device::default().client())
-        }),
-        #[cfg(feature = "rocm")]
-        DeviceName::Rocm => gpu::ready(karl_backend_cubecl::DeviceKind::Rocm, || {
-            drop(<karl_backend_cubecl::Rocm as karl_core::backend::BackendTypes>::Device::default().client())
-        }),
-        #[cfg(feature = "wgpu")]
-        DeviceName::Wgpu => gpu::ready(karl_backend_cubecl::DeviceKind::Wgpu, || {
-            drop(<karl_backend_cubecl::Wgpu as karl_core::backend::BackendTypes>::Device::default().client())
-        }),
-        // Not compiled in: returned above.
-        #[allow(unreachable_patterns)]
-        _ => Err(not_compiled(d)),
+    #[cfg(any(feature = "cuda", feature = "rocm", feature = "wgpu"))]
+    if let Some(kind) = gpu::kind(d) {
+        return gpu::ready(kind);
     }
+    Ok(())
 }
 
 /// Runs `job` on the backend of `d` (its default device), after [`check`].
@@ -103,74 +90,32 @@ pub fn report() -> Vec<(DeviceName, bool, Result<()>)> {
 
 #[cfg(any(feature = "cuda", feature = "rocm", feature = "wgpu"))]
 mod gpu {
+    use super::DeviceName;
     use anyhow::{Result, anyhow};
-    use karl_backend_cubecl::{DeviceKind, available_devices, is_available};
-    use std::panic::{AssertUnwindSafe, catch_unwind};
-    use std::sync::Mutex;
+    use karl_backend_cubecl::{DeviceKind, ProbeError, available_names, probe};
 
-    /// Whether each runtime's client was created once (`Ok`) or why not (`Err`).
-    static PROBED: Mutex<Vec<(DeviceKind, Result<(), String>)>> = Mutex::new(Vec::new());
-
-    /// The runtimes karl-backend-cubecl finds usable, for messages.
-    fn found() -> String {
-        let v: Vec<&str> = available_devices().into_iter().map(DeviceKind::name).collect();
-        if v.is_empty() { String::from("none") } else { v.join(", ") }
+    /// The cubecl runtime of a GPU device name.
+    pub(super) fn kind(d: DeviceName) -> Option<DeviceKind> {
+        match d {
+            DeviceName::Cpu => None,
+            DeviceName::Cuda => Some(DeviceKind::Cuda),
+            DeviceName::Rocm => Some(DeviceKind::Rocm),
+            DeviceName::Wgpu => Some(DeviceKind::Wgpu),
+        }
     }
 
-    /// Checks the libraries of `kind`, then creates its client once with `make_client`
-    /// (a panic there, e.g. no wgpu adapter, becomes the error; its message is not printed).
-    pub(super) fn ready(kind: DeviceKind, make_client: impl FnOnce()) -> Result<()> {
+    /// [`probe`] with the panic message captured (nothing printed), as a CLI error.
+    pub(super) fn ready(kind: DeviceKind) -> Result<()> {
         let n = kind.name();
-        is_available(kind).map_err(|u| {
-            anyhow!(
+        probe(kind, true).map_err(|e| match e {
+            ProbeError::Unavailable(u) => anyhow!(
                 "device '{n}' is compiled in but cannot run here: {}; GPU runtimes usable here: {}",
                 u.reason,
-                found()
-            )
-        })?;
-        let mut probed = PROBED.lock().unwrap_or_else(|p| p.into_inner());
-        let outcome = match probed.iter().find(|(k, _)| *k == kind) {
-            Some((_, r)) => r.clone(),
-            None => {
-                // The client may panic on a runtime thread first (the root cause, e.g. no
-                // adapter) and then here (a closed channel): keep the first message.
-                let first = std::sync::Arc::new(Mutex::new(None::<String>));
-                let hook = std::panic::take_hook();
-                let seen = first.clone();
-                std::panic::set_hook(Box::new(move |info| {
-                    let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-                    if seen.is_none() {
-                        let p = info.payload();
-                        let text = p
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| p.downcast_ref::<String>().cloned());
-                        *seen = Some(text.unwrap_or_else(|| String::from("unknown error")));
-                    }
-                }));
-                let r = catch_unwind(AssertUnwindSafe(make_client));
-                std::panic::set_hook(hook);
-                let r = r.map_err(|_| {
-                    first
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .take()
-                        .unwrap_or_else(|| String::from("unknown error"))
-                });
-                probed.push((kind, r.clone()));
-                r
+                available_names()
+            ),
+            ProbeError::Init { reason, .. } => {
+                anyhow!("device '{n}' could not be initialised: {reason}; {}", kind.setup_hint())
             }
-        };
-        outcome.map_err(|why| {
-            let hint = match kind {
-                DeviceKind::Wgpu => {
-                    "; wgpu needs a Vulkan/Metal/DX12 driver (on Linux without a GPU: Mesa's lavapipe, \
-                     package mesa-vulkan-drivers, with CUBECL_WGPU_DEFAULT_DEVICE=Cpu)"
-                }
-                DeviceKind::Cuda => "; is an NVIDIA GPU present and the driver loaded?",
-                DeviceKind::Rocm => "; is an AMD GPU present and the ROCm driver loaded?",
-            };
-            anyhow!("device '{n}' could not be initialised: {why}{hint}")
         })
     }
 }

@@ -78,74 +78,42 @@ pub(crate) fn check(d: DeviceName) -> Result<(), FfiError> {
     if !d.compiled() {
         return Err(not_compiled(d));
     }
-    match d {
-        DeviceName::Cpu => Ok(()),
-        #[cfg(feature = "wgpu")]
-        DeviceName::Wgpu => gpu::ready(karl_backend_cubecl::DeviceKind::Wgpu, || {
-            drop(<karl_backend_cubecl::Wgpu as karl_core::backend::BackendTypes>::Device::default().client())
-        }),
-        #[cfg(feature = "cuda")]
-        DeviceName::Cuda => gpu::ready(karl_backend_cubecl::DeviceKind::Cuda, || {
-            drop(<karl_backend_cubecl::Cuda as karl_core::backend::BackendTypes>::Device::default().client())
-        }),
-        #[cfg(feature = "rocm")]
-        DeviceName::Rocm => gpu::ready(karl_backend_cubecl::DeviceKind::Rocm, || {
-            drop(<karl_backend_cubecl::Rocm as karl_core::backend::BackendTypes>::Device::default().client())
-        }),
-        // Not compiled in: returned above.
-        #[allow(unreachable_patterns)]
-        _ => Err(not_compiled(d)),
+    #[cfg(any(feature = "cuda", feature = "rocm", feature = "wgpu"))]
+    if let Some(kind) = gpu::kind(d) {
+        return gpu::ready(kind);
     }
+    Ok(())
 }
 
 #[cfg(any(feature = "cuda", feature = "rocm", feature = "wgpu"))]
 mod gpu {
-    use super::unavailable;
+    use super::{DeviceName, unavailable};
     use crate::error::FfiError;
-    use karl_backend_cubecl::{DeviceKind, available_devices, is_available};
-    use std::panic::{AssertUnwindSafe, catch_unwind};
-    use std::sync::Mutex;
+    use karl_backend_cubecl::{DeviceKind, ProbeError, available_names, probe};
 
-    /// Whether each runtime's first client was created (`Ok`) or why not (`Err`).
-    static PROBED: Mutex<Vec<(DeviceKind, Result<(), String>)>> = Mutex::new(Vec::new());
+    /// The cubecl runtime of a GPU device name.
+    pub(super) fn kind(d: DeviceName) -> Option<DeviceKind> {
+        match d {
+            DeviceName::Cpu => None,
+            DeviceName::Wgpu => Some(DeviceKind::Wgpu),
+            DeviceName::Cuda => Some(DeviceKind::Cuda),
+            DeviceName::Rocm => Some(DeviceKind::Rocm),
+        }
+    }
 
-    /// Checks the libraries of `kind`, then creates its first client with `make_client`; a
-    /// panic there (no wgpu adapter, no GPU) becomes `KARL_BACKEND_UNAVAILABLE`. The panic
-    /// hook is left alone (it is the application's): the default one prints the panic, which
-    /// may come from a runtime thread, the message here then being a closed channel's.
-    pub(super) fn ready(kind: DeviceKind, make_client: impl FnOnce()) -> Result<(), FfiError> {
+    /// [`probe`] leaving the panic hook alone (it is the application's: the default one prints
+    /// the panic), as `KARL_BACKEND_UNAVAILABLE`.
+    pub(super) fn ready(kind: DeviceKind) -> Result<(), FfiError> {
         let n = kind.name();
-        is_available(kind).map_err(|u| {
-            let found: Vec<&str> = available_devices().into_iter().map(DeviceKind::name).collect();
-            unavailable(format!(
+        probe(kind, false).map_err(|e| match e {
+            ProbeError::Unavailable(u) => unavailable(format!(
                 "device \"{n}\" is compiled in but cannot run here: {}; GPU runtimes usable here: {}",
                 u.reason,
-                if found.is_empty() { String::from("none") } else { found.join(", ") }
-            ))
-        })?;
-        let mut probed = PROBED.lock().unwrap_or_else(|p| p.into_inner());
-        let outcome = match probed.iter().find(|(k, _)| *k == kind) {
-            Some((_, r)) => r.clone(),
-            None => {
-                let r = catch_unwind(AssertUnwindSafe(make_client)).map_err(|p| {
-                    p.downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| p.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| String::from("unknown error"))
-                });
-                probed.push((kind, r.clone()));
-                r
+                available_names()
+            )),
+            ProbeError::Init { reason, .. } => {
+                unavailable(format!("device \"{n}\" could not be initialised: {reason}; {}", kind.setup_hint()))
             }
-        };
-        outcome.map_err(|why| {
-            let hint = match kind {
-                DeviceKind::Wgpu => {
-                    "; wgpu needs a Vulkan, Metal or DX12 driver and adapter (without a GPU: Mesa's lavapipe)"
-                }
-                DeviceKind::Cuda => "; is an NVIDIA GPU present and its driver loaded?",
-                DeviceKind::Rocm => "; is an AMD GPU present and its driver loaded?",
-            };
-            unavailable(format!("device \"{n}\" could not be initialised: {why}{hint}"))
         })
     }
 }

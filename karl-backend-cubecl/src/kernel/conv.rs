@@ -1,5 +1,7 @@
 //! 2-D convolution as im2col + matmul, and its backward (matmuls + col2im), with the column
-//! buffers built a batch chunk at a time so memory stays bounded. Both column kernels gather
+//! buffers built a batch chunk at a time, or a chunk of output rows of one image when one
+//! image needs more, so memory stays bounded and every buffer fits wgpu's 128 MiB storage
+//! binding limit (a 3×3 128-channel convolution at 256² needs 302 MB of columns). Both column kernels gather
 //! (one unit per written element), so there are no atomics and results are deterministic.
 // `x % s == 0` inside `#[cube]` kernels: the cube macro has no `is_multiple_of` expansion.
 #![allow(clippy::manual_is_multiple_of)]
@@ -10,8 +12,9 @@ use cubecl::prelude::*;
 use karl_core::Shape;
 use karl_core::backend::{Conv2dOptions, Reduce};
 
-/// Column buffers are kept under this many elements (more when one image needs more).
-const COLS_BUDGET: usize = 1 << 27;
+/// Column buffers are kept under this many elements (64 MiB of f32; one output row of one
+/// image may need more).
+const COLS_BUDGET: usize = 1 << 24;
 
 /// Geometry as u32 kernel metadata: `[cin, h, w, k, oh, ow, stride, pad]`.
 #[derive(Clone, Copy, Debug)]
@@ -47,24 +50,35 @@ impl Geom {
     fn pointwise(&self) -> bool {
         self.k == 1 && self.s == 1 && self.p == 0
     }
-    /// Images per column chunk.
-    fn chunk(&self) -> usize {
-        (COLS_BUDGET / (self.kdim() * self.plane()).max(1)).clamp(1, self.n.max(1))
+    /// Images per column chunk, and output rows per chunk (`oh` unless one image alone is
+    /// over the budget; then chunks are one image each).
+    fn chunks(&self) -> (usize, usize) {
+        let per_image = self.kdim() * self.plane();
+        if per_image <= COLS_BUDGET {
+            ((COLS_BUDGET / per_image.max(1)).clamp(1, self.n.max(1)), self.oh)
+        } else {
+            (1, (COLS_BUDGET / (self.kdim() * self.ow).max(1)).clamp(1, self.oh))
+        }
+    }
+    /// `(start, len)` of the row chunks.
+    fn row_chunks(&self, rows: usize) -> Vec<(usize, usize)> {
+        (0..self.oh).step_by(rows.max(1)).map(|oy0| (oy0, rows.min(self.oh - oy0))).collect()
     }
 }
 
-/// `cols[img, (c·k + ky)·k + kx, oy·ow + ox] = x[img, c, oy·s + ky − p, ox·s + kx − p]` (0 in
-/// the padding).
+/// `cols[img, (c·k + ky)·k + kx, r·ow + ox] = x[img, c, oy·s + ky − p, ox·s + kx − p]` for
+/// output rows `oy = oy0 + r`, `r < rows` (0 in the padding).
 #[cube(launch_unchecked)]
 fn im2col_kernel<F: Float>(
     x: &Array<F>,
     cols: &mut Array<F>,
     img0: u32,
+    oy0: u32,
+    rows: u32,
     cin: u32,
     h: u32,
     w: u32,
     k: u32,
-    oh: u32,
     ow: u32,
     s: u32,
     p: u32,
@@ -72,8 +86,8 @@ fn im2col_kernel<F: Float>(
     let pos = ABSOLUTE_POS;
     if pos < cols.len() {
         let (cin, h, w, k) = (usize::cast_from(cin), usize::cast_from(h), usize::cast_from(w), usize::cast_from(k));
-        let (oh, ow, s, p) = (usize::cast_from(oh), usize::cast_from(ow), usize::cast_from(s), usize::cast_from(p));
-        let plane = oh * ow;
+        let (rows, ow, s, p) = (usize::cast_from(rows), usize::cast_from(ow), usize::cast_from(s), usize::cast_from(p));
+        let plane = rows * ow;
         let kd = cin * k * k;
         let q = pos % plane;
         let kk = (pos / plane) % kd;
@@ -81,7 +95,7 @@ fn im2col_kernel<F: Float>(
         let c = kk / (k * k);
         let ky = (kk / k) % k;
         let kx = kk % k;
-        let iy = (q / ow) * s + ky;
+        let iy = (q / ow + usize::cast_from(oy0)) * s + ky;
         let ix = (q % ow) * s + kx;
         let mut v = F::new(0.0);
         if iy >= p && ix >= p && iy - p < h && ix - p < w {
@@ -91,12 +105,14 @@ fn im2col_kernel<F: Float>(
     }
 }
 
-/// `dx[img, c, iy, ix] = Σ_{ky,kx} dcols[img, (c·k+ky)·k+kx, oy·ow+ox]` over the taps that read
-/// `(iy, ix)`.
+/// `dx[img, c, iy, ix] = Σ_{ky,kx} dcols[img, (c·k+ky)·k+kx, (oy−oy0)·ow+ox]` over the taps
+/// that read `(iy, ix)` from output rows `oy0 ≤ oy < oy0 + rows`.
 #[cube(launch_unchecked)]
 fn col2im_kernel<F: Float>(
     dcols: &Array<F>,
     dx: &mut Array<F>,
+    oy0: u32,
+    rows: u32,
     cin: u32,
     h: u32,
     w: u32,
@@ -114,13 +130,19 @@ fn col2im_kernel<F: Float>(
         let iy = (pos / w) % h;
         let c = (pos / (w * h)) % cin;
         let img = pos / (w * h * cin);
-        let plane = oh * ow;
+        let (oy0, rows) = (usize::cast_from(oy0), usize::cast_from(rows));
+        let plane = rows * ow;
         let kd = cin * k * k;
         let mut acc = F::new(0.0);
         for ky in 0..k {
             let ty = iy + p;
-            if ty >= ky && (ty - ky) % s == 0 && (ty - ky) / s < oh {
-                let oy = (ty - ky) / s;
+            if ty >= ky
+                && (ty - ky) % s == 0
+                && (ty - ky) / s < oh
+                && (ty - ky) / s >= oy0
+                && (ty - ky) / s < oy0 + rows
+            {
+                let oy = (ty - ky) / s - oy0;
                 for kx in 0..k {
                     let tx = ix + p;
                     if tx >= kx && (tx - kx) % s == 0 && (tx - kx) / s < ow {
@@ -134,9 +156,15 @@ fn col2im_kernel<F: Float>(
     }
 }
 
-/// Columns `[imgs, K, P]` of images `img0..img0+imgs`.
-fn im2col<R: Runtime>(x: &CubeTensor<R>, g: &Geom, img0: usize, imgs: usize) -> CubeTensor<R> {
-    let cols = x.empty_like(Shape::new([imgs, g.kdim(), g.plane()]));
+/// Columns `[imgs, K, rows·OW]` of images `img0..img0+imgs`, output rows `oy0..oy0+rows`.
+fn im2col<R: Runtime>(
+    x: &CubeTensor<R>,
+    g: &Geom,
+    img0: usize,
+    imgs: usize,
+    (oy0, rows): (usize, usize),
+) -> CubeTensor<R> {
+    let cols = x.empty_like(Shape::new([imgs, g.kdim(), rows * g.ow]));
     let total = cols.numel();
     if total == 0 {
         return cols;
@@ -151,11 +179,12 @@ fn im2col<R: Runtime>(x: &CubeTensor<R>, g: &Geom, img0: usize, imgs: usize) -> 
             ArrayArg::from_raw_parts(x.handle.clone(), x.numel()),
             ArrayArg::from_raw_parts(cols.handle.clone(), total),
             u32_of(img0),
+            u32_of(oy0),
+            u32_of(rows),
             u32_of(g.cin),
             u32_of(g.h),
             u32_of(g.w),
             u32_of(g.k),
-            u32_of(g.oh),
             u32_of(g.ow),
             u32_of(g.s),
             u32_of(g.p),
@@ -164,7 +193,8 @@ fn im2col<R: Runtime>(x: &CubeTensor<R>, g: &Geom, img0: usize, imgs: usize) -> 
     cols
 }
 
-fn col2im<R: Runtime>(dcols: &CubeTensor<R>, g: &Geom, imgs: usize) -> CubeTensor<R> {
+/// The image gradient `[imgs, C, H, W]` from the columns of output rows `oy0..oy0+rows`.
+fn col2im<R: Runtime>(dcols: &CubeTensor<R>, g: &Geom, imgs: usize, (oy0, rows): (usize, usize)) -> CubeTensor<R> {
     let dx = dcols.empty_like(Shape::new([imgs, g.cin, g.h, g.w]));
     let total = dx.numel();
     if total == 0 {
@@ -178,6 +208,8 @@ fn col2im<R: Runtime>(dcols: &CubeTensor<R>, g: &Geom, imgs: usize) -> CubeTenso
             CubeDim::new_1d(ELEMWISE_UNITS),
             ArrayArg::from_raw_parts(dcols.handle.clone(), dcols.numel()),
             ArrayArg::from_raw_parts(dx.handle.clone(), total),
+            u32_of(oy0),
+            u32_of(rows),
             u32_of(g.cin),
             u32_of(g.h),
             u32_of(g.w),
@@ -215,12 +247,22 @@ pub fn conv2d<R: Runtime>(
     let y = if g.pointwise() {
         matmul::matmul(w2, reshape(x, &[g.n, g.cin, g.h * g.w]))
     } else {
-        let chunk = g.chunk();
+        let (chunk, rows) = g.chunks();
         let mut parts = Vec::new();
         let mut i0 = 0;
         while i0 < g.n {
             let imgs = chunk.min(g.n - i0);
-            parts.push(matmul::matmul(w2.clone(), im2col(&x, &g, i0, imgs)));
+            // [imgs, Cout, rows·OW] per row chunk, joined along the spatial axis
+            let mut row_parts: Vec<CubeTensor<R>> = g
+                .row_chunks(rows)
+                .into_iter()
+                .map(|rc| matmul::matmul(w2.clone(), im2col(&x, &g, i0, imgs, rc)))
+                .collect();
+            parts.push(if row_parts.len() == 1 {
+                row_parts.pop().expect("one part")
+            } else {
+                layout::cat(row_parts, 2)
+            });
             i0 += imgs;
         }
         if parts.len() == 1 { parts.pop().expect("one part") } else { layout::cat(parts, 0) }
@@ -252,27 +294,43 @@ pub fn conv2d_backward<R: Runtime>(
     let (x_shape, w_shape) = (x.shape.clone(), w.shape.clone());
     let dyr = reshape(dy, &[g.n, g.cout, g.plane()]);
     let wt = layout::permute(reshape(w, &[g.cout, g.kdim()]), &[1, 0]);
-    let chunk = if g.pointwise() { g.n.max(1) } else { g.chunk() };
+    let (chunk, rows) = if g.pointwise() { (g.n.max(1), g.oh) } else { g.chunks() };
     let (mut dxs, mut dw): (Vec<CubeTensor<R>>, Option<CubeTensor<R>>) = (Vec::new(), None);
+    let add = |acc: Option<CubeTensor<R>>, part: CubeTensor<R>| {
+        Some(match acc {
+            Some(a) => elementwise::binary(elementwise::BinaryOp::Add, a, part),
+            None => part,
+        })
+    };
     let mut i0 = 0;
     while i0 < g.n {
         let imgs = chunk.min(g.n - i0);
-        let dyc = if imgs == g.n { dyr.clone() } else { images(&dyr, i0, i0 + imgs) };
-        let cols = if g.pointwise() {
-            reshape(images(&x, i0, i0 + imgs), &[imgs, g.cin, g.h * g.w])
-        } else {
-            im2col(&x, &g, i0, imgs)
-        };
-        // dW [O, K] = Σ_img dY [O, P] · colsᵀ [P, K]
-        let part = matmul::matmul(dyc.clone(), layout::permute(cols, &[0, 2, 1]));
-        let part = reduce::reduce(Reduce::Sum, part, 0);
-        dw = Some(match dw {
-            Some(acc) => elementwise::binary(elementwise::BinaryOp::Add, acc, part),
-            None => part,
-        });
-        // dcols [K, P] = Wᵀ [K, O] · dY [O, P], folded back onto the image.
-        let dcols = matmul::matmul(wt.clone(), dyc);
-        dxs.push(if g.pointwise() { reshape(dcols, &[imgs, g.cin, g.h, g.w]) } else { col2im(&dcols, &g, imgs) });
+        let dyi = if imgs == g.n { dyr.clone() } else { images(&dyr, i0, i0 + imgs) };
+        let mut dxi = None;
+        for (oy0, r) in g.row_chunks(rows) {
+            let dyc = if r == g.oh {
+                dyi.clone()
+            } else {
+                layout::slice(dyi.clone(), &[0..imgs, 0..g.cout, oy0 * g.ow..(oy0 + r) * g.ow])
+            };
+            let cols = if g.pointwise() {
+                reshape(images(&x, i0, i0 + imgs), &[imgs, g.cin, g.h * g.w])
+            } else {
+                im2col(&x, &g, i0, imgs, (oy0, r))
+            };
+            // dW [O, K] = Σ_img dY [O, P] · colsᵀ [P, K]
+            let part = matmul::matmul(dyc.clone(), layout::permute(cols, &[0, 2, 1]));
+            dw = add(dw, reduce::reduce(Reduce::Sum, part, 0));
+            // dcols [K, P] = Wᵀ [K, O] · dY [O, P], folded back onto the image.
+            let dcols = matmul::matmul(wt.clone(), dyc);
+            let part = if g.pointwise() {
+                reshape(dcols, &[imgs, g.cin, g.h, g.w])
+            } else {
+                col2im(&dcols, &g, imgs, (oy0, r))
+            };
+            dxi = add(dxi, part);
+        }
+        dxs.push(dxi.expect("at least one row chunk"));
         i0 += imgs;
     }
     let dx = match dxs.len() {

@@ -11,6 +11,7 @@ mod layout;
 mod matmul;
 mod reduce;
 mod tensor;
+mod winograd;
 
 pub use element::Element;
 pub use matmul::gemm;
