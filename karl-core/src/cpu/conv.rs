@@ -1,5 +1,4 @@
-//! Convolution (im2col in bounded chunks + gemm; 3×3 stride-1 forward by Winograd, see
-//! `winograd.rs`), pooling and nearest resize, with backwards.
+//! Convolution (im2col in bounded chunks + gemm), pooling and nearest resize, with backwards.
 use super::matmul::{Operand, gemm};
 use super::{CpuTensor, Element, par_chunks};
 use crate::backend::Conv2dOptions;
@@ -116,12 +115,6 @@ pub fn conv2d<E: Element>(
     opts: Conv2dOptions,
 ) -> CpuTensor<E> {
     let g = geometry(&x.shape, &w.shape, opts);
-    let out_shape = Shape::new([g.n, g.cout, g.oh, g.ow]);
-    if super::winograd::applies(g.k, g.s, g.cin, g.cout) {
-        let dims = [g.n, g.cin, g.h, g.w];
-        let out = super::winograd::conv3x3(&x.data, dims, &w.data, g.cout, g.p, bias.as_ref().map(|b| &b.data[..]));
-        return CpuTensor::new(out, out_shape);
-    }
     let kd = g.kdim();
     let plane = g.oh * g.ow;
     let mut out = alloc::vec![E::ZERO; g.n * g.cout * plane];

@@ -11,7 +11,6 @@ mod layout;
 mod matmul;
 mod reduce;
 mod tensor;
-mod winograd;
 
 pub use element::Element;
 pub use matmul::gemm;
