@@ -11,21 +11,15 @@
 //! synchronisation and the copy back (the same for every backend). `--quick` drops the
 //! largest shapes (for lavapipe, where 1024³ takes seconds).
 use karl_core::cpu::{Cpu, CpuDevice};
+use karl_core::rng::Rng;
 use karl_core::{Backend, Tensor};
 use std::hint::black_box;
 use std::time::Instant;
 
 /// Deterministic pseudo-random values in [-1, 1).
 fn fill(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
+    let mut rng = Rng::new(seed);
+    (0..n).map(|_| (2.0 * rng.uniform() - 1.0) as f32).collect()
 }
 
 /// One benchmarked op: a name, its work in GFLOP (0 for memory-bound ops, then MB moved), and
