@@ -1,13 +1,16 @@
-//! `CubeTensor<R>`: a contiguous row-major f32 buffer on a cubecl device, with its shape and the
-//! client that owns it. Reshape is free; every other layout change is a copy kernel.
+//! `CubeTensor<R, F>`: a contiguous row-major buffer of `F` (f32, f16 or bf16) on a cubecl
+//! device, with its shape and the client that owns it. Reshape is free; every other layout
+//! change is a copy kernel. The host side always sees f32 (converted on upload/download).
 use crate::device::CubeDevice;
+use crate::element::FloatElem;
 use core::fmt;
+use core::marker::PhantomData;
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 use karl_core::Shape;
 
-/// A float tensor on a cubecl device (f32, contiguous).
-pub struct CubeTensor<R: Runtime> {
+/// A float tensor on a cubecl device (elements `F`, contiguous).
+pub struct CubeTensor<R: Runtime, F: FloatElem = f32> {
     /// The compute client of the device.
     pub client: ComputeClient<R>,
     /// The device.
@@ -16,32 +19,40 @@ pub struct CubeTensor<R: Runtime> {
     pub handle: Handle,
     /// The shape.
     pub shape: Shape,
+    /// The element type.
+    pub(crate) elem: PhantomData<F>,
 }
 
-impl<R: Runtime> Clone for CubeTensor<R> {
+impl<R: Runtime, F: FloatElem> Clone for CubeTensor<R, F> {
     fn clone(&self) -> Self {
         CubeTensor {
             client: self.client.clone(),
             device: self.device.clone(),
             handle: self.handle.clone(),
             shape: self.shape.clone(),
+            elem: PhantomData,
         }
     }
 }
 
-impl<R: Runtime> fmt::Debug for CubeTensor<R> {
+impl<R: Runtime, F: FloatElem> fmt::Debug for CubeTensor<R, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CubeTensor {{ shape: {}, device: {:?} }}", self.shape, self.device)
+        write!(f, "CubeTensor<{}> {{ shape: {}, device: {:?} }}", F::NAME, self.shape, self.device)
     }
 }
 
-impl<R: Runtime> CubeTensor<R> {
-    /// Uploads f32 values.
+impl<R: Runtime, F: FloatElem> CubeTensor<R, F> {
+    /// Uploads f32 values (rounded to `F`).
     pub fn from_f32(values: &[f32], shape: Shape, device: &CubeDevice<R>) -> Self {
         assert_eq!(values.len(), shape.numel(), "{} values for shape {shape}", values.len());
         let client = device.client();
-        let handle = if values.is_empty() { client.empty(4) } else { client.create_from_slice(f32::as_bytes(values)) };
-        CubeTensor { client, device: device.clone(), handle, shape }
+        let handle = if values.is_empty() {
+            client.empty(size_of::<F>())
+        } else {
+            let elems: Vec<F> = values.iter().map(|&v| F::from_host(v)).collect();
+            client.create_from_slice(F::as_bytes(&elems))
+        };
+        CubeTensor { client, device: device.clone(), handle, shape, elem: PhantomData }
     }
     /// An uninitialised tensor on the same device as `self`.
     pub(crate) fn empty_like(&self, shape: Shape) -> Self {
@@ -49,14 +60,14 @@ impl<R: Runtime> CubeTensor<R> {
     }
     /// An uninitialised tensor.
     pub(crate) fn empty(client: &ComputeClient<R>, device: &CubeDevice<R>, shape: Shape) -> Self {
-        let handle = client.empty(shape.numel().max(1) * 4);
-        CubeTensor { client: client.clone(), device: device.clone(), handle, shape }
+        let handle = client.empty(shape.numel().max(1) * size_of::<F>());
+        CubeTensor { client: client.clone(), device: device.clone(), handle, shape, elem: PhantomData }
     }
     /// Number of elements.
     pub fn numel(&self) -> usize {
         self.shape.numel()
     }
-    /// Downloads the values (waits for pending kernels).
+    /// Downloads the values, widened to f32 (waits for pending kernels).
     pub fn to_f32_vec(&self) -> Vec<f32> {
         let n = self.numel();
         if n == 0 {
@@ -66,31 +77,6 @@ impl<R: Runtime> CubeTensor<R> {
             .client
             .read_one(self.handle.clone())
             .unwrap_or_else(|e| panic!("reading a {} tensor back: {e:?}", self.shape));
-        f32::from_bytes(&bytes)[..n].to_vec()
-    }
-    /// Downloads the values converted to IEEE half (`bf16 = false`) or bfloat16 (`bf16 = true`),
-    /// as little-endian bytes (the safetensors layout).
-    pub fn to_half_bytes(&self, bf16: bool) -> Vec<u8> {
-        let v = self.to_f32_vec();
-        let mut out = Vec::with_capacity(v.len() * 2);
-        for x in v {
-            let b = if bf16 { half::bf16::from_f32(x).to_le_bytes() } else { half::f16::from_f32(x).to_le_bytes() };
-            out.extend_from_slice(&b);
-        }
-        out
-    }
-    /// Uploads IEEE half (`bf16 = false`) or bfloat16 little-endian bytes, widened to f32.
-    pub fn from_half_bytes(bytes: &[u8], bf16: bool, shape: Shape, device: &CubeDevice<R>) -> Self {
-        let v: Vec<f32> = bytes
-            .chunks_exact(2)
-            .map(|c| {
-                if bf16 {
-                    half::bf16::from_le_bytes([c[0], c[1]]).to_f32()
-                } else {
-                    half::f16::from_le_bytes([c[0], c[1]]).to_f32()
-                }
-            })
-            .collect();
-        Self::from_f32(&v, shape, device)
+        F::from_bytes(&bytes)[..n].iter().map(|&v| v.to_host()).collect()
     }
 }

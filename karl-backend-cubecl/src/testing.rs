@@ -1,9 +1,12 @@
-//! Differential conformance suite: every op of the `Backend` trait family on `CubeBackend<R>`
+//! Differential conformance suite: every op of the `Backend` trait family on `CubeBackend<R, F>`
 //! against karl-core's reference `Cpu<f32>`, on seeded random inputs, with named tolerances.
+//! For half storage (`F` = f16/bf16) the inputs are rounded to `F` before the reference sees
+//! them, and each tolerance is widened to [`HALF_ULPS`] units of `F`'s epsilon ([`for_elem`]):
+//! one rounding of the output costs ½ ulp, a chain of ops a few.
 //! The bodies are generic over the runtime; [`testgen_cubecl!`](crate::testgen_cubecl)
 //! instantiates them as `#[test]`s for a `TestRuntime` alias (one module per runtime, see
 //! `src/tests.rs`), skipping cleanly when the runtime's libraries are missing.
-use crate::{CubeBackend, CubeDevice};
+use crate::{CubeBackend, CubeDevice, CubeTensor, FloatElem};
 use cubecl::Runtime;
 use karl_core::autodiff::Autodiff;
 use karl_core::backend::{ArgReduce, Backend, Binary, Conv2dOptions, FloatOps, KarlOps, Reduce, Scalar, Unary};
@@ -22,6 +25,41 @@ pub const ACCUMULATE: Tolerance = Tolerance { rel: 1e-4, abs: 2e-5 };
 pub const LONG_SUMS: Tolerance = Tolerance { rel: 1e-3, abs: 1e-3 };
 /// Chains of several ops (conv backward, losses, gradients).
 pub const CHAINED: Tolerance = Tolerance::BALANCED;
+
+/// Ulps of a half type's epsilon that every tolerance allows at least: outputs that went
+/// through several roundings to `F` (conv backward: columns, product, col2im; the autodiff
+/// chain) differ from the f32 reference by a few ulps of their own magnitude.
+pub const HALF_ULPS: f64 = 8.0;
+
+/// `tol` for storage type `F`: unchanged for f32, at least `HALF_ULPS`·ε(F) (relative and
+/// absolute) for f16 (ε = 2⁻¹⁰) and bf16 (ε = 2⁻⁷).
+pub fn for_elem<F: FloatElem>(tol: Tolerance) -> Tolerance {
+    let eps = match F::NAME {
+        "f32" => return tol,
+        "f16" => 2f64.powi(-10),
+        _ => 2f64.powi(-7),
+    };
+    Tolerance { rel: tol.rel.max(HALF_ULPS * eps), abs: tol.abs.max(HALF_ULPS * eps) }
+}
+
+/// For half types, the absolute part of `tol` scaled by the RMS of the finite `expected`
+/// values (at least 1): intermediates rounded to `F` err in proportion to their own
+/// magnitude, which the output's typical magnitude measures (a conv's input gradient sums
+/// 9 rounded column values of size ~RMS). f32 tolerances are unchanged.
+pub fn half_scaled<F: FloatElem>(tol: Tolerance, expected: &TensorData) -> Tolerance {
+    if F::NAME == "f32" {
+        return tol;
+    }
+    let v: Vec<f64> = expected.to_f64_vec().into_iter().filter(|x| x.is_finite()).collect();
+    let rms = (v.iter().map(|x| x * x).sum::<f64>() / v.len().max(1) as f64).sqrt();
+    Tolerance { rel: tol.rel, abs: tol.abs * rms.max(1.0) }
+}
+
+/// `d` rounded to `F` (what a `CubeBackend<R, F>` upload stores).
+pub fn round_to<F: FloatElem>(d: &TensorData) -> TensorData {
+    let v = d.to_f32_vec().into_iter().map(|x| F::from_host(x).to_host()).collect();
+    TensorData::new_f32(v, d.shape.clone()).expect("sized")
+}
 
 type Ref = Cpu<f32>;
 
@@ -202,17 +240,29 @@ pub fn eval<B: Backend>(case: &Case, mut x: Vec<B::FloatTensor>, device: &B::Dev
     }
 }
 
-/// Runs `case` on `CubeBackend<R>` and on `Cpu<f32>` and compares every output.
-pub fn check<R: Runtime>(device: &CubeDevice<R>, what: &str, case: Case, inputs: &[TensorData], tol: Tolerance) {
-    type Cube<R> = CubeBackend<R>;
+/// Runs `case` on `CubeBackend<R, F>` and on `Cpu<f32>` (inputs rounded to `F`) and compares
+/// every output within [`for_elem`]`::<F>(tol)`.
+pub fn check<R: Runtime, F: FloatElem>(
+    device: &CubeDevice<R>,
+    what: &str,
+    case: Case,
+    inputs: &[TensorData],
+    tol: Tolerance,
+) {
+    type Cube<R, F> = CubeBackend<R, F>;
+    let tol = for_elem::<F>(tol);
+    let inputs: Vec<TensorData> = inputs.iter().map(round_to::<F>).collect();
     let cpu_in: Vec<_> = inputs.iter().map(|d| Ref::float_from_data(d, &CpuDevice)).collect();
-    let gpu_in: Vec<_> = inputs.iter().map(|d| Cube::<R>::float_from_data(d, device)).collect();
+    let gpu_in: Vec<_> = inputs.iter().map(|d| Cube::<R, F>::float_from_data(d, device)).collect();
     let want = eval::<Ref>(&case, cpu_in, &CpuDevice);
-    let got = eval::<Cube<R>>(&case, gpu_in, device);
+    let got = eval::<Cube<R, F>>(&case, gpu_in, device);
     assert_eq!(want.len(), got.len(), "{what}: output count");
     for (i, (w, g)) in want.iter().zip(&got).enumerate() {
-        let (w, g) = (Ref::float_into_data(w), Cube::<R>::float_into_data(g));
+        let (w, g) = (Ref::float_into_data(w), Cube::<R, F>::float_into_data(g));
         assert_eq!(g.shape, w.shape, "{what} (output {i}): shape");
+        // The expected values as `F` can hold them (a no-op for f32; −1e9 is −∞ in f16).
+        let w = round_to::<F>(&w);
+        let tol = half_scaled::<F>(tol, &w);
         // Equal values (infinities included) agree; `Tolerance` alone would see ∞ − ∞ = NaN.
         let (mut g, mut w) = (g.to_f64_vec(), w.to_f64_vec());
         for (a, e) in g.iter_mut().zip(w.iter_mut()) {
@@ -230,28 +280,23 @@ fn opts(stride: usize, padding: usize) -> Conv2dOptions {
     Conv2dOptions { stride, padding }
 }
 
-/// Upload / download, f16 and bf16 conversion, `full`, reshape.
-pub fn data_round_trip<R: Runtime>(device: &CubeDevice<R>) {
+/// Upload / download (rounding to `F` with the `half` crate), `full`, reshape.
+pub fn data_round_trip<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
     let d = rand(&[3, 5, 7], 1);
-    check(device, "round trip", Case::Identity, std::slice::from_ref(&d), EXACT);
-    let t = CubeBackend::<R>::float_from_data(&d, device);
-    for bf16 in [false, true] {
-        let bytes = t.to_half_bytes(bf16);
-        let back = crate::CubeTensor::from_half_bytes(&bytes, bf16, d.shape.clone(), device).to_f32_vec();
-        let want: Vec<f32> = d
-            .to_f32_vec()
-            .iter()
-            .map(|&x| if bf16 { half::bf16::from_f32(x).to_f32() } else { half::f16::from_f32(x).to_f32() })
-            .collect();
-        assert_eq!(back, want, "half round trip (bf16 = {bf16})");
+    check::<R, F>(device, "round trip", Case::Identity, std::slice::from_ref(&d), EXACT);
+    for n in [1usize, 3, 105] {
+        let v = values(n, 7, -70_000.0, 70_000.0);
+        let back = CubeTensor::<R, F>::from_f32(&v, Shape::new([n]), device).to_f32_vec();
+        let want: Vec<f32> = v.iter().map(|&x| F::from_host(x).to_host()).collect();
+        assert_eq!(back, want, "{} round trip of {n} values", F::NAME);
     }
-    check(device, "full", Case::Full(vec![4, 9], -2.5), &[], EXACT);
-    check(device, "full (odd length)", Case::Full(vec![7], 0.25), &[], EXACT);
-    check(device, "reshape", Case::Reshape(vec![5, 21]), &[d], EXACT);
+    check::<R, F>(device, "full", Case::Full(vec![4, 9], -2.5), &[], EXACT);
+    check::<R, F>(device, "full (odd length)", Case::Full(vec![7], 0.25), &[], EXACT);
+    check::<R, F>(device, "reshape", Case::Reshape(vec![5, 21]), &[d], EXACT);
 }
 
 /// Every `Unary` variant, on vector-width and odd lengths.
-pub fn unary_ops<R: Runtime>(device: &CubeDevice<R>) {
+pub fn unary_ops<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
     use Unary::*;
     for (i, op) in
         [Exp, Log, Sqrt, Tanh, Erf, Sigmoid, Gelu, Silu, Neg, Abs, Recip, Relu, Square].into_iter().enumerate()
@@ -262,13 +307,13 @@ pub fn unary_ops<R: Runtime>(device: &CubeDevice<R>) {
         };
         for shape in [vec![4, 64], vec![3, 37]] {
             let x = rand_in(&shape, 10 + i as u64, lo, hi);
-            check(device, &format!("unary {op:?} {shape:?}"), Case::Unary(op), &[x], ELEMENTWISE);
+            check::<R, F>(device, &format!("unary {op:?} {shape:?}"), Case::Unary(op), &[x], ELEMENTWISE);
         }
     }
 }
 
 /// Every `Binary` variant, same shape and broadcast.
-pub fn binary_ops<R: Runtime>(device: &CubeDevice<R>) {
+pub fn binary_ops<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
     use Binary::*;
     let shapes: [(&[usize], &[usize]); 6] = [
         (&[4, 8], &[4, 8]),
@@ -283,13 +328,13 @@ pub fn binary_ops<R: Runtime>(device: &CubeDevice<R>) {
             let seed = 100 + 10 * i as u64 + j as u64;
             let x = rand(a, seed);
             let y = if op == Div { rand_in(b, seed + 1, 0.5, 2.0) } else { rand(b, seed + 1) };
-            check(device, &format!("binary {op:?} {a:?} {b:?}"), Case::Binary(op), &[x, y], EXACT);
+            check::<R, F>(device, &format!("binary {op:?} {a:?} {b:?}"), Case::Binary(op), &[x, y], EXACT);
         }
     }
 }
 
 /// Every `Scalar` variant (integer and fractional powers).
-pub fn scalar_ops<R: Runtime>(device: &CubeDevice<R>) {
+pub fn scalar_ops<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
     let x = rand_in(&[6, 10], 200, -3.0, 3.0);
     let pos = rand_in(&[6, 10], 201, 0.1, 3.0);
     let cases = [
@@ -304,12 +349,12 @@ pub fn scalar_ops<R: Runtime>(device: &CubeDevice<R>) {
         (Scalar::ClampMax, -0.3, &x, EXACT),
     ];
     for (op, s, input, tol) in cases {
-        check(device, &format!("scalar {op:?} {s}"), Case::Scalar(op, s), std::slice::from_ref(input), tol);
+        check::<R, F>(device, &format!("scalar {op:?} {s}"), Case::Scalar(op, s), std::slice::from_ref(input), tol);
     }
 }
 
 /// Batched matmul: vector widths 4/2/1, rows not a multiple of 4, broadcast batches, k = 1.
-pub fn matmul<R: Runtime>(device: &CubeDevice<R>) {
+pub fn matmul<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
     let shapes: [(&[usize], &[usize]); 9] = [
         (&[5, 7], &[7, 9]),
         (&[4, 8], &[8, 12]),
@@ -322,7 +367,7 @@ pub fn matmul<R: Runtime>(device: &CubeDevice<R>) {
         (&[33, 130], &[130, 66]),
     ];
     for (i, (a, b)) in shapes.iter().enumerate() {
-        check(
+        check::<R, F>(
             device,
             &format!("matmul {a:?} × {b:?}"),
             Case::Matmul,
@@ -333,17 +378,29 @@ pub fn matmul<R: Runtime>(device: &CubeDevice<R>) {
 }
 
 /// Every `Reduce` variant along every dim, plus a long dim (the chunked two-pass path).
-pub fn reductions<R: Runtime>(device: &CubeDevice<R>) {
+pub fn reductions<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
     use Reduce::*;
     let x = rand(&[3, 4, 5], 400);
     let long = rand(&[2, 3000], 401);
     let all = rand(&[70_000], 402);
     for op in [Sum, Mean, Max, Min] {
         for d in 0..3 {
-            check(device, &format!("reduce {op:?} dim {d}"), Case::Reduce(op, d), std::slice::from_ref(&x), ACCUMULATE);
+            check::<R, F>(
+                device,
+                &format!("reduce {op:?} dim {d}"),
+                Case::Reduce(op, d),
+                std::slice::from_ref(&x),
+                ACCUMULATE,
+            );
         }
-        check(device, &format!("reduce {op:?} long"), Case::Reduce(op, 1), std::slice::from_ref(&long), ACCUMULATE);
-        check(
+        check::<R, F>(
+            device,
+            &format!("reduce {op:?} long"),
+            Case::Reduce(op, 1),
+            std::slice::from_ref(&long),
+            ACCUMULATE,
+        );
+        check::<R, F>(
             device,
             &format!("reduce {op:?} all"),
             Case::Reduce(op, 0),
@@ -354,14 +411,16 @@ pub fn reductions<R: Runtime>(device: &CubeDevice<R>) {
 }
 
 /// `ArgMax` / `ArgMin` along each dim (indices exact; values distinct).
-pub fn arg_reductions<R: Runtime>(device: &CubeDevice<R>) {
-    let d = rand(&[4, 6, 5], 500);
+pub fn arg_reductions<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
+    // Rounded to F first: rounding can make two values tie, and ties go to the first index on
+    // both backends.
+    let d = round_to::<F>(&rand(&[4, 6, 5], 500));
     let c = Ref::float_from_data(&d, &CpuDevice);
-    let g = CubeBackend::<R>::float_from_data(&d, device);
+    let g = CubeBackend::<R, F>::float_from_data(&d, device);
     for op in [ArgReduce::ArgMax, ArgReduce::ArgMin] {
         for dim in 0..3 {
             assert_eq!(
-                CubeBackend::<R>::float_arg_reduce(op, &g, dim),
+                CubeBackend::<R, F>::float_arg_reduce(op, &g, dim),
                 Ref::float_arg_reduce(op, &c, dim),
                 "{op:?} along {dim}"
             );
@@ -369,45 +428,57 @@ pub fn arg_reductions<R: Runtime>(device: &CubeDevice<R>) {
     }
     // Ties go to the first index.
     let ties = TensorData::new_f32(vec![1.0, 3.0, 3.0, 0.0, 0.0, 2.0], [2, 3]).expect("sized");
-    let g = CubeBackend::<R>::float_from_data(&ties, device);
-    assert_eq!(CubeBackend::<R>::float_arg_reduce(ArgReduce::ArgMax, &g, 1), vec![1, 2]);
-    assert_eq!(CubeBackend::<R>::float_arg_reduce(ArgReduce::ArgMin, &g, 1), vec![0, 0]);
+    let g = CubeBackend::<R, F>::float_from_data(&ties, device);
+    assert_eq!(CubeBackend::<R, F>::float_arg_reduce(ArgReduce::ArgMax, &g, 1), vec![1, 2]);
+    assert_eq!(CubeBackend::<R, F>::float_arg_reduce(ArgReduce::ArgMin, &g, 1), vec![0, 0]);
 }
 
 /// Permute, slice, slice-assign, cat, select, select-add (duplicates), mask fill.
-pub fn layout_ops<R: Runtime>(device: &CubeDevice<R>) {
+pub fn layout_ops<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
     let x = rand(&[2, 3, 4, 5], 600);
     for axes in [vec![0, 1, 3, 2], vec![3, 2, 1, 0], vec![1, 0, 2, 3], vec![0, 1, 2, 3]] {
-        check(device, &format!("permute {axes:?}"), Case::Permute(axes), std::slice::from_ref(&x), EXACT);
+        check::<R, F>(device, &format!("permute {axes:?}"), Case::Permute(axes), std::slice::from_ref(&x), EXACT);
     }
     let r = vec![0..2, 1..3, 0..4, 2..5];
-    check(device, "slice", Case::Slice(r.clone()), std::slice::from_ref(&x), EXACT);
-    check(device, "slice (empty)", Case::Slice(vec![0..2, 1..1, 0..4, 0..5]), std::slice::from_ref(&x), EXACT);
-    check(device, "slice_assign", Case::SliceAssign(r), &[x.clone(), rand(&[2, 2, 4, 3], 601)], EXACT);
+    check::<R, F>(device, "slice", Case::Slice(r.clone()), std::slice::from_ref(&x), EXACT);
+    check::<R, F>(device, "slice (empty)", Case::Slice(vec![0..2, 1..1, 0..4, 0..5]), std::slice::from_ref(&x), EXACT);
+    check::<R, F>(device, "slice_assign", Case::SliceAssign(r), &[x.clone(), rand(&[2, 2, 4, 3], 601)], EXACT);
     for d in 0..4 {
         let mut s = x.shape.dims.clone();
         s[d] = 2;
-        check(device, &format!("cat dim {d}"), Case::Cat(d), &[x.clone(), rand(&s, 602 + d as u64), x.clone()], EXACT);
+        check::<R, F>(
+            device,
+            &format!("cat dim {d}"),
+            Case::Cat(d),
+            &[x.clone(), rand(&s, 602 + d as u64), x.clone()],
+            EXACT,
+        );
     }
-    check(device, "select dim 1", Case::Select(1, vec![2, 0, 2]), std::slice::from_ref(&x), EXACT);
-    check(device, "select dim 3", Case::Select(3, vec![4, 1]), std::slice::from_ref(&x), EXACT);
-    check(
+    check::<R, F>(device, "select dim 1", Case::Select(1, vec![2, 0, 2]), std::slice::from_ref(&x), EXACT);
+    check::<R, F>(device, "select dim 3", Case::Select(3, vec![4, 1]), std::slice::from_ref(&x), EXACT);
+    check::<R, F>(
         device,
         "select_add dim 1",
         Case::SelectAdd(1, vec![2, 0, 2, 2]),
         &[x.clone(), rand(&[2, 4, 4, 5], 610)],
         ACCUMULATE,
     );
-    check(device, "select_add dim 0", Case::SelectAdd(0, vec![1]), &[x.clone(), rand(&[1, 3, 4, 5], 611)], EXACT);
+    check::<R, F>(
+        device,
+        "select_add dim 0",
+        Case::SelectAdd(0, vec![1]),
+        &[x.clone(), rand(&[1, 3, 4, 5], 611)],
+        EXACT,
+    );
     let mask: Vec<bool> = values(12, 620, 0.0, 1.0).iter().map(|&v| v > 0.5).collect();
-    check(
+    check::<R, F>(
         device,
         "mask_fill [3,4,1]",
         Case::MaskFill(mask.clone(), vec![3, 4, 1], -1e9),
         std::slice::from_ref(&x),
         EXACT,
     );
-    check(
+    check::<R, F>(
         device,
         "mask_fill -inf",
         Case::MaskFill(mask, vec![1, 3, 4, 1], f64::NEG_INFINITY),
@@ -417,31 +488,31 @@ pub fn layout_ops<R: Runtime>(device: &CubeDevice<R>) {
 }
 
 /// Softmax, log-softmax, LayerNorm, GroupNorm and their backward twins.
-pub fn activations<R: Runtime>(device: &CubeDevice<R>) {
+pub fn activations<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
     for (i, shape) in [vec![3, 7], vec![2, 5, 130], vec![4, 1]].into_iter().enumerate() {
         let x = rand_in(&shape, 700 + i as u64, -5.0, 5.0);
         let dy = rand(&shape, 710 + i as u64);
-        check(device, "softmax", Case::Softmax, std::slice::from_ref(&x), ELEMENTWISE);
-        check(device, "log_softmax", Case::LogSoftmax, std::slice::from_ref(&x), ELEMENTWISE);
-        check(device, "softmax_backward", Case::SoftmaxBackward, &[x.clone(), dy.clone()], ACCUMULATE);
-        check(device, "log_softmax_backward", Case::LogSoftmaxBackward, &[x.clone(), dy.clone()], ACCUMULATE);
+        check::<R, F>(device, "softmax", Case::Softmax, std::slice::from_ref(&x), ELEMENTWISE);
+        check::<R, F>(device, "log_softmax", Case::LogSoftmax, std::slice::from_ref(&x), ELEMENTWISE);
+        check::<R, F>(device, "softmax_backward", Case::SoftmaxBackward, &[x.clone(), dy.clone()], ACCUMULATE);
+        check::<R, F>(device, "log_softmax_backward", Case::LogSoftmaxBackward, &[x.clone(), dy.clone()], ACCUMULATE);
         let c = *shape.last().expect("rank 2");
         let (g, b) = (rand_in(&[c], 720, 0.5, 1.5), rand(&[c], 721));
-        check(device, "layer_norm", Case::LayerNorm(1e-5), &[x.clone(), g.clone(), b], ACCUMULATE);
-        check(device, "layer_norm_backward", Case::LayerNormBackward(1e-6), &[x, g, dy], CHAINED);
+        check::<R, F>(device, "layer_norm", Case::LayerNorm(1e-5), &[x.clone(), g.clone(), b], ACCUMULATE);
+        check::<R, F>(device, "layer_norm_backward", Case::LayerNormBackward(1e-6), &[x, g, dy], CHAINED);
     }
     for (n, c, h, w, groups) in [(2, 6, 5, 4, 3), (1, 8, 3, 3, 8), (2, 4, 17, 9, 1)] {
         let x = rand_in(&[n, c, h, w], 730, -2.0, 3.0);
         let (g, b) = (rand_in(&[c], 731, 0.5, 1.5), rand(&[c], 732));
-        check(device, "group_norm", Case::GroupNorm(groups, 1e-6), &[x.clone(), g.clone(), b], ACCUMULATE);
+        check::<R, F>(device, "group_norm", Case::GroupNorm(groups, 1e-6), &[x.clone(), g.clone(), b], ACCUMULATE);
         let dy = rand(&[n, c, h, w], 733);
-        check(device, "group_norm_backward", Case::GroupNormBackward(groups, 1e-6), &[x, g, dy], CHAINED);
+        check::<R, F>(device, "group_norm_backward", Case::GroupNormBackward(groups, 1e-6), &[x, g, dy], CHAINED);
     }
 }
 
 /// conv2d (+ backward) over strides, paddings, kernel sizes, 1×1, with and without bias, and
 /// one shape whose columns are built in chunks of output rows.
-pub fn convolution<R: Runtime>(device: &CubeDevice<R>) {
+pub fn convolution<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
     // (n, cin, h, w, cout, k, stride, padding)
     let cases = [
         (1, 3, 9, 7, 4, 3, 1, 1),
@@ -460,14 +531,14 @@ pub fn convolution<R: Runtime>(device: &CubeDevice<R>) {
         let wt = rand(&[cout, cin, k, k], seed + 1);
         let b = rand(&[cout], seed + 2);
         let what = format!("conv2d case {i}");
-        check(device, &what, Case::Conv2d(opts(s, p), false), &[x.clone(), wt.clone()], ACCUMULATE);
-        check(device, &what, Case::Conv2d(opts(s, p), true), &[x.clone(), wt.clone(), b], ACCUMULATE);
+        check::<R, F>(device, &what, Case::Conv2d(opts(s, p), false), &[x.clone(), wt.clone()], ACCUMULATE);
+        check::<R, F>(device, &what, Case::Conv2d(opts(s, p), true), &[x.clone(), wt.clone(), b], ACCUMULATE);
         let oh = (h + 2 * p - k) / s + 1;
         let ow = (w + 2 * p - k) / s + 1;
         let dy = rand(&[n, cout, oh, ow], seed + 3);
         let tol = if n * oh * ow > 10_000 { LONG_SUMS } else { ACCUMULATE };
         for bias in [false, true] {
-            check(
+            check::<R, F>(
                 device,
                 &format!("{what} backward"),
                 Case::Conv2dBackward(opts(s, p), bias),
@@ -479,12 +550,12 @@ pub fn convolution<R: Runtime>(device: &CubeDevice<R>) {
 }
 
 /// Average and max pooling, nearest resize, and their backwards.
-pub fn pooling_and_resize<R: Runtime>(device: &CubeDevice<R>) {
+pub fn pooling_and_resize<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
     let x = rand(&[2, 3, 9, 8], 900);
     for k in [2, 3] {
-        check(device, &format!("avg_pool2d {k}"), Case::AvgPool(k), std::slice::from_ref(&x), ELEMENTWISE);
+        check::<R, F>(device, &format!("avg_pool2d {k}"), Case::AvgPool(k), std::slice::from_ref(&x), ELEMENTWISE);
         let dy = rand(&[2, 3, 9 / k, 8 / k], 901);
-        check(
+        check::<R, F>(
             device,
             &format!("avg_pool2d_backward {k}"),
             Case::AvgPoolBackward(k, vec![2, 3, 9, 8]),
@@ -493,11 +564,17 @@ pub fn pooling_and_resize<R: Runtime>(device: &CubeDevice<R>) {
         );
     }
     for (k, s, p) in [(2, 2, 0), (3, 2, 1), (3, 1, 1), (2, 3, 1)] {
-        check(device, &format!("max_pool2d {k},{s},{p}"), Case::MaxPool(k, s, p), std::slice::from_ref(&x), EXACT);
+        check::<R, F>(
+            device,
+            &format!("max_pool2d {k},{s},{p}"),
+            Case::MaxPool(k, s, p),
+            std::slice::from_ref(&x),
+            EXACT,
+        );
         let oh = (9 + 2 * p - k) / s + 1;
         let ow = (8 + 2 * p - k) / s + 1;
         let dy = rand(&[2, 3, oh, ow], 902);
-        check(
+        check::<R, F>(
             device,
             &format!("max_pool2d_backward {k},{s},{p}"),
             Case::MaxPoolBackward(k, s, p),
@@ -506,9 +583,15 @@ pub fn pooling_and_resize<R: Runtime>(device: &CubeDevice<R>) {
         );
     }
     for (oh, ow) in [(18, 16), (4, 4), (5, 11), (9, 8)] {
-        check(device, &format!("resize_nearest {oh}×{ow}"), Case::Resize(oh, ow), std::slice::from_ref(&x), EXACT);
+        check::<R, F>(
+            device,
+            &format!("resize_nearest {oh}×{ow}"),
+            Case::Resize(oh, ow),
+            std::slice::from_ref(&x),
+            EXACT,
+        );
         let dy = rand(&[2, 3, oh, ow], 903);
-        check(
+        check::<R, F>(
             device,
             &format!("resize_nearest_backward {oh}×{ow}"),
             Case::ResizeBackward(vec![2, 3, 9, 8]),
@@ -519,34 +602,56 @@ pub fn pooling_and_resize<R: Runtime>(device: &CubeDevice<R>) {
 }
 
 /// The defaulted module ops (attention with and without a mask, linear) and the losses.
-pub fn modules_and_losses<R: Runtime>(device: &CubeDevice<R>) {
+pub fn modules_and_losses<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
     let (q, k, v) = (rand(&[2, 3, 5, 8], 1000), rand(&[2, 3, 7, 8], 1001), rand(&[2, 3, 7, 8], 1002));
-    check(device, "attention", Case::Attention(None), &[q.clone(), k.clone(), v.clone()], ACCUMULATE);
+    check::<R, F>(device, "attention", Case::Attention(None), &[q.clone(), k.clone(), v.clone()], ACCUMULATE);
     let mask: Vec<bool> = (0..2 * 7).map(|i| i % 7 >= 5 - i / 7).collect();
-    check(device, "attention (mask)", Case::Attention(Some((mask, vec![2, 1, 1, 7]))), &[q, k, v], ACCUMULATE);
+    check::<R, F>(device, "attention (mask)", Case::Attention(Some((mask, vec![2, 1, 1, 7]))), &[q, k, v], ACCUMULATE);
     let (x, w, b) = (rand(&[2, 5, 12], 1010), rand(&[6, 12], 1011), rand(&[6], 1012));
-    check(device, "linear", Case::Linear(false), &[x.clone(), w.clone()], ACCUMULATE);
-    check(device, "linear (bias)", Case::Linear(true), &[x, w, b], ACCUMULATE);
+    check::<R, F>(device, "linear", Case::Linear(false), &[x.clone(), w.clone()], ACCUMULATE);
+    check::<R, F>(device, "linear (bias)", Case::Linear(true), &[x, w, b], ACCUMULATE);
     let logits = rand_in(&[4, 9], 1020, -6.0, 6.0);
     let target = rand_in(&[4, 9], 1021, 0.0, 1.0);
-    check(device, "bce_with_logits", Case::Bce, &[logits.clone(), target.clone()], CHAINED);
-    check(device, "cross_entropy", Case::CrossEntropy(vec![0, 8, 3, 3]), std::slice::from_ref(&logits), CHAINED);
-    check(device, "l1_loss", Case::L1, &[logits.clone(), target.clone()], CHAINED);
-    check(device, "mse_loss", Case::Mse, &[logits.clone(), target], CHAINED);
-    check(device, "l2_normalize", Case::L2Normalize, &[logits], ACCUMULATE);
-    // nearest_code: exact indices (distinct random codebook).
-    let (xs, cb) = (rand(&[3, 5, 6], 1030), rand(&[17, 6], 1031));
-    let want = Ref::nearest_code(Ref::float_from_data(&xs, &CpuDevice), Ref::float_from_data(&cb, &CpuDevice));
-    let got = CubeBackend::<R>::nearest_code(
-        CubeBackend::<R>::float_from_data(&xs, device),
-        CubeBackend::<R>::float_from_data(&cb, device),
+    check::<R, F>(device, "bce_with_logits", Case::Bce, &[logits.clone(), target.clone()], CHAINED);
+    check::<R, F>(
+        device,
+        "cross_entropy",
+        Case::CrossEntropy(vec![0, 8, 3, 3]),
+        std::slice::from_ref(&logits),
+        CHAINED,
     );
-    assert_eq!(got, want, "nearest_code");
+    check::<R, F>(device, "l1_loss", Case::L1, &[logits.clone(), target.clone()], CHAINED);
+    check::<R, F>(device, "mse_loss", Case::Mse, &[logits.clone(), target], CHAINED);
+    check::<R, F>(device, "l2_normalize", Case::L2Normalize, &[logits], ACCUMULATE);
+    // Rows of ~1e-4 entries (a VQ codebook's initial scale): their squares underflow in f16.
+    let tiny = rand_in(&[17, 12], 1022, -2.4e-4, 2.4e-4);
+    check::<R, F>(device, "l2_normalize (tiny rows)", Case::L2Normalize, &[tiny], ACCUMULATE);
+    // nearest_code: exact indices in f32 (distinct random codebook); in half precision the
+    // chosen code's distance (f64 on the host) is the minimum up to the half tolerance, since
+    // the distances themselves are rounded to F.
+    let (xs, cb) = (round_to::<F>(&rand(&[3, 5, 6], 1030)), round_to::<F>(&rand(&[17, 6], 1031)));
+    let want = Ref::nearest_code(Ref::float_from_data(&xs, &CpuDevice), Ref::float_from_data(&cb, &CpuDevice));
+    let got = CubeBackend::<R, F>::nearest_code(
+        CubeBackend::<R, F>::float_from_data(&xs, device),
+        CubeBackend::<R, F>::float_from_data(&cb, device),
+    );
+    if F::NAME == "f32" {
+        assert_eq!(got, want, "nearest_code");
+    } else {
+        let (x, c) = (xs.to_f64_vec(), cb.to_f64_vec());
+        let dist = |i: usize, j: usize| -> f64 { (0..6).map(|t| (x[i * 6 + t] - c[j * 6 + t]).powi(2)).sum() };
+        let tol = for_elem::<F>(ACCUMULATE);
+        assert_eq!(got.len(), want.len(), "nearest_code count");
+        for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+            let (dg, dw) = (dist(i, g), dist(i, w));
+            assert!(dg <= dw + tol.abs + tol.rel * dw, "nearest_code item {i}: code {g} at {dg} vs best {w} at {dw}");
+        }
+    }
 }
 
-/// `Autodiff<CubeBackend<R>>` gradients of a small network (linear → GELU → LayerNorm → conv →
+/// `Autodiff<CubeBackend<R, F>>` gradients of a small network (linear → GELU → LayerNorm → conv →
 /// pool → resize → softmax → loss) against `Autodiff<Cpu<f32>>`.
-pub fn autodiff_gradients<R: Runtime>(device: &CubeDevice<R>) {
+pub fn autodiff_gradients<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
     fn run<B: AutodiffBackend>(inputs: &[TensorData], device: &B::Device) -> Vec<TensorData> {
         let leaves: Vec<B::FloatTensor> =
             inputs.iter().map(|d| B::require_grad(B::float_from_data(d, device))).collect();
@@ -578,11 +683,12 @@ pub fn autodiff_gradients<R: Runtime>(device: &CubeDevice<R>) {
         rand(&[8], 1104),
         rand(&[3, 8, 3, 3], 1105),
     ];
+    let inputs: Vec<TensorData> = inputs.iter().map(round_to::<F>).collect();
     let want = run::<Autodiff<Ref>>(&inputs, &CpuDevice);
-    let got = run::<Autodiff<CubeBackend<R>>>(&inputs, device);
+    let got = run::<Autodiff<CubeBackend<R, F>>>(&inputs, device);
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         assert_eq!(g.shape, w.shape, "gradient {i}: shape");
-        if let Err(e) = (Tolerance { rel: 1e-3, abs: 1e-5 }).check(
+        if let Err(e) = for_elem::<F>(Tolerance { rel: 1e-3, abs: 1e-5 }).check(
             &format!("gradient of input {i}"),
             &g.to_f64_vec(),
             &w.to_f64_vec(),
@@ -593,17 +699,21 @@ pub fn autodiff_gradients<R: Runtime>(device: &CubeDevice<R>) {
 }
 
 /// Instantiates the conformance suite as `#[test]`s for a `TestRuntime` alias in scope, on its
-/// default device. `$kind` is the [`DeviceKind`](crate::DeviceKind): each test returns early
-/// (with a message) when that runtime's libraries are missing.
+/// default device, with storage type `$elem` (default f32). `$kind` is the
+/// [`DeviceKind`](crate::DeviceKind): each test returns early (with a message) when that
+/// runtime's libraries are missing, or when the device cannot store `$elem` (bf16 on wgpu).
 #[macro_export]
 macro_rules! testgen_cubecl {
     ($kind:expr) => {
-        $crate::testgen_cubecl!(@tests $kind;
+        $crate::testgen_cubecl!($kind, f32);
+    };
+    ($kind:expr, $elem:ty) => {
+        $crate::testgen_cubecl!(@tests $kind, $elem;
             data_round_trip, unary_ops, binary_ops, scalar_ops, matmul, reductions, arg_reductions,
             layout_ops, activations, convolution, pooling_and_resize, modules_and_losses,
             autodiff_gradients);
     };
-    (@tests $kind:expr; $($name:ident),*) => {
+    (@tests $kind:expr, $elem:ty; $($name:ident),*) => {
         $(
             #[test]
             fn $name() {
@@ -612,7 +722,11 @@ macro_rules! testgen_cubecl {
                     return;
                 }
                 let device = $crate::CubeDevice::<TestRuntime>::default();
-                $crate::testing::$name::<TestRuntime>(&device);
+                if !$crate::element::supports::<TestRuntime, $elem>(&device.client()) {
+                    eprintln!("skipped: this {:?} device cannot store {}", $kind, <$elem as $crate::FloatElem>::NAME);
+                    return;
+                }
+                $crate::testing::$name::<TestRuntime, $elem>(&device);
             }
         )*
     };

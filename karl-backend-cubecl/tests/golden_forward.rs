@@ -2,12 +2,14 @@
 //! ../shared/golden/mini, mirroring karl-core/tests/golden_forward.rs: intermediates within
 //! atol/rtol 1e-4 up to the decoder logits, recon within 2e-4, VQGAN/VQ indices, halting
 //! `active` mask and `kc` exact. Runs on wgpu (lavapipe in CI) and on CUDA when compiled in
-//! and present.
+//! and present. The half-precision backends (f16; bf16 on CUDA) get the stage-wise check of
+//! `check_image_reduced`: continuous outputs within a relative RMS error bound, indices
+//! agreeing on most positions.
 #![cfg(any(feature = "wgpu", feature = "cuda"))]
-use karl_backend_cubecl::{CubeBackend, CubeDevice, DeviceKind};
+use karl_backend_cubecl::{CubeBackend, CubeDevice, DeviceKind, FloatElem};
 use karl_core::model::load::load_tokenizer;
 use karl_core::record::shared_dir;
-use karl_core::testing::check_image;
+use karl_core::testing::{check_image, check_image_reduced};
 use std::time::Instant;
 
 fn run<R: cubecl::Runtime>(kind: DeviceKind, image: &str) {
@@ -25,6 +27,33 @@ fn run<R: cubecl::Runtime>(kind: DeviceKind, image: &str) {
     eprintln!("{kind}: {image} checked in {:.2} s", t0.elapsed().as_secs_f64());
 }
 
+/// Relative RMS bound of a half type: 32 units of its roundoff u (f16: u = 2⁻¹¹, so 1.6e-2;
+/// bf16: u = 2⁻⁸, so 1.25e-1), for outputs that went through a dozen layers, each rounding its
+/// activations to `F`.
+fn half_bound<F: FloatElem>() -> f64 {
+    32.0 * if F::NAME == "bf16" { 2f64.powi(-8) } else { 2f64.powi(-11) }
+}
+
+fn run_half<R: cubecl::Runtime, F: FloatElem>(kind: DeviceKind, image: &str) {
+    if let Err(e) = karl_backend_cubecl::is_available(kind) {
+        eprintln!("skipped: {e}");
+        return;
+    }
+    let device = CubeDevice::<R>::default();
+    if !karl_backend_cubecl::element::supports::<R, F>(&device.client()) {
+        eprintln!("skipped: this {kind} device cannot store {}", F::NAME);
+        return;
+    }
+    let tok = load_tokenizer::<CubeBackend<R, F>>(&shared_dir().join("golden/mini"), None, &device).unwrap();
+    let r = check_image_reduced::<CubeBackend<R, F>>(&tok, &device, image, half_bound::<F>(), 0.9);
+    eprintln!(
+        "{kind} {}: {image}: worst relative RMS {:.2e}, worst agreement {:.3}",
+        F::NAME,
+        r.worst_rel,
+        r.worst_agree
+    );
+}
+
 #[cfg(feature = "wgpu")]
 mod wgpu {
     use super::*;
@@ -36,6 +65,10 @@ mod wgpu {
     #[test]
     fn flat_square_matches_the_official_forward() {
         run::<R>(DeviceKind::Wgpu, "flat_square");
+    }
+    #[test]
+    fn astronaut_in_f16_is_close_to_the_official_forward() {
+        run_half::<R, half::f16>(DeviceKind::Wgpu, "astronaut");
     }
 }
 
@@ -50,5 +83,13 @@ mod cuda {
     #[test]
     fn flat_square_matches_the_official_forward() {
         run::<R>(DeviceKind::Cuda, "flat_square");
+    }
+    #[test]
+    fn astronaut_in_f16_is_close_to_the_official_forward() {
+        run_half::<R, half::f16>(DeviceKind::Cuda, "astronaut");
+    }
+    #[test]
+    fn astronaut_in_bf16_is_close_to_the_official_forward() {
+        run_half::<R, half::bf16>(DeviceKind::Cuda, "astronaut");
     }
 }

@@ -7,6 +7,7 @@
 #![allow(clippy::manual_is_multiple_of)]
 use super::{ELEMWISE_UNITS, count_for, u32_of};
 use super::{elementwise, layout, matmul, reduce};
+use crate::element::FloatElem;
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
 use karl_core::Shape;
@@ -133,7 +134,7 @@ fn col2im_kernel<F: Float>(
         let (oy0, rows) = (usize::cast_from(oy0), usize::cast_from(rows));
         let plane = rows * ow;
         let kd = cin * k * k;
-        let mut acc = F::new(0.0);
+        let mut acc = 0.0f32;
         for ky in 0..k {
             let ty = iy + p;
             if ty >= ky
@@ -147,23 +148,23 @@ fn col2im_kernel<F: Float>(
                     let tx = ix + p;
                     if tx >= kx && (tx - kx) % s == 0 && (tx - kx) / s < ow {
                         let ox = (tx - kx) / s;
-                        acc += dcols[(img * kd + (c * k + ky) * k + kx) * plane + oy * ow + ox];
+                        acc += f32::cast_from(dcols[(img * kd + (c * k + ky) * k + kx) * plane + oy * ow + ox]);
                     }
                 }
             }
         }
-        dx[pos] = acc;
+        dx[pos] = F::cast_from(acc);
     }
 }
 
 /// Columns `[imgs, K, rows·OW]` of images `img0..img0+imgs`, output rows `oy0..oy0+rows`.
-fn im2col<R: Runtime>(
-    x: &CubeTensor<R>,
+fn im2col<R: Runtime, F: FloatElem>(
+    x: &CubeTensor<R, F>,
     g: &Geom,
     img0: usize,
     imgs: usize,
     (oy0, rows): (usize, usize),
-) -> CubeTensor<R> {
+) -> CubeTensor<R, F> {
     let cols = x.empty_like(Shape::new([imgs, g.kdim(), rows * g.ow]));
     let total = cols.numel();
     if total == 0 {
@@ -172,7 +173,7 @@ fn im2col<R: Runtime>(
     // SAFETY: reads stay inside image img0+imgs−1 < N (checked by the caller) and the padding
     // test keeps (iy, ix) inside the image.
     unsafe {
-        im2col_kernel::launch_unchecked::<f32, R>(
+        im2col_kernel::launch_unchecked::<F, R>(
             &x.client,
             count_for(total, ELEMWISE_UNITS),
             CubeDim::new_1d(ELEMWISE_UNITS),
@@ -194,7 +195,12 @@ fn im2col<R: Runtime>(
 }
 
 /// The image gradient `[imgs, C, H, W]` from the columns of output rows `oy0..oy0+rows`.
-fn col2im<R: Runtime>(dcols: &CubeTensor<R>, g: &Geom, imgs: usize, (oy0, rows): (usize, usize)) -> CubeTensor<R> {
+fn col2im<R: Runtime, F: FloatElem>(
+    dcols: &CubeTensor<R, F>,
+    g: &Geom,
+    imgs: usize,
+    (oy0, rows): (usize, usize),
+) -> CubeTensor<R, F> {
     let dx = dcols.empty_like(Shape::new([imgs, g.cin, g.h, g.w]));
     let total = dx.numel();
     if total == 0 {
@@ -202,7 +208,7 @@ fn col2im<R: Runtime>(dcols: &CubeTensor<R>, g: &Geom, imgs: usize, (oy0, rows):
     }
     // SAFETY: only taps with a valid output position (oy < oh, ox < ow) are read.
     unsafe {
-        col2im_kernel::launch_unchecked::<f32, R>(
+        col2im_kernel::launch_unchecked::<F, R>(
             &dcols.client,
             count_for(total, ELEMWISE_UNITS),
             CubeDim::new_1d(ELEMWISE_UNITS),
@@ -223,25 +229,25 @@ fn col2im<R: Runtime>(dcols: &CubeTensor<R>, g: &Geom, imgs: usize, (oy0, rows):
     dx
 }
 
-fn reshape<R: Runtime>(mut t: CubeTensor<R>, dims: &[usize]) -> CubeTensor<R> {
+fn reshape<R: Runtime, F: FloatElem>(mut t: CubeTensor<R, F>, dims: &[usize]) -> CubeTensor<R, F> {
     assert_eq!(t.numel(), dims.iter().product::<usize>(), "reshape {} to {dims:?}", t.shape);
     t.shape = Shape::new(dims.to_vec());
     t
 }
 
-fn images<R: Runtime>(x: &CubeTensor<R>, from: usize, to: usize) -> CubeTensor<R> {
+fn images<R: Runtime, F: FloatElem>(x: &CubeTensor<R, F>, from: usize, to: usize) -> CubeTensor<R, F> {
     let mut ranges: Vec<std::ops::Range<usize>> = x.shape.dims.iter().map(|&d| 0..d).collect();
     ranges[0] = from..to;
     layout::slice(x.clone(), &ranges)
 }
 
 /// Cross-correlation as PyTorch's `conv2d`.
-pub fn conv2d<R: Runtime>(
-    x: CubeTensor<R>,
-    w: CubeTensor<R>,
-    bias: Option<CubeTensor<R>>,
+pub fn conv2d<R: Runtime, F: FloatElem>(
+    x: CubeTensor<R, F>,
+    w: CubeTensor<R, F>,
+    bias: Option<CubeTensor<R, F>>,
     opts: Conv2dOptions,
-) -> CubeTensor<R> {
+) -> CubeTensor<R, F> {
     let g = Geom::new(&x.shape, &w.shape, opts);
     let w2 = reshape(w, &[g.cout, g.kdim()]);
     let y = if g.pointwise() {
@@ -253,7 +259,7 @@ pub fn conv2d<R: Runtime>(
         while i0 < g.n {
             let imgs = chunk.min(g.n - i0);
             // [imgs, Cout, rows·OW] per row chunk, joined along the spatial axis
-            let mut row_parts: Vec<CubeTensor<R>> = g
+            let mut row_parts: Vec<CubeTensor<R, F>> = g
                 .row_chunks(rows)
                 .into_iter()
                 .map(|rc| matmul::matmul(w2.clone(), im2col(&x, &g, i0, imgs, rc)))
@@ -274,14 +280,17 @@ pub fn conv2d<R: Runtime>(
     }
 }
 
+/// `(dx, dw, dbias)`.
+type ConvGrads<R, F> = (CubeTensor<R, F>, CubeTensor<R, F>, Option<CubeTensor<R, F>>);
+
 /// Gradients `(dx, dw, dbias)` of conv2d.
-pub fn conv2d_backward<R: Runtime>(
-    x: CubeTensor<R>,
-    w: CubeTensor<R>,
+pub fn conv2d_backward<R: Runtime, F: FloatElem>(
+    x: CubeTensor<R, F>,
+    w: CubeTensor<R, F>,
     has_bias: bool,
-    dy: CubeTensor<R>,
+    dy: CubeTensor<R, F>,
     opts: Conv2dOptions,
-) -> (CubeTensor<R>, CubeTensor<R>, Option<CubeTensor<R>>) {
+) -> ConvGrads<R, F> {
     let g = Geom::new(&x.shape, &w.shape, opts);
     assert_eq!(
         dy.shape.dims,
@@ -295,8 +304,9 @@ pub fn conv2d_backward<R: Runtime>(
     let dyr = reshape(dy, &[g.n, g.cout, g.plane()]);
     let wt = layout::permute(reshape(w, &[g.cout, g.kdim()]), &[1, 0]);
     let (chunk, rows) = if g.pointwise() { (g.n.max(1), g.oh) } else { g.chunks() };
-    let (mut dxs, mut dw): (Vec<CubeTensor<R>>, Option<CubeTensor<R>>) = (Vec::new(), None);
-    let add = |acc: Option<CubeTensor<R>>, part: CubeTensor<R>| {
+    let mut dxs: Vec<CubeTensor<R, F>> = Vec::new();
+    let mut dw: Option<CubeTensor<R, F>> = None;
+    let add = |acc: Option<CubeTensor<R, F>>, part: CubeTensor<R, F>| {
         Some(match acc {
             Some(a) => elementwise::binary(elementwise::BinaryOp::Add, a, part),
             None => part,
@@ -352,6 +362,6 @@ pub fn conv2d_backward<R: Runtime>(
     (reshape(dx, &x_shape.dims), dw, db)
 }
 
-fn fill_zero<R: Runtime>(like: &CubeTensor<R>, shape: Shape) -> CubeTensor<R> {
+fn fill_zero<R: Runtime, F: FloatElem>(like: &CubeTensor<R, F>, shape: Shape) -> CubeTensor<R, F> {
     elementwise::fill(like.empty_like(shape), 0.0)
 }

@@ -1,7 +1,10 @@
 //! Element-wise families: unary, scalar and binary ops, each one kernel over a comptime op enum.
 //! Same-shape operands go through `Vector<F, N>` loads; broadcasting goes through a strided
-//! kernel that maps each output index to both input offsets.
+//! kernel that maps each output index to both input offsets. Unary and scalar ops evaluate in
+//! f32 and round once to the storage type; binary ops run in the storage type (one rounding
+//! either way).
 use super::{ELEMWISE_UNITS, broadcast_strides, count_for, u32s, upload_u32, vector_width};
+use crate::element::FloatElem;
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
 use karl_core::Shape;
@@ -133,7 +136,9 @@ fn unary_kernel<F: Float, N: Size>(
     #[comptime] op: UnaryOp,
 ) {
     if ABSOLUTE_POS < output.len() {
-        output[ABSOLUTE_POS] = unary_value::<F, N>(input[ABSOLUTE_POS], op);
+        // Evaluated in f32 and rounded once (a no-op cast for f32 storage).
+        let x = Vector::<f32, N>::cast_from(input[ABSOLUTE_POS]);
+        output[ABSOLUTE_POS] = Vector::cast_from(unary_value::<f32, N>(x, op));
     }
 }
 
@@ -145,16 +150,18 @@ fn scalar_kernel<F: Float, N: Size>(
     #[comptime] op: ScalarOp,
 ) {
     if ABSOLUTE_POS < output.len() {
-        let x = input[ABSOLUTE_POS];
-        let sv = Vector::new(F::cast_from(s));
-        output[ABSOLUTE_POS] = match op {
+        // Evaluated in f32 and rounded once.
+        let x = Vector::<f32, N>::cast_from(input[ABSOLUTE_POS]);
+        let sv = Vector::<f32, N>::new(s);
+        let y = match op {
             ScalarOp::Add => x + sv,
             ScalarOp::Mul => x * sv,
             ScalarOp::Pow => Vector::powf(x, sv),
             ScalarOp::Powi => Vector::powi(x, Vector::new(i32::cast_from(s))),
-            ScalarOp::ClampMin => Vector::<F, N>::max(x, sv),
-            ScalarOp::ClampMax => Vector::<F, N>::min(x, sv),
+            ScalarOp::ClampMin => Vector::<f32, N>::max(x, sv),
+            ScalarOp::ClampMax => Vector::<f32, N>::min(x, sv),
         };
+        output[ABSOLUTE_POS] = Vector::cast_from(y);
     }
 }
 
@@ -205,7 +212,7 @@ fn fill_kernel<F: Float, N: Size>(output: &mut Array<Vector<F, N>>, value: f32) 
 }
 
 /// A new tensor filled with `value`.
-pub fn fill<R: Runtime>(out: CubeTensor<R>, value: f32) -> CubeTensor<R> {
+pub fn fill<R: Runtime, F: FloatElem>(out: CubeTensor<R, F>, value: f32) -> CubeTensor<R, F> {
     let n = out.numel();
     if n == 0 {
         return out;
@@ -213,7 +220,7 @@ pub fn fill<R: Runtime>(out: CubeTensor<R>, value: f32) -> CubeTensor<R> {
     let w = vector_width(&[n]);
     // SAFETY: the kernel guards every access with `pos < output.len()`; the buffer holds n f32.
     unsafe {
-        fill_kernel::launch_unchecked::<f32, R>(
+        fill_kernel::launch_unchecked::<F, R>(
             &out.client,
             count_for(n / w, ELEMWISE_UNITS),
             CubeDim::new_1d(ELEMWISE_UNITS),
@@ -226,7 +233,7 @@ pub fn fill<R: Runtime>(out: CubeTensor<R>, value: f32) -> CubeTensor<R> {
 }
 
 /// Element-wise unary op.
-pub fn unary<R: Runtime>(op: UnaryOp, t: CubeTensor<R>) -> CubeTensor<R> {
+pub fn unary<R: Runtime, F: FloatElem>(op: UnaryOp, t: CubeTensor<R, F>) -> CubeTensor<R, F> {
     let n = t.numel();
     let out = t.empty_like(t.shape.clone());
     if n == 0 {
@@ -235,7 +242,7 @@ pub fn unary<R: Runtime>(op: UnaryOp, t: CubeTensor<R>) -> CubeTensor<R> {
     let w = vector_width(&[n]);
     // SAFETY: both buffers hold n f32 and the kernel guards with `pos < output.len()`.
     unsafe {
-        unary_kernel::launch_unchecked::<f32, R>(
+        unary_kernel::launch_unchecked::<F, R>(
             &t.client,
             count_for(n / w, ELEMWISE_UNITS),
             CubeDim::new_1d(ELEMWISE_UNITS),
@@ -249,7 +256,7 @@ pub fn unary<R: Runtime>(op: UnaryOp, t: CubeTensor<R>) -> CubeTensor<R> {
 }
 
 /// Element-wise op with a scalar.
-pub fn scalar<R: Runtime>(op: Scalar, t: CubeTensor<R>, s: f64) -> CubeTensor<R> {
+pub fn scalar<R: Runtime, F: FloatElem>(op: Scalar, t: CubeTensor<R, F>, s: f64) -> CubeTensor<R, F> {
     let sop = match op {
         Scalar::Add => ScalarOp::Add,
         Scalar::Mul => ScalarOp::Mul,
@@ -266,7 +273,7 @@ pub fn scalar<R: Runtime>(op: Scalar, t: CubeTensor<R>, s: f64) -> CubeTensor<R>
     let w = vector_width(&[n]);
     // SAFETY: both buffers hold n f32 and the kernel guards with `pos < output.len()`.
     unsafe {
-        scalar_kernel::launch_unchecked::<f32, R>(
+        scalar_kernel::launch_unchecked::<F, R>(
             &t.client,
             count_for(n / w, ELEMWISE_UNITS),
             CubeDim::new_1d(ELEMWISE_UNITS),
@@ -281,7 +288,7 @@ pub fn scalar<R: Runtime>(op: Scalar, t: CubeTensor<R>, s: f64) -> CubeTensor<R>
 }
 
 /// Element-wise binary op with numpy broadcasting.
-pub fn binary<R: Runtime>(op: BinaryOp, a: CubeTensor<R>, b: CubeTensor<R>) -> CubeTensor<R> {
+pub fn binary<R: Runtime, F: FloatElem>(op: BinaryOp, a: CubeTensor<R, F>, b: CubeTensor<R, F>) -> CubeTensor<R, F> {
     let out_shape = Shape::broadcast(&a.shape, &b.shape)
         .unwrap_or_else(|| panic!("cannot broadcast shapes {} and {} for {op:?}", a.shape, b.shape));
     let n = out_shape.numel();
@@ -293,7 +300,7 @@ pub fn binary<R: Runtime>(op: BinaryOp, a: CubeTensor<R>, b: CubeTensor<R>) -> C
         let w = vector_width(&[n]);
         // SAFETY: all three buffers hold n f32 and the kernel guards with `pos < output.len()`.
         unsafe {
-            binary_kernel::launch_unchecked::<f32, R>(
+            binary_kernel::launch_unchecked::<F, R>(
                 &a.client,
                 count_for(n / w, ELEMWISE_UNITS),
                 CubeDim::new_1d(ELEMWISE_UNITS),
@@ -316,7 +323,7 @@ pub fn binary<R: Runtime>(op: BinaryOp, a: CubeTensor<R>, b: CubeTensor<R>) -> C
     let info = upload_u32(&a.client, &info);
     // SAFETY: every offset is a sum of coordinate × stride inside each operand's own shape.
     unsafe {
-        binary_broadcast_kernel::launch_unchecked::<f32, R>(
+        binary_broadcast_kernel::launch_unchecked::<F, R>(
             &a.client,
             count_for(n, ELEMWISE_UNITS),
             CubeDim::new_1d(ELEMWISE_UNITS),

@@ -2,6 +2,7 @@
 //! gather (select), row scatter-add through a host-built inverse index (select_add, no atomics,
 //! deterministic), and mask fill with a broadcast mask.
 use super::{ELEMWISE_UNITS, broadcast_strides, count_for, u32_of, u32s, upload_u32};
+use crate::element::FloatElem;
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
 use karl_core::Shape;
@@ -30,9 +31,9 @@ fn strided_copy_kernel<F: Float>(src: &Array<F>, dst: &mut Array<F>, info: &Arra
 }
 
 /// Launches one strided copy of the block `dims` from `src` into `dst`.
-fn strided_copy<R: Runtime>(
-    src: &CubeTensor<R>,
-    dst: &CubeTensor<R>,
+fn strided_copy<R: Runtime, F: FloatElem>(
+    src: &CubeTensor<R, F>,
+    dst: &CubeTensor<R, F>,
     dims: &[usize],
     (src_base, src_st): (usize, &[usize]),
     (dst_base, dst_st): (usize, &[usize]),
@@ -50,7 +51,7 @@ fn strided_copy<R: Runtime>(
     let info = upload_u32(&src.client, &info);
     // SAFETY: the host computed every offset range to lie inside the two shapes.
     unsafe {
-        strided_copy_kernel::launch_unchecked::<f32, R>(
+        strided_copy_kernel::launch_unchecked::<F, R>(
             &src.client,
             count_for(n, ELEMWISE_UNITS),
             CubeDim::new_1d(ELEMWISE_UNITS),
@@ -63,7 +64,7 @@ fn strided_copy<R: Runtime>(
 }
 
 /// A copy of `t` into a new buffer.
-pub fn copy<R: Runtime>(t: &CubeTensor<R>) -> CubeTensor<R> {
+pub fn copy<R: Runtime, F: FloatElem>(t: &CubeTensor<R, F>) -> CubeTensor<R, F> {
     let out = t.empty_like(t.shape.clone());
     let n = t.numel();
     strided_copy(t, &out, &[n], (0, &[1]), (0, &[1]));
@@ -71,7 +72,7 @@ pub fn copy<R: Runtime>(t: &CubeTensor<R>) -> CubeTensor<R> {
 }
 
 /// Output dim i is input dim `axes[i]`.
-pub fn permute<R: Runtime>(t: CubeTensor<R>, axes: &[usize]) -> CubeTensor<R> {
+pub fn permute<R: Runtime, F: FloatElem>(t: CubeTensor<R, F>, axes: &[usize]) -> CubeTensor<R, F> {
     let r = t.shape.rank();
     assert_eq!(axes.len(), r, "permute of rank-{r} tensor {} by {axes:?}", t.shape);
     let mut seen = vec![false; r];
@@ -103,7 +104,7 @@ fn block_base(shape: &Shape, ranges: &[Range<usize>]) -> usize {
 }
 
 /// The sub-block at `ranges`.
-pub fn slice<R: Runtime>(t: CubeTensor<R>, ranges: &[Range<usize>]) -> CubeTensor<R> {
+pub fn slice<R: Runtime, F: FloatElem>(t: CubeTensor<R, F>, ranges: &[Range<usize>]) -> CubeTensor<R, F> {
     check_ranges(&t.shape, ranges);
     let dims: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
     let out_shape = Shape::new(dims.clone());
@@ -113,7 +114,11 @@ pub fn slice<R: Runtime>(t: CubeTensor<R>, ranges: &[Range<usize>]) -> CubeTenso
 }
 
 /// `t` with the block at `ranges` replaced by `values` (a new buffer).
-pub fn slice_assign<R: Runtime>(t: CubeTensor<R>, ranges: &[Range<usize>], values: CubeTensor<R>) -> CubeTensor<R> {
+pub fn slice_assign<R: Runtime, F: FloatElem>(
+    t: CubeTensor<R, F>,
+    ranges: &[Range<usize>],
+    values: CubeTensor<R, F>,
+) -> CubeTensor<R, F> {
     check_ranges(&t.shape, ranges);
     let dims: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
     assert_eq!(values.shape.dims, dims, "slice_assign of {} into ranges {ranges:?}", values.shape);
@@ -129,7 +134,7 @@ pub fn slice_assign<R: Runtime>(t: CubeTensor<R>, ranges: &[Range<usize>], value
 }
 
 /// Concatenation along `dim`: one strided copy per input.
-pub fn cat<R: Runtime>(ts: Vec<CubeTensor<R>>, dim: usize) -> CubeTensor<R> {
+pub fn cat<R: Runtime, F: FloatElem>(ts: Vec<CubeTensor<R, F>>, dim: usize) -> CubeTensor<R, F> {
     assert!(!ts.is_empty(), "cat of no tensors");
     let mut shape = ts[0].shape.clone();
     assert!(dim < shape.rank(), "cat along dim {dim} of rank-{} tensors", shape.rank());
@@ -165,7 +170,7 @@ fn select_kernel<F: Float>(t: &Array<F>, idx: &Array<u32>, out: &mut Array<F>, n
 }
 
 /// Rows `idx` along `dim`.
-pub fn select<R: Runtime>(t: CubeTensor<R>, dim: usize, idx: &[usize]) -> CubeTensor<R> {
+pub fn select<R: Runtime, F: FloatElem>(t: CubeTensor<R, F>, dim: usize, idx: &[usize]) -> CubeTensor<R, F> {
     let (_, n, inner) = t.shape.split_at_dim(dim);
     for &i in idx {
         assert!(i < n, "index {i} out of range for dim {dim} of {}", t.shape);
@@ -180,7 +185,7 @@ pub fn select<R: Runtime>(t: CubeTensor<R>, dim: usize, idx: &[usize]) -> CubeTe
     let ih = upload_u32(&t.client, &u32s(idx));
     // SAFETY: every index was checked against the dim size above.
     unsafe {
-        select_kernel::launch_unchecked::<f32, R>(
+        select_kernel::launch_unchecked::<F, R>(
             &t.client,
             count_for(total, ELEMWISE_UNITS),
             CubeDim::new_1d(ELEMWISE_UNITS),
@@ -214,16 +219,21 @@ fn select_add_kernel<F: Float>(
         let i = pos % inner;
         let r = (pos / inner) % n;
         let o = pos / (inner * n);
-        let mut acc = t[pos];
+        let mut acc = f32::cast_from(t[pos]);
         for q in usize::cast_from(start[r])..usize::cast_from(start[r + 1]) {
-            acc += v[(o * k + usize::cast_from(list[q])) * inner + i];
+            acc += f32::cast_from(v[(o * k + usize::cast_from(list[q])) * inner + i]);
         }
-        out[pos] = acc;
+        out[pos] = F::cast_from(acc);
     }
 }
 
 /// `t` with `values` added at rows `idx` along `dim` (duplicates accumulate, in index order).
-pub fn select_add<R: Runtime>(t: CubeTensor<R>, dim: usize, idx: &[usize], values: CubeTensor<R>) -> CubeTensor<R> {
+pub fn select_add<R: Runtime, F: FloatElem>(
+    t: CubeTensor<R, F>,
+    dim: usize,
+    idx: &[usize],
+    values: CubeTensor<R, F>,
+) -> CubeTensor<R, F> {
     let (outer, n, inner) = t.shape.split_at_dim(dim);
     let mut want = t.shape.clone();
     want.dims[dim] = idx.len();
@@ -259,7 +269,7 @@ pub fn select_add<R: Runtime>(t: CubeTensor<R>, dim: usize, idx: &[usize], value
     let lh = upload_u32(&t.client, &u32s(&list));
     // SAFETY: the CSR lists hold valid positions in 0..idx.len(); rows r < n.
     unsafe {
-        select_add_kernel::launch_unchecked::<f32, R>(
+        select_add_kernel::launch_unchecked::<F, R>(
             &t.client,
             count_for(total, ELEMWISE_UNITS),
             CubeDim::new_1d(ELEMWISE_UNITS),
@@ -300,7 +310,12 @@ fn mask_fill_kernel<F: Float>(t: &Array<F>, mask: &Array<u32>, info: &Array<u32>
 }
 
 /// Sets elements where the broadcast `mask` is true to `value`.
-pub fn mask_fill<R: Runtime>(t: CubeTensor<R>, mask: &[bool], mask_shape: &Shape, value: f64) -> CubeTensor<R> {
+pub fn mask_fill<R: Runtime, F: FloatElem>(
+    t: CubeTensor<R, F>,
+    mask: &[bool],
+    mask_shape: &Shape,
+    value: f64,
+) -> CubeTensor<R, F> {
     assert_eq!(mask.len(), mask_shape.numel(), "mask of {} values for shape {mask_shape}", mask.len());
     assert!(
         Shape::broadcast(mask_shape, &t.shape).as_ref() == Some(&t.shape),
@@ -323,7 +338,7 @@ pub fn mask_fill<R: Runtime>(t: CubeTensor<R>, mask: &[bool], mask_shape: &Shape
     let ih = upload_u32(&t.client, &info);
     // SAFETY: mask offsets use the mask's own broadcast strides.
     unsafe {
-        mask_fill_kernel::launch_unchecked::<f32, R>(
+        mask_fill_kernel::launch_unchecked::<F, R>(
             &t.client,
             count_for(n, ELEMWISE_UNITS),
             CubeDim::new_1d(ELEMWISE_UNITS),

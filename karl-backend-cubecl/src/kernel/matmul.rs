@@ -1,9 +1,10 @@
 //! Batched matmul `[.., m, k] × [.., k, n]` with broadcast batch dims. Register-blocked: each
 //! unit computes 4 rows × one `Vector<F, N>` of columns (N = 4, 2 or 1, the widest dividing n),
 //! the kernel cubecl.md measured fastest on lavapipe (4–6.5 GFLOP/s at 512³, vs 0.6–1.0 naive
-//! and 0.4 with shared-memory tiles). The batch is the z axis of the launch grid; the
+//! and 0.4 with shared-memory tiles). Products accumulate in f32 for every storage type. The batch is the z axis of the launch grid; the
 //! offsets of each batch's operands come from a small host-built table.
 use super::{u32_of, upload_u32};
+use crate::element::FloatElem;
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
 use karl_core::Shape;
@@ -52,27 +53,28 @@ fn matmul_kernel<F: Float, N: Size>(
         let a1 = a_base + r1 * k;
         let a2 = a_base + r2 * k;
         let a3 = a_base + r3 * k;
-        let mut acc0 = Vector::<F, N>::new(F::new(0.0));
-        let mut acc1 = Vector::<F, N>::new(F::new(0.0));
-        let mut acc2 = Vector::<F, N>::new(F::new(0.0));
-        let mut acc3 = Vector::<F, N>::new(F::new(0.0));
+        // f32 accumulators whatever F is (a no-op cast for f32).
+        let mut acc0 = Vector::<f32, N>::new(0.0);
+        let mut acc1 = Vector::<f32, N>::new(0.0);
+        let mut acc2 = Vector::<f32, N>::new(0.0);
+        let mut acc3 = Vector::<f32, N>::new(0.0);
         for p in 0..k {
-            let bv = b[b_base + p * nv + col];
-            acc0 += Vector::new(a[a0 + p]) * bv;
-            acc1 += Vector::new(a[a1 + p]) * bv;
-            acc2 += Vector::new(a[a2 + p]) * bv;
-            acc3 += Vector::new(a[a3 + p]) * bv;
+            let bv = Vector::<f32, N>::cast_from(b[b_base + p * nv + col]);
+            acc0 += Vector::new(f32::cast_from(a[a0 + p])) * bv;
+            acc1 += Vector::new(f32::cast_from(a[a1 + p])) * bv;
+            acc2 += Vector::new(f32::cast_from(a[a2 + p])) * bv;
+            acc3 += Vector::new(f32::cast_from(a[a3 + p])) * bv;
         }
         let c_base = z * m * nv + col;
-        c[c_base + row0 * nv] = acc0;
+        c[c_base + row0 * nv] = Vector::cast_from(acc0);
         if row0 + 1 < m {
-            c[c_base + (row0 + 1) * nv] = acc1;
+            c[c_base + (row0 + 1) * nv] = Vector::cast_from(acc1);
         }
         if row0 + 2 < m {
-            c[c_base + (row0 + 2) * nv] = acc2;
+            c[c_base + (row0 + 2) * nv] = Vector::cast_from(acc2);
         }
         if row0 + 3 < m {
-            c[c_base + (row0 + 3) * nv] = acc3;
+            c[c_base + (row0 + 3) * nv] = Vector::cast_from(acc3);
         }
     }
 }
@@ -85,7 +87,7 @@ fn zero_kernel<F: Float>(c: &mut Array<F>) {
 }
 
 /// Batched matrix product with numpy batch broadcasting (a rank-2 operand is shared).
-pub fn matmul<R: Runtime>(a: CubeTensor<R>, b: CubeTensor<R>) -> CubeTensor<R> {
+pub fn matmul<R: Runtime, F: FloatElem>(a: CubeTensor<R, F>, b: CubeTensor<R, F>) -> CubeTensor<R, F> {
     let (ra, rb) = (a.shape.rank(), b.shape.rank());
     assert!(ra >= 2 && rb >= 2, "matmul needs rank ≥ 2, got {} and {}", a.shape, b.shape);
     let (m, k) = (a.shape.dims[ra - 2], a.shape.dims[ra - 1]);
@@ -106,7 +108,7 @@ pub fn matmul<R: Runtime>(a: CubeTensor<R>, b: CubeTensor<R>) -> CubeTensor<R> {
     if k == 0 {
         // SAFETY: guarded by `pos < c.len()`.
         unsafe {
-            zero_kernel::launch_unchecked::<f32, R>(
+            zero_kernel::launch_unchecked::<F, R>(
                 &a.client,
                 super::count_for(total, super::ELEMWISE_UNITS),
                 CubeDim::new_1d(super::ELEMWISE_UNITS),
@@ -144,7 +146,7 @@ pub fn matmul<R: Runtime>(a: CubeTensor<R>, b: CubeTensor<R>) -> CubeTensor<R> {
         // SAFETY: operand offsets come from the broadcast batch table; rows past m read the
         // last row and are not written; columns are guarded by `col < nv`.
         unsafe {
-            matmul_kernel::launch_unchecked::<f32, R>(
+            matmul_kernel::launch_unchecked::<F, R>(
                 &a.client,
                 CubeCount::Static(gx, gy, nz as u32),
                 CubeDim::new_2d(CUBE_X, CUBE_Y),

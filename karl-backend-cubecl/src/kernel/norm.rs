@@ -1,9 +1,11 @@
-//! Fused row kernels: softmax / log-softmax over the last dim, LayerNorm over the last dim and
+//! Fused row kernels: softmax / log-softmax and L2 normalisation over the last dim, LayerNorm over the last dim and
 //! GroupNorm over `[N, G, (C/G)·H·W]` groups. One cube of `ROW_UNITS` units per row: each unit
 //! walks a strided part of the row, then a shared-memory tree combines the partials (no plane
 //! intrinsics: lavapipe has none). Norm statistics use compensated sums and the corrected
-//! two-pass variance, to stay close to the CPU reference's f64 accumulation.
+//! two-pass variance, to stay close to the CPU reference's f64 accumulation. All statistics are
+//! f32 whatever the storage type.
 use super::{ROW_UNITS, count_for, u32_of};
+use crate::element::FloatElem;
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
 
@@ -45,32 +47,32 @@ fn softmax_kernel<F: Float>(
         let cols = usize::cast_from(cols);
         let base = row * cols;
         let t = usize::cast_from(UNIT_POS);
-        let mut smem = SharedMemory::<F>::new(block);
-        let mut m = F::min_value();
+        let mut smem = SharedMemory::<f32>::new(block);
+        let mut m = f32::min_value();
         let mut j = t;
         while j < cols {
-            m = F::max(m, x[base + j]);
+            m = f32::max(m, f32::cast_from(x[base + j]));
             j += block;
         }
-        let m = cube_reduce::<F>(&mut smem, m, block, true);
-        let mut s = F::new(0.0);
+        let m = cube_reduce::<f32>(&mut smem, m, block, true);
+        let mut s = 0.0f32;
         let mut j = t;
         while j < cols {
-            s += F::exp(x[base + j] - m);
+            s += f32::exp(f32::cast_from(x[base + j]) - m);
             j += block;
         }
-        let s = cube_reduce::<F>(&mut smem, s, block, false);
+        let s = cube_reduce::<f32>(&mut smem, s, block, false);
         let mut j = t;
         if log {
-            let lse = F::ln(s);
+            let lse = f32::ln(s);
             while j < cols {
-                out[base + j] = x[base + j] - m - lse;
+                out[base + j] = F::cast_from(f32::cast_from(x[base + j]) - m - lse);
                 j += block;
             }
         } else {
-            let inv = F::new(1.0) / s;
+            let inv = 1.0f32 / s;
             while j < cols {
-                out[base + j] = F::exp(x[base + j] - m) * inv;
+                out[base + j] = F::cast_from(f32::exp(f32::cast_from(x[base + j]) - m) * inv);
                 j += block;
             }
         }
@@ -99,28 +101,28 @@ fn norm_kernel<F: Float>(
         let base = row * len;
         let ch0 = (row % usize::cast_from(groups)) * len;
         let t = usize::cast_from(UNIT_POS);
-        let mut smem = SharedMemory::<F>::new(block);
+        let mut smem = SharedMemory::<f32>::new(block);
         // Compensated (Kahan) partial sums, then the corrected two-pass variance
         // (mean += Σd/n, var = Σd²/n − (Σd/n)²): near-constant groups (flat image regions, where
         // 1/√(var+eps) is large) then match the CPU's f64 statistics.
-        let mut s = F::new(0.0);
-        let mut comp = F::new(0.0);
+        let mut s = 0.0f32;
+        let mut comp = 0.0f32;
         let mut j = t;
         while j < len {
-            let y = x[base + j] - comp;
+            let y = f32::cast_from(x[base + j]) - comp;
             let tot = s + y;
             comp = (tot - s) - y;
             s = tot;
             j += block;
         }
-        let mean0 = cube_reduce::<F>(&mut smem, s, block, false) / F::cast_from(len);
-        let mut sd = F::new(0.0);
-        let mut sq = F::new(0.0);
-        let mut cd = F::new(0.0);
-        let mut cq = F::new(0.0);
+        let mean0 = cube_reduce::<f32>(&mut smem, s, block, false) / f32::cast_from(len);
+        let mut sd = 0.0f32;
+        let mut sq = 0.0f32;
+        let mut cd = 0.0f32;
+        let mut cq = 0.0f32;
         let mut j = t;
         while j < len {
-            let d = x[base + j] - mean0;
+            let d = f32::cast_from(x[base + j]) - mean0;
             let y = d - cd;
             let tot = sd + y;
             cd = (tot - sd) - y;
@@ -131,22 +133,75 @@ fn norm_kernel<F: Float>(
             sq = tot2;
             j += block;
         }
-        let md = cube_reduce::<F>(&mut smem, sd, block, false) / F::cast_from(len);
-        let msq = cube_reduce::<F>(&mut smem, sq, block, false) / F::cast_from(len);
+        let md = cube_reduce::<f32>(&mut smem, sd, block, false) / f32::cast_from(len);
+        let msq = cube_reduce::<f32>(&mut smem, sq, block, false) / f32::cast_from(len);
         let mean = mean0 + md;
-        let var = F::max(msq - md * md, F::new(0.0));
-        let rstd = F::new(1.0) / F::sqrt(var + F::cast_from(eps));
+        let var = f32::max(msq - md * md, 0.0f32);
+        let rstd = 1.0f32 / f32::sqrt(var + eps);
         let mut j = t;
         while j < len {
             let c = (ch0 + j) / plane;
-            out[base + j] = (x[base + j] - mean) * rstd * gamma[c] + beta[c];
+            out[base + j] = F::cast_from(
+                (f32::cast_from(x[base + j]) - mean) * rstd * f32::cast_from(gamma[c]) + f32::cast_from(beta[c]),
+            );
             j += block;
         }
     }
 }
 
+/// `x / max(‖x‖₂, 1e-12)` of each row of `[rows, cols]`, the sum of squares in f32 (in f16 the
+/// squares of a VQ codebook's ~1e-4 entries would underflow to 0).
+#[cube(launch_unchecked)]
+fn l2_normalize_kernel<F: Float>(x: &Array<F>, out: &mut Array<F>, rows: u32, cols: u32, #[comptime] block: usize) {
+    let row = CUBE_POS;
+    if row < usize::cast_from(rows) {
+        let cols = usize::cast_from(cols);
+        let base = row * cols;
+        let t = usize::cast_from(UNIT_POS);
+        let mut smem = SharedMemory::<f32>::new(block);
+        let mut s = 0.0f32;
+        let mut j = t;
+        while j < cols {
+            let v = f32::cast_from(x[base + j]);
+            s += v * v;
+            j += block;
+        }
+        let s = cube_reduce::<f32>(&mut smem, s, block, false);
+        let inv = 1.0f32 / f32::max(f32::sqrt(s), 1e-12f32);
+        let mut j = t;
+        while j < cols {
+            out[base + j] = F::cast_from(f32::cast_from(x[base + j]) * inv);
+            j += block;
+        }
+    }
+}
+
+/// L2 normalisation of each row over the last dim.
+pub fn l2_normalize<R: Runtime, F: FloatElem>(x: CubeTensor<R, F>) -> CubeTensor<R, F> {
+    let cols = *x.shape.dims.last().expect("l2_normalize of a rank-0 tensor");
+    let rows = x.numel() / cols.max(1);
+    let out = x.empty_like(x.shape.clone());
+    if x.numel() == 0 {
+        return out;
+    }
+    // SAFETY: each cube touches only its own row; all units of a cube take the same branch.
+    unsafe {
+        l2_normalize_kernel::launch_unchecked::<F, R>(
+            &x.client,
+            count_for(rows, 1),
+            CubeDim::new_1d(ROW_UNITS as u32),
+            ArrayArg::from_raw_parts(x.handle.clone(), x.numel()),
+            ArrayArg::from_raw_parts(out.handle.clone(), x.numel()),
+            u32_of(rows),
+            u32_of(cols),
+            ROW_UNITS,
+        )
+    };
+    out
+}
+
 /// Softmax or log-softmax over the last dim.
-pub fn softmax<R: Runtime>(x: CubeTensor<R>, log: bool) -> CubeTensor<R> {
+pub fn softmax<R: Runtime, F: FloatElem>(x: CubeTensor<R, F>, log: bool) -> CubeTensor<R, F> {
     let cols = *x.shape.dims.last().expect("softmax of a rank-0 tensor");
     let rows = x.numel() / cols.max(1);
     let out = x.empty_like(x.shape.clone());
@@ -155,7 +210,7 @@ pub fn softmax<R: Runtime>(x: CubeTensor<R>, log: bool) -> CubeTensor<R> {
     }
     // SAFETY: each cube touches only its own row; all units of a cube take the same branch.
     unsafe {
-        softmax_kernel::launch_unchecked::<f32, R>(
+        softmax_kernel::launch_unchecked::<F, R>(
             &x.client,
             count_for(rows, 1),
             CubeDim::new_1d(ROW_UNITS as u32),
@@ -171,23 +226,23 @@ pub fn softmax<R: Runtime>(x: CubeTensor<R>, log: bool) -> CubeTensor<R> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn launch_norm<R: Runtime>(
-    x: &CubeTensor<R>,
-    gamma: &CubeTensor<R>,
-    beta: &CubeTensor<R>,
+fn launch_norm<R: Runtime, F: FloatElem>(
+    x: &CubeTensor<R, F>,
+    gamma: &CubeTensor<R, F>,
+    beta: &CubeTensor<R, F>,
     rows: usize,
     len: usize,
     groups: usize,
     plane: usize,
     eps: f64,
-) -> CubeTensor<R> {
+) -> CubeTensor<R, F> {
     let out = x.empty_like(x.shape.clone());
     if x.numel() == 0 {
         return out;
     }
     // SAFETY: each cube touches only its own row; channel indices stay below gamma's length.
     unsafe {
-        norm_kernel::launch_unchecked::<f32, R>(
+        norm_kernel::launch_unchecked::<F, R>(
             &x.client,
             count_for(rows, 1),
             CubeDim::new_1d(ROW_UNITS as u32),
@@ -207,20 +262,25 @@ fn launch_norm<R: Runtime>(
 }
 
 /// LayerNorm over the last dim with affine `gamma`, `beta` of shape `[C]`.
-pub fn layer_norm<R: Runtime>(x: CubeTensor<R>, gamma: CubeTensor<R>, beta: CubeTensor<R>, eps: f64) -> CubeTensor<R> {
+pub fn layer_norm<R: Runtime, F: FloatElem>(
+    x: CubeTensor<R, F>,
+    gamma: CubeTensor<R, F>,
+    beta: CubeTensor<R, F>,
+    eps: f64,
+) -> CubeTensor<R, F> {
     let c = *x.shape.dims.last().expect("layer_norm of a rank-0 tensor");
     assert!(gamma.numel() == c && beta.numel() == c, "layer_norm of {} with affine {}", x.shape, gamma.shape);
     launch_norm(&x, &gamma, &beta, x.numel() / c.max(1), c, 1, 1, eps)
 }
 
 /// GroupNorm of `[N, C, H, W]`.
-pub fn group_norm<R: Runtime>(
-    x: CubeTensor<R>,
+pub fn group_norm<R: Runtime, F: FloatElem>(
+    x: CubeTensor<R, F>,
     groups: usize,
-    gamma: CubeTensor<R>,
-    beta: CubeTensor<R>,
+    gamma: CubeTensor<R, F>,
+    beta: CubeTensor<R, F>,
     eps: f64,
-) -> CubeTensor<R> {
+) -> CubeTensor<R, F> {
     assert_eq!(x.shape.rank(), 4, "group_norm needs [N, C, H, W], got {}", x.shape);
     let [n, c, h, w] = x.shape.dims::<4>();
     assert!(groups > 0 && c % groups == 0, "group_norm: {c} channels in {groups} groups");

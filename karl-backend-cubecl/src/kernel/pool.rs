@@ -1,6 +1,7 @@
 //! Pooling and nearest resize of `[N, C, H, W]`, with backwards written as gathers (one unit
-//! per input-gradient element), so there are no atomics.
+//! per input-gradient element), so there are no atomics. Sums accumulate in f32.
 use super::{ELEMWISE_UNITS, count_for, u32_of, u32s, upload_u32};
+use crate::element::FloatElem;
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
 use karl_core::Shape;
@@ -15,13 +16,13 @@ fn avg_pool_kernel<F: Float>(x: &Array<F>, out: &mut Array<F>, h: u32, w: u32, o
         let oy = (pos / ow) % oh;
         let pc = pos / (ow * oh);
         let base = pc * h * w;
-        let mut s = F::new(0.0);
+        let mut s = 0.0f32;
         for dy in 0..k {
             for dx in 0..k {
-                s += x[base + (oy * k + dy) * w + ox * k + dx];
+                s += f32::cast_from(x[base + (oy * k + dy) * w + ox * k + dx]);
             }
         }
-        out[pos] = s * (F::new(1.0) / F::cast_from(k * k));
+        out[pos] = F::cast_from(s * (1.0f32 / f32::cast_from(k * k)));
     }
 }
 
@@ -36,7 +37,7 @@ fn avg_pool_backward_kernel<F: Float>(dy: &Array<F>, dx: &mut Array<F>, h: u32, 
         let pc = pos / (w * h);
         let mut v = F::new(0.0);
         if y / k < oh && x / k < ow {
-            v = dy[(pc * oh + y / k) * ow + x / k] * (F::new(1.0) / F::cast_from(k * k));
+            v = F::cast_from(f32::cast_from(dy[(pc * oh + y / k) * ow + x / k]) * (1.0f32 / f32::cast_from(k * k)));
         }
         dx[pos] = v;
     }
@@ -128,16 +129,16 @@ fn max_pool_backward_kernel<F: Float>(
         if xhi > ow {
             xhi = ow;
         }
-        let mut acc = F::new(0.0);
+        let mut acc = 0.0f32;
         for oy in ylo..yhi {
             for ox in xlo..xhi {
                 let o = (pc * oh + oy) * ow + ox;
                 if arg[o] == me {
-                    acc += dy[o];
+                    acc += f32::cast_from(dy[o]);
                 }
             }
         }
-        dx[pos] = acc;
+        dx[pos] = F::cast_from(acc);
     }
 }
 
@@ -175,13 +176,13 @@ fn resize_backward_kernel<F: Float>(
         let x = pos % w;
         let y = (pos / w) % h;
         let pc = pos / (w * h);
-        let mut acc = F::new(0.0);
+        let mut acc = 0.0f32;
         for oy in usize::cast_from(ys[y])..usize::cast_from(ys[y + 1]) {
             for ox in usize::cast_from(xs[x])..usize::cast_from(xs[x + 1]) {
-                acc += dy[(pc * oh + oy) * ow + ox];
+                acc += f32::cast_from(dy[(pc * oh + oy) * ow + ox]);
             }
         }
-        dx[pos] = acc;
+        dx[pos] = F::cast_from(acc);
     }
 }
 
@@ -191,7 +192,7 @@ fn dims4(s: &Shape, what: &str) -> [usize; 4] {
 }
 
 /// Average pooling, kernel = stride = `k`, no padding.
-pub fn avg_pool2d<R: Runtime>(x: CubeTensor<R>, k: usize) -> CubeTensor<R> {
+pub fn avg_pool2d<R: Runtime, F: FloatElem>(x: CubeTensor<R, F>, k: usize) -> CubeTensor<R, F> {
     let [n, c, h, w] = dims4(&x.shape, "avg_pool2d");
     assert!(k > 0, "avg_pool2d with k = 0");
     let (oh, ow) = (h / k, w / k);
@@ -202,7 +203,7 @@ pub fn avg_pool2d<R: Runtime>(x: CubeTensor<R>, k: usize) -> CubeTensor<R> {
     }
     // SAFETY: windows lie inside the image since oh·k ≤ h and ow·k ≤ w.
     unsafe {
-        avg_pool_kernel::launch_unchecked::<f32, R>(
+        avg_pool_kernel::launch_unchecked::<F, R>(
             &x.client,
             count_for(total, ELEMWISE_UNITS),
             CubeDim::new_1d(ELEMWISE_UNITS),
@@ -219,7 +220,11 @@ pub fn avg_pool2d<R: Runtime>(x: CubeTensor<R>, k: usize) -> CubeTensor<R> {
 }
 
 /// Gradient of avg_pool2d.
-pub fn avg_pool2d_backward<R: Runtime>(x_shape: &Shape, dy: CubeTensor<R>, k: usize) -> CubeTensor<R> {
+pub fn avg_pool2d_backward<R: Runtime, F: FloatElem>(
+    x_shape: &Shape,
+    dy: CubeTensor<R, F>,
+    k: usize,
+) -> CubeTensor<R, F> {
     let [n, c, h, w] = dims4(x_shape, "avg_pool2d_backward");
     let (oh, ow) = (h / k, w / k);
     assert_eq!(dy.shape.dims, [n, c, oh, ow], "avg_pool2d_backward: dy {} for input {x_shape}", dy.shape);
@@ -230,7 +235,7 @@ pub fn avg_pool2d_backward<R: Runtime>(x_shape: &Shape, dy: CubeTensor<R>, k: us
     }
     // SAFETY: dy is read only at (y/k, x/k) inside [oh, ow].
     unsafe {
-        avg_pool_backward_kernel::launch_unchecked::<f32, R>(
+        avg_pool_backward_kernel::launch_unchecked::<F, R>(
             &dy.client,
             count_for(total, ELEMWISE_UNITS),
             CubeDim::new_1d(ELEMWISE_UNITS),
@@ -252,12 +257,12 @@ fn max_pool_geom(h: usize, w: usize, k: usize, s: usize, p: usize) -> (usize, us
     ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1)
 }
 
-fn max_pool<R: Runtime>(
-    x: &CubeTensor<R>,
+fn max_pool<R: Runtime, F: FloatElem>(
+    x: &CubeTensor<R, F>,
     k: usize,
     s: usize,
     p: usize,
-) -> (CubeTensor<R>, cubecl::server::Handle, [usize; 6]) {
+) -> (CubeTensor<R, F>, cubecl::server::Handle, [usize; 6]) {
     let [n, c, h, w] = dims4(&x.shape, "max_pool2d");
     let (oh, ow) = max_pool_geom(h, w, k, s, p);
     let out = x.empty_like(Shape::new([n, c, oh, ow]));
@@ -266,7 +271,7 @@ fn max_pool<R: Runtime>(
     if total > 0 {
         // SAFETY: only in-image taps are read.
         unsafe {
-            max_pool_kernel::launch_unchecked::<f32, R>(
+            max_pool_kernel::launch_unchecked::<F, R>(
                 &x.client,
                 count_for(total, ELEMWISE_UNITS),
                 CubeDim::new_1d(ELEMWISE_UNITS),
@@ -287,18 +292,18 @@ fn max_pool<R: Runtime>(
 }
 
 /// Max pooling as `nn.MaxPool2d(k, stride, padding)`.
-pub fn max_pool2d<R: Runtime>(x: CubeTensor<R>, k: usize, s: usize, p: usize) -> CubeTensor<R> {
+pub fn max_pool2d<R: Runtime, F: FloatElem>(x: CubeTensor<R, F>, k: usize, s: usize, p: usize) -> CubeTensor<R, F> {
     max_pool(&x, k, s, p).0
 }
 
 /// Gradient of max_pool2d (to the first maximal element of each window).
-pub fn max_pool2d_backward<R: Runtime>(
-    x: CubeTensor<R>,
-    dy: CubeTensor<R>,
+pub fn max_pool2d_backward<R: Runtime, F: FloatElem>(
+    x: CubeTensor<R, F>,
+    dy: CubeTensor<R, F>,
     k: usize,
     s: usize,
     p: usize,
-) -> CubeTensor<R> {
+) -> CubeTensor<R, F> {
     let (out, arg, [h, w, oh, ow, _, total]) = max_pool(&x, k, s, p);
     assert_eq!(dy.shape, out.shape, "max_pool2d_backward: dy {} for output {}", dy.shape, out.shape);
     let dx = x.empty_like(x.shape.clone());
@@ -308,7 +313,7 @@ pub fn max_pool2d_backward<R: Runtime>(
     }
     // SAFETY: window ranges are clamped to [0, oh) × [0, ow).
     unsafe {
-        max_pool_backward_kernel::launch_unchecked::<f32, R>(
+        max_pool_backward_kernel::launch_unchecked::<F, R>(
             &x.client,
             count_for(n, ELEMWISE_UNITS),
             CubeDim::new_1d(ELEMWISE_UNITS),
@@ -333,7 +338,7 @@ pub fn nearest_src(i: usize, inp: usize, out: usize) -> usize {
 }
 
 /// Nearest resize to `[N, C, oh, ow]`.
-pub fn resize_nearest<R: Runtime>(x: CubeTensor<R>, oh: usize, ow: usize) -> CubeTensor<R> {
+pub fn resize_nearest<R: Runtime, F: FloatElem>(x: CubeTensor<R, F>, oh: usize, ow: usize) -> CubeTensor<R, F> {
     let [n, c, h, w] = dims4(&x.shape, "resize_nearest");
     let out = x.empty_like(Shape::new([n, c, oh, ow]));
     let total = out.numel();
@@ -346,7 +351,7 @@ pub fn resize_nearest<R: Runtime>(x: CubeTensor<R>, oh: usize, ow: usize) -> Cub
     let sxh = upload_u32(&x.client, &u32s(&sx));
     // SAFETY: source indices are clamped below h and w.
     unsafe {
-        resize_kernel::launch_unchecked::<f32, R>(
+        resize_kernel::launch_unchecked::<F, R>(
             &x.client,
             count_for(total, ELEMWISE_UNITS),
             CubeDim::new_1d(ELEMWISE_UNITS),
@@ -374,7 +379,7 @@ fn preimages(inp: usize, out: usize) -> Vec<usize> {
 }
 
 /// Gradient of resize_nearest.
-pub fn resize_nearest_backward<R: Runtime>(x_shape: &Shape, dy: CubeTensor<R>) -> CubeTensor<R> {
+pub fn resize_nearest_backward<R: Runtime, F: FloatElem>(x_shape: &Shape, dy: CubeTensor<R, F>) -> CubeTensor<R, F> {
     let [n, c, h, w] = dims4(x_shape, "resize_nearest_backward");
     let [n2, c2, oh, ow] = dims4(&dy.shape, "resize_nearest_backward");
     assert!(n == n2 && c == c2, "resize_nearest_backward: dy {} for input {x_shape}", dy.shape);
@@ -387,7 +392,7 @@ pub fn resize_nearest_backward<R: Runtime>(x_shape: &Shape, dy: CubeTensor<R>) -
     let xs = upload_u32(&dy.client, &u32s(&preimages(w, ow)));
     // SAFETY: the preimage ranges lie inside [0, oh) and [0, ow).
     unsafe {
-        resize_backward_kernel::launch_unchecked::<f32, R>(
+        resize_backward_kernel::launch_unchecked::<F, R>(
             &dy.client,
             count_for(total, ELEMWISE_UNITS),
             CubeDim::new_1d(ELEMWISE_UNITS),

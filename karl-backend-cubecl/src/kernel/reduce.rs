@@ -4,6 +4,7 @@
 // `v != v` is the NaN test inside `#[cube]` kernels (`is_nan` yields a generic bool type there).
 #![allow(clippy::eq_op)]
 use super::{ELEMWISE_UNITS, count_for, u32_of};
+use crate::element::FloatElem;
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
 use karl_core::Shape;
@@ -45,9 +46,10 @@ fn reduce_kernel<F: Float>(
             end = n;
         }
         let base = o * n * inner + i;
-        let mut acc = input[base + start * inner];
+        // f32 accumulator whatever F is.
+        let mut acc = f32::cast_from(input[base + start * inner]);
         for k in start + 1..end {
-            let v = input[base + k * inner];
+            let v = f32::cast_from(input[base + k * inner]);
             match op {
                 ReduceOp::Sum => {
                     acc += v;
@@ -65,9 +67,9 @@ fn reduce_kernel<F: Float>(
             }
         }
         if op == ReduceOp::Sum {
-            acc *= F::cast_from(scale);
+            acc *= scale;
         }
-        output[pos] = acc;
+        output[pos] = F::cast_from(acc);
     }
 }
 
@@ -100,21 +102,21 @@ const FEW_OUTPUTS: usize = 4096;
 /// Elements per chunk of the first pass.
 const CHUNK: usize = 256;
 
-fn launch<R: Runtime>(
-    t: &CubeTensor<R>,
+fn launch<R: Runtime, F: FloatElem>(
+    t: &CubeTensor<R, F>,
     out_shape: Shape,
     (outer, n, inner): (usize, usize, usize),
     chunk: usize,
     scale: f32,
     op: ReduceOp,
-) -> CubeTensor<R> {
+) -> CubeTensor<R, F> {
     let chunks = n.div_ceil(chunk);
     let out = t.empty_like(out_shape);
     let total = outer * chunks * inner;
     debug_assert_eq!(total, out.numel());
     // SAFETY: each unit reads only inside its own `[o, chunk range, i]` column of the input.
     unsafe {
-        reduce_kernel::launch_unchecked::<f32, R>(
+        reduce_kernel::launch_unchecked::<F, R>(
             &t.client,
             count_for(total, ELEMWISE_UNITS),
             CubeDim::new_1d(ELEMWISE_UNITS),
@@ -132,7 +134,7 @@ fn launch<R: Runtime>(
 }
 
 /// Reduction along `dim`, keeping it with size 1.
-pub fn reduce<R: Runtime>(op: Reduce, t: CubeTensor<R>, dim: usize) -> CubeTensor<R> {
+pub fn reduce<R: Runtime, F: FloatElem>(op: Reduce, t: CubeTensor<R, F>, dim: usize) -> CubeTensor<R, F> {
     assert!(dim < t.shape.rank(), "reduce along dim {dim} of {}", t.shape);
     let (outer, n, inner) = t.shape.split_at_dim(dim);
     assert!(n > 0, "reduction over an empty dim {dim} of {}", t.shape);
@@ -152,13 +154,13 @@ pub fn reduce<R: Runtime>(op: Reduce, t: CubeTensor<R>, dim: usize) -> CubeTenso
 }
 
 /// Reduces `[outer, n, inner]` fully along n (recursing while n is long).
-fn reduce_to<R: Runtime>(
-    t: CubeTensor<R>,
+fn reduce_to<R: Runtime, F: FloatElem>(
+    t: CubeTensor<R, F>,
     shape: Shape,
     (outer, n, inner): (usize, usize, usize),
     scale: f32,
     op: ReduceOp,
-) -> CubeTensor<R> {
+) -> CubeTensor<R, F> {
     if outer * inner < FEW_OUTPUTS && n > 2 * CHUNK {
         let chunks = n.div_ceil(CHUNK);
         let partial = launch(&t, Shape::new([outer, chunks, inner]), (outer, n, inner), CHUNK, 1.0, op);
@@ -168,7 +170,7 @@ fn reduce_to<R: Runtime>(
 }
 
 /// Index of the max / min along `dim` (the dim removed), downloaded to the host.
-pub fn arg_reduce<R: Runtime>(op: ArgReduce, t: &CubeTensor<R>, dim: usize) -> Vec<usize> {
+pub fn arg_reduce<R: Runtime, F: FloatElem>(op: ArgReduce, t: &CubeTensor<R, F>, dim: usize) -> Vec<usize> {
     assert!(dim < t.shape.rank(), "arg-reduce along dim {dim} of {}", t.shape);
     let (outer, n, inner) = t.shape.split_at_dim(dim);
     assert!(n > 0, "arg-reduction over an empty dim {dim} of {}", t.shape);
@@ -179,7 +181,7 @@ pub fn arg_reduce<R: Runtime>(op: ArgReduce, t: &CubeTensor<R>, dim: usize) -> V
     let out = t.client.empty(total * 4);
     // SAFETY: each unit reads only its own column of the input.
     unsafe {
-        arg_reduce_kernel::launch_unchecked::<f32, R>(
+        arg_reduce_kernel::launch_unchecked::<F, R>(
             &t.client,
             count_for(total, ELEMWISE_UNITS),
             CubeDim::new_1d(ELEMWISE_UNITS),

@@ -1,27 +1,28 @@
 //! `ActivationOps`: fused softmax / log-softmax / LayerNorm / GroupNorm kernels; the
 //! backwards keep karl-core's defaults (built from device primitives).
+use crate::element::FloatElem;
 use crate::kernel::norm;
 use crate::{CubeBackend, CubeTensor};
 use cubecl::Runtime;
 use karl_core::backend::ActivationOps;
 
-impl<R: Runtime> ActivationOps for CubeBackend<R> {
-    fn softmax(x: CubeTensor<R>) -> CubeTensor<R> {
+impl<R: Runtime, F: FloatElem> ActivationOps for CubeBackend<R, F> {
+    fn softmax(x: CubeTensor<R, F>) -> CubeTensor<R, F> {
         norm::softmax(x, false)
     }
-    fn log_softmax(x: CubeTensor<R>) -> CubeTensor<R> {
+    fn log_softmax(x: CubeTensor<R, F>) -> CubeTensor<R, F> {
         norm::softmax(x, true)
     }
-    fn layer_norm(x: CubeTensor<R>, gamma: CubeTensor<R>, beta: CubeTensor<R>, eps: f64) -> CubeTensor<R> {
+    fn layer_norm(x: CubeTensor<R, F>, gamma: CubeTensor<R, F>, beta: CubeTensor<R, F>, eps: f64) -> CubeTensor<R, F> {
         norm::layer_norm(x, gamma, beta, eps)
     }
     fn group_norm(
-        x: CubeTensor<R>,
+        x: CubeTensor<R, F>,
         groups: usize,
-        gamma: CubeTensor<R>,
-        beta: CubeTensor<R>,
+        gamma: CubeTensor<R, F>,
+        beta: CubeTensor<R, F>,
         eps: f64,
-    ) -> CubeTensor<R> {
+    ) -> CubeTensor<R, F> {
         norm::group_norm(x, groups, gamma, beta, eps)
     }
 }

@@ -1,46 +1,52 @@
 //! `ModuleOps`: convolution (im2col + matmul), pooling and nearest resize with their
 //! backwards; attention and linear keep karl-core's defaults (matmul + fused softmax).
+use crate::element::FloatElem;
 use crate::kernel::{conv, pool};
 use crate::{CubeBackend, CubeTensor};
 use cubecl::Runtime;
 use karl_core::Shape;
 use karl_core::backend::{Conv2dOptions, ModuleOps};
 
-impl<R: Runtime> ModuleOps for CubeBackend<R> {
-    fn conv2d(x: CubeTensor<R>, w: CubeTensor<R>, bias: Option<CubeTensor<R>>, opts: Conv2dOptions) -> CubeTensor<R> {
+impl<R: Runtime, F: FloatElem> ModuleOps for CubeBackend<R, F> {
+    fn conv2d(
+        x: CubeTensor<R, F>,
+        w: CubeTensor<R, F>,
+        bias: Option<CubeTensor<R, F>>,
+        opts: Conv2dOptions,
+    ) -> CubeTensor<R, F> {
         conv::conv2d(x, w, bias, opts)
     }
     fn conv2d_backward(
-        x: CubeTensor<R>,
-        w: CubeTensor<R>,
+        x: CubeTensor<R, F>,
+        w: CubeTensor<R, F>,
         has_bias: bool,
-        dy: CubeTensor<R>,
+        dy: CubeTensor<R, F>,
         opts: Conv2dOptions,
-    ) -> (CubeTensor<R>, CubeTensor<R>, Option<CubeTensor<R>>) {
+    ) -> (CubeTensor<R, F>, CubeTensor<R, F>, Option<CubeTensor<R, F>>) {
         conv::conv2d_backward(x, w, has_bias, dy, opts)
     }
-    fn avg_pool2d(x: CubeTensor<R>, k: usize) -> CubeTensor<R> {
+    fn avg_pool2d(x: CubeTensor<R, F>, k: usize) -> CubeTensor<R, F> {
         pool::avg_pool2d(x, k)
     }
-    fn avg_pool2d_backward(x_shape: &Shape, dy: CubeTensor<R>, k: usize) -> CubeTensor<R> {
+    fn avg_pool2d_backward(x_shape: &Shape, dy: CubeTensor<R, F>, k: usize) -> CubeTensor<R, F> {
         pool::avg_pool2d_backward(x_shape, dy, k)
     }
-    fn max_pool2d(x: CubeTensor<R>, k: usize, stride: usize, padding: usize) -> CubeTensor<R> {
+    fn max_pool2d(x: CubeTensor<R, F>, k: usize, stride: usize, padding: usize) -> CubeTensor<R, F> {
         pool::max_pool2d(x, k, stride, padding)
     }
     fn max_pool2d_backward(
-        x: CubeTensor<R>,
-        dy: CubeTensor<R>,
+        x: CubeTensor<R, F>,
+        dy: CubeTensor<R, F>,
         k: usize,
         stride: usize,
         padding: usize,
-    ) -> CubeTensor<R> {
+    ) -> CubeTensor<R, F> {
         pool::max_pool2d_backward(x, dy, k, stride, padding)
     }
-    fn resize_nearest(x: CubeTensor<R>, oh: usize, ow: usize) -> CubeTensor<R> {
+    fn resize_nearest(x: CubeTensor<R, F>, oh: usize, ow: usize) -> CubeTensor<R, F> {
         pool::resize_nearest(x, oh, ow)
     }
-    fn resize_nearest_backward(x_shape: &Shape, dy: CubeTensor<R>) -> CubeTensor<R> {
+    fn resize_nearest_backward(x_shape: &Shape, dy: CubeTensor<R, F>) -> CubeTensor<R, F> {
         pool::resize_nearest_backward(x_shape, dy)
     }
 }

@@ -53,29 +53,35 @@ pub trait KarlOps: FloatOps + ActivationOps {
     }
     /// L2-normalise along the last dim: `x / max(‖x‖, 1e-12)` as `F.normalize`.
     fn l2_normalize(x: Self::FloatTensor) -> Self::FloatTensor {
-        let last = Self::float_shape(&x).rank() - 1;
-        let n = Self::float_unary(
-            Unary::Sqrt,
-            Self::float_reduce(Reduce::Sum, Self::float_unary(Unary::Square, x.clone()), last),
-        );
-        Self::float_binary(Binary::Div, x, Self::float_scalar(Scalar::ClampMin, n, 1e-12))
+        l2_normalize_by_primitives::<Self>(x)
     }
     /// Index of the nearest row of `codebook [K, D]` (squared L2) for each row of `x [.., D]`.
     fn nearest_code(x: Self::FloatTensor, codebook: Self::FloatTensor) -> Vec<usize> {
-        let shape = Self::float_shape(&x);
-        let d = shape.dims[shape.rank() - 1];
-        let rows = shape.numel() / d;
-        let x2 = Self::float_reshape(x, Shape::new([rows, d]));
-        let xx = Self::float_reduce(Reduce::Sum, Self::float_unary(Unary::Square, x2.clone()), 1);
-        let cc = Self::float_reduce(Reduce::Sum, Self::float_unary(Unary::Square, codebook.clone()), 1);
-        let cc = Self::float_permute(cc, &[1, 0]);
-        let xc = Self::float_matmul(x2, Self::float_permute(codebook, &[1, 0]));
-        // ‖x‖² + ‖c‖² − 2 x·c, in the order PyTorch's VQ computes it.
-        let dist = Self::float_binary(
-            Binary::Sub,
-            Self::float_binary(Binary::Add, xx, cc),
-            Self::float_scalar(Scalar::Mul, xc, 2.0),
-        );
-        Self::float_arg_reduce(ArgReduce::ArgMin, &dist, 1)
+        nearest_code_by_distances::<Self>(x, codebook)
     }
+}
+
+/// [`KarlOps::nearest_code`]'s default: the distance matrix `‖x‖² + ‖c‖² − 2 x·c` from device
+/// primitives, then an arg-min (a backend that overrides the method can still call this).
+pub fn nearest_code_by_distances<B: KarlOps>(x: B::FloatTensor, codebook: B::FloatTensor) -> Vec<usize> {
+    let shape = B::float_shape(&x);
+    let d = shape.dims[shape.rank() - 1];
+    let rows = shape.numel() / d;
+    let x2 = B::float_reshape(x, Shape::new([rows, d]));
+    let xx = B::float_reduce(Reduce::Sum, B::float_unary(Unary::Square, x2.clone()), 1);
+    let cc = B::float_reduce(Reduce::Sum, B::float_unary(Unary::Square, codebook.clone()), 1);
+    let cc = B::float_permute(cc, &[1, 0]);
+    let xc = B::float_matmul(x2, B::float_permute(codebook, &[1, 0]));
+    // ‖x‖² + ‖c‖² − 2 x·c, in the order PyTorch's VQ computes it.
+    let dist =
+        B::float_binary(Binary::Sub, B::float_binary(Binary::Add, xx, cc), B::float_scalar(Scalar::Mul, xc, 2.0));
+    B::float_arg_reduce(ArgReduce::ArgMin, &dist, 1)
+}
+
+/// [`KarlOps::l2_normalize`]'s default from device primitives (a backend that overrides the
+/// method can still call this).
+pub fn l2_normalize_by_primitives<B: KarlOps>(x: B::FloatTensor) -> B::FloatTensor {
+    let last = B::float_shape(&x).rank() - 1;
+    let n = B::float_unary(Unary::Sqrt, B::float_reduce(Reduce::Sum, B::float_unary(Unary::Square, x.clone()), last));
+    B::float_binary(Binary::Div, x, B::float_scalar(Scalar::ClampMin, n, 1e-12))
 }
