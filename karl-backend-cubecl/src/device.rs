@@ -4,9 +4,11 @@
 //! its device thread, and a HIP client without ROCm aborts the process (cubecl.md §6); and
 //! [`probe`], which then creates the first client once, behind `catch_unwind`, for the front
 //! ends (CLI, C API) to report an unusable device as an error.
+use crate::element::supports;
 use core::fmt;
 use cubecl::device::{Device, DeviceId};
 use cubecl::prelude::*;
+use karl_core::Precision;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
@@ -156,6 +158,15 @@ pub enum ProbeError {
         /// The message of the client's (first) panic.
         reason: String,
     },
+    /// The device works but cannot store the requested precision ([`probe_precision`]).
+    Precision {
+        /// The runtime.
+        kind: DeviceKind,
+        /// The precision asked for.
+        precision: Precision,
+        /// Why, and what to use instead.
+        reason: String,
+    },
 }
 
 impl fmt::Display for ProbeError {
@@ -164,6 +175,9 @@ impl fmt::Display for ProbeError {
             ProbeError::Unavailable(u) => u.fmt(f),
             ProbeError::Init { kind, reason } => {
                 write!(f, "device {kind} could not be initialised: {reason}; {}", kind.setup_hint())
+            }
+            ProbeError::Precision { kind, precision, reason } => {
+                write!(f, "device {kind} cannot compute in {precision}: {reason}")
             }
         }
     }
@@ -214,6 +228,53 @@ pub fn probe(kind: DeviceKind, capture_message: bool) -> Result<(), ProbeError> 
     });
     probed.push((kind, r.clone()));
     r.map_err(|reason| ProbeError::Init { kind, reason })
+}
+
+/// [`probe`], then whether the default device of `kind` can store `precision`: f32 always; f16
+/// where the device has it (a wgpu adapter with `SHADER_F16`: lavapipe does); bf16 on CUDA and
+/// ROCm devices that have it, never on wgpu (WGSL has no bfloat16).
+pub fn probe_precision(kind: DeviceKind, precision: Precision, capture_message: bool) -> Result<(), ProbeError> {
+    probe(kind, capture_message)?;
+    if precision == Precision::F32 || default_supports(kind, precision) {
+        return Ok(());
+    }
+    let reason = match (kind, precision) {
+        (DeviceKind::Wgpu, Precision::Bf16) => {
+            String::from("WGSL has no bfloat16 type; use f16 on wgpu, or bf16 on cuda / rocm")
+        }
+        (DeviceKind::Wgpu, _) => {
+            String::from("the wgpu adapter lacks the SHADER_F16 feature (16-bit storage and arithmetic); use f32")
+        }
+        _ => format!("the default {kind} device does not support {precision} arithmetic; use f32"),
+    };
+    Err(ProbeError::Precision { kind, precision, reason })
+}
+
+/// Whether the default device of a usable runtime supports `precision` (after [`probe`]).
+fn default_supports(kind: DeviceKind, precision: Precision) -> bool {
+    #[cfg_attr(not(any(feature = "cuda", feature = "rocm", feature = "wgpu")), allow(dead_code))]
+    fn on<R: Runtime>(precision: Precision) -> bool {
+        let client = CubeDevice::<R>::default().client();
+        match precision {
+            Precision::F32 => true,
+            Precision::F16 => supports::<R, half::f16>(&client),
+            Precision::Bf16 => supports::<R, half::bf16>(&client),
+        }
+    }
+    match kind {
+        #[cfg(feature = "cuda")]
+        DeviceKind::Cuda => on::<cubecl::cuda::CudaRuntime>(precision),
+        #[cfg(feature = "rocm")]
+        DeviceKind::Rocm => on::<cubecl::hip::HipRuntime>(precision),
+        #[cfg(feature = "wgpu")]
+        DeviceKind::Wgpu => on::<cubecl::wgpu::WgpuRuntime>(precision),
+        // not compiled in: `probe` said so before
+        #[allow(unreachable_patterns)]
+        _ => {
+            let _ = precision;
+            false
+        }
+    }
 }
 
 /// Creates (and drops) the default client of a compiled-in runtime; may panic.

@@ -4,11 +4,14 @@
 //! backwards, col2im) accumulate in f32 whatever the storage type; transcendental functions
 //! are evaluated in f32 and rounded once.
 use cubecl::prelude::*;
+use karl_core::Precision;
 
 /// A storage element type of the cubecl backend.
 pub trait FloatElem: Float + CubeElement + Copy + Send + Sync + 'static {
     /// `"f32"`, `"f16"` or `"bf16"`.
     const NAME: &'static str;
+    /// The same as a [`Precision`].
+    const PRECISION: Precision;
     /// Rounds a host f32 to this type (round to nearest even).
     fn from_host(v: f32) -> Self;
     /// Widens to f32 (exact).
@@ -17,6 +20,7 @@ pub trait FloatElem: Float + CubeElement + Copy + Send + Sync + 'static {
 
 impl FloatElem for f32 {
     const NAME: &'static str = "f32";
+    const PRECISION: Precision = Precision::F32;
     fn from_host(v: f32) -> Self {
         v
     }
@@ -27,6 +31,7 @@ impl FloatElem for f32 {
 
 impl FloatElem for half::f16 {
     const NAME: &'static str = "f16";
+    const PRECISION: Precision = Precision::F16;
     fn from_host(v: f32) -> Self {
         half::f16::from_f32(v)
     }
@@ -37,6 +42,7 @@ impl FloatElem for half::f16 {
 
 impl FloatElem for half::bf16 {
     const NAME: &'static str = "bf16";
+    const PRECISION: Precision = Precision::Bf16;
     fn from_host(v: f32) -> Self {
         half::bf16::from_f32(v)
     }

@@ -26,7 +26,9 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 
-pub use device::{CubeDevice, DeviceKind, ProbeError, available_devices, available_names, is_available, probe};
+pub use device::{
+    CubeDevice, DeviceKind, ProbeError, available_devices, available_names, is_available, probe, probe_precision,
+};
 pub use element::FloatElem;
 pub use tensor::CubeTensor;
 

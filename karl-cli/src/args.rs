@@ -1,5 +1,6 @@
 //! Command-line arguments (clap derive); every flag is documented here.
 use clap::{Args, Parser, Subcommand};
+use karl_core::Precision;
 use std::path::PathBuf;
 
 /// KARL: single-pass adaptive image tokenization. The number of tokens an image needs to reach
@@ -41,6 +42,11 @@ pub struct ModelArgs {
     /// Compute device: cpu, or cuda / rocm / wgpu when karl was built with that feature.
     #[arg(long, value_enum, default_value_t)]
     pub device: DeviceName,
+    /// Compute precision on a GPU device: f32, f16 (cuda, rocm, wgpu with SHADER_F16) or bf16
+    /// (cuda, rocm). Half precision stores tensors in 16 bits and accumulates sums in f32; the
+    /// CPU backend is f32 only.
+    #[arg(long, default_value_t)]
+    pub precision: Precision,
 }
 
 /// Subcommands.
@@ -125,6 +131,9 @@ pub struct InfoArgs {
     /// with that feature.
     #[arg(long, value_enum, default_value_t)]
     pub device: DeviceName,
+    /// Compute precision on a GPU device: f32, f16 or bf16 (see `karl tokenize --help`).
+    #[arg(long, default_value_t)]
+    pub precision: Precision,
 }
 
 /// `karl convert`.

@@ -1,6 +1,7 @@
-//! The run-time device choice (`--device cpu|cuda|rocm|wgpu`): which backends this build has,
-//! whether each can run on this machine, and [`on_device`], which runs a backend-generic
-//! command body ([`BackendJob`]) once on the chosen backend.
+//! The run-time device choice (`--device cpu|cuda|rocm|wgpu`, `--precision f32|f16|bf16`):
+//! which backends this build has, whether each can run on this machine (in that precision),
+//! and [`on_device`], which runs a backend-generic command body ([`BackendJob`]) once on the
+//! chosen backend.
 //!
 //! The GPU backends come from karl-backend-cubecl behind the cargo features `cuda`, `rocm` and
 //! `wgpu`. A device that is not compiled in, or whose runtime is missing here, is an error
@@ -10,8 +11,8 @@
 use crate::args::DeviceName;
 use anyhow::{Result, anyhow};
 use clap::ValueEnum;
-use karl_core::Backend;
 use karl_core::cpu::{Cpu, CpuDevice};
+use karl_core::{Backend, Precision};
 
 /// A command body generic over the backend: [`on_device`] picks `B` from `--device`.
 pub trait BackendJob {
@@ -54,45 +55,65 @@ fn not_compiled(d: DeviceName) -> anyhow::Error {
     )
 }
 
-/// Checks that `d` is compiled in and usable on this machine: for a GPU runtime its libraries
-/// are present and a client (adapter, context) can be created. Cheap after the first call.
-pub fn check(d: DeviceName) -> Result<()> {
+/// Checks that `d` is compiled in and usable on this machine in precision `p`: for a GPU
+/// runtime its libraries are present, a client (adapter, context) can be created and the
+/// device has the type; the CPU is f32 only. Cheap after the first call.
+pub fn check(d: DeviceName, p: Precision) -> Result<()> {
     if !d.compiled() {
         return Err(not_compiled(d));
     }
     #[cfg(any(feature = "cuda", feature = "rocm", feature = "wgpu"))]
     if let Some(kind) = gpu::kind(d) {
-        return gpu::ready(kind);
+        return gpu::ready(kind, p);
+    }
+    if p != Precision::F32 {
+        return Err(anyhow!(
+            "the CPU backend computes in f32 only; --precision {p} needs a GPU device (--device cuda, rocm or wgpu)"
+        ));
     }
     Ok(())
 }
 
-/// Runs `job` on the backend of `d` (its default device), after [`check`].
-pub fn on_device<J: BackendJob>(d: DeviceName, job: J) -> Result<J::Output> {
-    check(d)?;
-    match d {
-        DeviceName::Cpu => job.run::<Cpu<f32>>(&CpuDevice),
+/// Runs `job` on the backend of `d` in precision `p` (its default device), after [`check`].
+pub fn on_device<J: BackendJob>(d: DeviceName, p: Precision, job: J) -> Result<J::Output> {
+    check(d, p)?;
+    #[cfg(any(feature = "cuda", feature = "rocm", feature = "wgpu"))]
+    use karl_backend_cubecl as cube;
+    match (d, p) {
+        (DeviceName::Cpu, _) => job.run::<Cpu<f32>>(&CpuDevice),
         #[cfg(feature = "cuda")]
-        DeviceName::Cuda => job.run::<karl_backend_cubecl::Cuda>(&Default::default()),
+        (DeviceName::Cuda, Precision::F32) => job.run::<cube::Cuda>(&Default::default()),
+        #[cfg(feature = "cuda")]
+        (DeviceName::Cuda, Precision::F16) => job.run::<cube::CudaF16>(&Default::default()),
+        #[cfg(feature = "cuda")]
+        (DeviceName::Cuda, Precision::Bf16) => job.run::<cube::CudaBf16>(&Default::default()),
         #[cfg(feature = "rocm")]
-        DeviceName::Rocm => job.run::<karl_backend_cubecl::Rocm>(&Default::default()),
+        (DeviceName::Rocm, Precision::F32) => job.run::<cube::Rocm>(&Default::default()),
+        #[cfg(feature = "rocm")]
+        (DeviceName::Rocm, Precision::F16) => job.run::<cube::RocmF16>(&Default::default()),
+        #[cfg(feature = "rocm")]
+        (DeviceName::Rocm, Precision::Bf16) => job.run::<cube::RocmBf16>(&Default::default()),
         #[cfg(feature = "wgpu")]
-        DeviceName::Wgpu => job.run::<karl_backend_cubecl::Wgpu>(&Default::default()),
+        (DeviceName::Wgpu, Precision::F32) => job.run::<cube::Wgpu>(&Default::default()),
+        #[cfg(feature = "wgpu")]
+        (DeviceName::Wgpu, Precision::F16) => job.run::<cube::WgpuF16>(&Default::default()),
+        // `check` refused the devices not compiled in and wgpu's bf16.
         #[allow(unreachable_patterns)]
         _ => Err(not_compiled(d)),
     }
 }
 
-/// One line per device for `karl info`: `(name, compiled in, usable here, why not)`.
+/// One line per device for `karl info`: `(name, compiled in, usable here (f32), why not)`.
 pub fn report() -> Vec<(DeviceName, bool, Result<()>)> {
-    DeviceName::all().iter().map(|&d| (d, d.compiled(), check(d))).collect()
+    DeviceName::all().iter().map(|&d| (d, d.compiled(), check(d, Precision::F32))).collect()
 }
 
 #[cfg(any(feature = "cuda", feature = "rocm", feature = "wgpu"))]
 mod gpu {
     use super::DeviceName;
     use anyhow::{Result, anyhow};
-    use karl_backend_cubecl::{DeviceKind, ProbeError, available_names, probe};
+    use karl_backend_cubecl::{DeviceKind, ProbeError, available_names, probe_precision};
+    use karl_core::Precision;
 
     /// The cubecl runtime of a GPU device name.
     pub(super) fn kind(d: DeviceName) -> Option<DeviceKind> {
@@ -104,10 +125,10 @@ mod gpu {
         }
     }
 
-    /// [`probe`] with the panic message captured (nothing printed), as a CLI error.
-    pub(super) fn ready(kind: DeviceKind) -> Result<()> {
+    /// [`probe_precision`] with the panic message captured (nothing printed), as a CLI error.
+    pub(super) fn ready(kind: DeviceKind, p: Precision) -> Result<()> {
         let n = kind.name();
-        probe(kind, true).map_err(|e| match e {
+        probe_precision(kind, p, true).map_err(|e| match e {
             ProbeError::Unavailable(u) => anyhow!(
                 "device '{n}' is compiled in but cannot run here: {}; GPU runtimes usable here: {}",
                 u.reason,
@@ -116,6 +137,7 @@ mod gpu {
             ProbeError::Init { reason, .. } => {
                 anyhow!("device '{n}' could not be initialised: {reason}; {}", kind.setup_hint())
             }
+            ProbeError::Precision { reason, .. } => anyhow!("device '{n}' cannot compute in --precision {p}: {reason}"),
         })
     }
 }

@@ -19,6 +19,7 @@ pub mod init;
 pub mod metrics;
 pub mod model;
 pub mod nn;
+pub mod precision;
 pub mod preprocess;
 #[cfg(feature = "std")]
 pub mod record;
@@ -33,6 +34,7 @@ pub mod train;
 pub use backend::{AutodiffBackend, Backend};
 pub use data::{DType, TensorData};
 pub use error::{Error, Result};
+pub use precision::Precision;
 pub use shape::Shape;
 pub use tensor::Tensor;
 pub use tolerance::Tolerance;

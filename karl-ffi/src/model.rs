@@ -1,5 +1,5 @@
 //! `karl_model`: loading a tokenizer, encoding 8-bit RGB images to tokens, decoding tokens.
-use crate::device::DeviceName;
+use crate::device::DeviceSpec;
 use crate::error::FfiError;
 use crate::handle::{borrow, buffer, bytes, c_path, c_str, check_out, give, release};
 use crate::runtime::{AnyTokenizer, CpuBackend};
@@ -37,12 +37,12 @@ fn tokenizer_from_bytes(weights: &[u8], config_json: Option<&str>) -> karl_core:
 ///
 /// # Safety
 /// `path` is NULL or a NUL-terminated string; `out` is NULL or writable.
-unsafe fn load_on(path: *const c_char, device: DeviceName, out: *mut *mut karl_model) -> Result<(), FfiError> {
+unsafe fn load_on(path: *const c_char, device: DeviceSpec, out: *mut *mut karl_model) -> Result<(), FfiError> {
     // SAFETY: the caller guarantees `path` is NULL or NUL-terminated.
     let path = c_path(unsafe { c_str(path, "path") }?, "path")?;
     check_out(out, "out")?;
     let tokenizer = AnyTokenizer::load_on(&path, device)
-        .map_err(|e| e.context(format!("loading model {:?} on {}", path.display().to_string(), device.name())))?;
+        .map_err(|e| e.context(format!("loading model {:?} on {}", path.display().to_string(), device.describe())))?;
     // SAFETY: `out` is non-NULL (checked) and writable (caller).
     unsafe { give(out, karl_model { tokenizer }) };
     Ok(())
@@ -66,7 +66,7 @@ unsafe fn load_on(path: *const c_char, device: DeviceName, out: *mut *mut karl_m
 pub unsafe extern "C" fn karl_model_load(path: *const c_char, out: *mut *mut karl_model) -> karl_status {
     ffi_boundary!("karl_model_load", {
         // SAFETY: forwarded from the caller.
-        unsafe { load_on(path, DeviceName::Cpu, out) }
+        unsafe { load_on(path, DeviceSpec::CPU, out) }
     })
 }
 
@@ -79,17 +79,21 @@ pub unsafe extern "C" fn karl_model_load(path: *const c_char, out: *mut *mut kar
 /// The GPU devices exist only in a library built with the cargo feature of the same name
 /// (`cargo build --release -p karl-ffi --features wgpu`), and need at run time a Vulkan, Metal
 /// or DX12 driver (`wgpu`), `libcuda.so` and `libnvrtc.so` (`cuda`), or `libamdhip64.so`
-/// (`rocm`). Computation is f32 everywhere; GPU results may differ from the CPU's in the last
-/// bits.
+/// (`rocm`). Computation is f32 by default; GPU results may differ from the CPU's in the last
+/// bits. A GPU device name may end in a precision: `"cuda:bf16"`, `"cuda:f16"`, `"rocm:bf16"`,
+/// `"rocm:f16"`, `"wgpu:f16"` (`":f32"` is the default). Half precision stores tensors in 16
+/// bits and accumulates sums in f32: about 3 significant digits, and a token whose halting
+/// probability is within ~1e-3 of the threshold may be kept or dropped differently from f32.
 ///
 /// `path` and `device` are NUL-terminated strings borrowed for the call. On success `*out`
 /// receives a new model that the caller owns and frees with `karl_model_free`; on failure `*out`
 /// is not written.
 ///
-/// Errors: those of `karl_model_load`, plus `KARL_INVALID_ARGUMENT` (an unknown device name;
-/// the message lists the accepted ones) and `KARL_BACKEND_UNAVAILABLE` (the device is not
-/// compiled into this build, or its driver, runtime library or GPU is missing here; the message
-/// says which and how to rebuild).
+/// Errors: those of `karl_model_load`, plus `KARL_INVALID_ARGUMENT` (an unknown device name or
+/// precision; the message lists the accepted ones) and `KARL_BACKEND_UNAVAILABLE` (the device
+/// is not compiled into this build, or its driver, runtime library or GPU is missing here, or
+/// it cannot compute in the precision asked for: the CPU is f32 only, wgpu has no bf16; the
+/// message says which and what to do).
 ///
 /// # Safety
 /// `path` is NULL or a NUL-terminated string; `device` is NULL or a NUL-terminated string;
@@ -102,10 +106,10 @@ pub unsafe extern "C" fn karl_model_load_on(
 ) -> karl_status {
     ffi_boundary!("karl_model_load_on", {
         let device = if device.is_null() {
-            DeviceName::Cpu
+            DeviceSpec::CPU
         } else {
             // SAFETY: non-NULL and NUL-terminated (caller).
-            DeviceName::parse(unsafe { CStr::from_ptr(device) }.to_bytes())?
+            DeviceSpec::parse(unsafe { CStr::from_ptr(device) }.to_bytes())?
         };
         // SAFETY: forwarded from the caller.
         unsafe { load_on(path, device, out) }

@@ -2,8 +2,10 @@
 //! cubecl backends of the features `wgpu`, `cuda` and `rocm`. [`AnyTokenizer`] holds a
 //! tokenizer on one of them (chosen at load time by `karl_model_load_on`); its methods run one
 //! backend-generic body on whichever it is, so every C function works on every device.
-use crate::device::{DeviceName, check, not_compiled};
+use crate::device::{DeviceName, DeviceSpec, check, not_compiled};
 use crate::error::FfiError;
+#[cfg(any(feature = "cuda", feature = "rocm", feature = "wgpu"))]
+use karl_core::Precision;
 use karl_core::model::{EncodeOptions, Tokenizer, Tokens};
 use karl_core::{Backend, Tensor};
 use std::path::Path;
@@ -24,12 +26,27 @@ pub(crate) enum AnyTokenizer {
     /// wgpu.
     #[cfg(feature = "wgpu")]
     Wgpu(Box<OnDevice<karl_backend_cubecl::Wgpu>>),
+    /// wgpu in f16.
+    #[cfg(feature = "wgpu")]
+    WgpuF16(Box<OnDevice<karl_backend_cubecl::WgpuF16>>),
     /// CUDA.
     #[cfg(feature = "cuda")]
     Cuda(Box<OnDevice<karl_backend_cubecl::Cuda>>),
+    /// CUDA in f16.
+    #[cfg(feature = "cuda")]
+    CudaF16(Box<OnDevice<karl_backend_cubecl::CudaF16>>),
+    /// CUDA in bf16.
+    #[cfg(feature = "cuda")]
+    CudaBf16(Box<OnDevice<karl_backend_cubecl::CudaBf16>>),
     /// ROCm/HIP.
     #[cfg(feature = "rocm")]
     Rocm(Box<OnDevice<karl_backend_cubecl::Rocm>>),
+    /// ROCm/HIP in f16.
+    #[cfg(feature = "rocm")]
+    RocmF16(Box<OnDevice<karl_backend_cubecl::RocmF16>>),
+    /// ROCm/HIP in bf16.
+    #[cfg(feature = "rocm")]
+    RocmBf16(Box<OnDevice<karl_backend_cubecl::RocmBf16>>),
 }
 
 /// Runs `$body` with `$t` bound to the `&OnDevice<B>` of whichever backend `$any` holds.
@@ -39,10 +56,20 @@ macro_rules! on_any {
             AnyTokenizer::Cpu($t) => $body,
             #[cfg(feature = "wgpu")]
             AnyTokenizer::Wgpu($t) => $body,
+            #[cfg(feature = "wgpu")]
+            AnyTokenizer::WgpuF16($t) => $body,
             #[cfg(feature = "cuda")]
             AnyTokenizer::Cuda($t) => $body,
+            #[cfg(feature = "cuda")]
+            AnyTokenizer::CudaF16($t) => $body,
+            #[cfg(feature = "cuda")]
+            AnyTokenizer::CudaBf16($t) => $body,
             #[cfg(feature = "rocm")]
             AnyTokenizer::Rocm($t) => $body,
+            #[cfg(feature = "rocm")]
+            AnyTokenizer::RocmF16($t) => $body,
+            #[cfg(feature = "rocm")]
+            AnyTokenizer::RocmBf16($t) => $body,
         }
     };
 }
@@ -68,19 +95,31 @@ impl AnyTokenizer {
         AnyTokenizer::Cpu(Box::new(OnDevice { tokenizer, device: karl_core::cpu::CpuDevice }))
     }
 
-    /// Loads the model at `path` onto the default device of `d`, after checking that `d` is
-    /// compiled in and usable (`KARL_BACKEND_UNAVAILABLE` otherwise).
-    pub(crate) fn load_on(path: &Path, d: DeviceName) -> Result<Self, FfiError> {
-        check(d)?;
-        Ok(match d {
-            DeviceName::Cpu => AnyTokenizer::Cpu(Box::new(OnDevice::load(path)?)),
+    /// Loads the model at `path` onto the default device of `spec` in its precision, after
+    /// checking that the device is compiled in and usable in that precision
+    /// (`KARL_BACKEND_UNAVAILABLE` otherwise).
+    pub(crate) fn load_on(path: &Path, spec: DeviceSpec) -> Result<Self, FfiError> {
+        let (d, p) = (spec.device, spec.precision);
+        check(d, p)?;
+        Ok(match (d, p) {
+            (DeviceName::Cpu, _) => AnyTokenizer::Cpu(Box::new(OnDevice::load(path)?)),
             #[cfg(feature = "wgpu")]
-            DeviceName::Wgpu => AnyTokenizer::Wgpu(Box::new(OnDevice::load(path)?)),
+            (DeviceName::Wgpu, Precision::F32) => AnyTokenizer::Wgpu(Box::new(OnDevice::load(path)?)),
+            #[cfg(feature = "wgpu")]
+            (DeviceName::Wgpu, Precision::F16) => AnyTokenizer::WgpuF16(Box::new(OnDevice::load(path)?)),
             #[cfg(feature = "cuda")]
-            DeviceName::Cuda => AnyTokenizer::Cuda(Box::new(OnDevice::load(path)?)),
+            (DeviceName::Cuda, Precision::F32) => AnyTokenizer::Cuda(Box::new(OnDevice::load(path)?)),
+            #[cfg(feature = "cuda")]
+            (DeviceName::Cuda, Precision::F16) => AnyTokenizer::CudaF16(Box::new(OnDevice::load(path)?)),
+            #[cfg(feature = "cuda")]
+            (DeviceName::Cuda, Precision::Bf16) => AnyTokenizer::CudaBf16(Box::new(OnDevice::load(path)?)),
             #[cfg(feature = "rocm")]
-            DeviceName::Rocm => AnyTokenizer::Rocm(Box::new(OnDevice::load(path)?)),
-            // `check` refused the devices not compiled in.
+            (DeviceName::Rocm, Precision::F32) => AnyTokenizer::Rocm(Box::new(OnDevice::load(path)?)),
+            #[cfg(feature = "rocm")]
+            (DeviceName::Rocm, Precision::F16) => AnyTokenizer::RocmF16(Box::new(OnDevice::load(path)?)),
+            #[cfg(feature = "rocm")]
+            (DeviceName::Rocm, Precision::Bf16) => AnyTokenizer::RocmBf16(Box::new(OnDevice::load(path)?)),
+            // `check` refused the devices not compiled in and wgpu's bf16.
             #[allow(unreachable_patterns)]
             _ => return Err(not_compiled(d)),
         })

@@ -117,6 +117,28 @@ fn null_path_and_out_are_null_arguments() {
 }
 
 #[test]
+fn precisions_are_parsed_and_ones_a_device_cannot_run_are_unavailable() {
+    let (s, m) = load_on(Some("cpu:f16"));
+    assert_eq!(s, karl_status::KARL_BACKEND_UNAVAILABLE);
+    assert!(m.is_null(), "*out was written on failure");
+    let msg = last_error();
+    assert!(msg.contains("the CPU backend computes in f32 only; precision f16 needs a GPU device"), "{msg}");
+    let (s, m) = load_on(Some("cpu:f32"));
+    assert_eq!(s, karl_status::KARL_OK, "{}", last_error());
+    // SAFETY: freed once.
+    unsafe { karl_model_free(m) };
+    let (s, _) = load_on(Some("wgpu:fp8"));
+    assert_eq!(s, karl_status::KARL_INVALID_ARGUMENT);
+    assert!(last_error().contains("unknown precision \"fp8\": expected f32, f16 or bf16"), "{}", last_error());
+    let (s, _) = load_on(Some("wgpu:bf16"));
+    assert_eq!(s, karl_status::KARL_BACKEND_UNAVAILABLE);
+    let msg = last_error();
+    let want =
+        if cfg!(feature = "wgpu") { "WGSL has no bfloat16 type" } else { "is not compiled into this libkarl_ffi" };
+    assert!(msg.contains(want), "{msg}");
+}
+
+#[test]
 fn gpu_devices_not_compiled_in_are_unavailable_and_name_the_feature() {
     for (name, compiled) in
         [("wgpu", cfg!(feature = "wgpu")), ("cuda", cfg!(feature = "cuda")), ("rocm", cfg!(feature = "rocm"))]
@@ -162,4 +184,35 @@ fn wgpu_tokenizes_and_decodes_like_the_cpu() {
     }
     let worst = a.iter().zip(&b).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
     assert!(worst <= 2, "wgpu and CPU decodes differ by up to {worst}/255");
+}
+
+/// In f16 on wgpu: the kept positions of the CPU up to one token near the halting threshold,
+/// and the CPU's tokens decode within 4/255 of the CPU's image.
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_f16_tokenizes_and_decodes_close_to_the_cpu() {
+    let (s, half) = load_on(Some("wgpu:f16"));
+    assert_eq!(s, karl_status::KARL_OK, "{}", last_error());
+    let (s, cpu) = load_on(Some("cpu"));
+    assert_eq!(s, karl_status::KARL_OK);
+    let (ph, _) = encode(half);
+    let (pc, bytes) = encode(cpu);
+    assert!(ph.len().abs_diff(pc.len()) <= 1, "KC: wgpu f16 {} vs cpu {}", ph.len(), pc.len());
+    let common = ph.iter().filter(|p| pc.contains(p)).count();
+    assert!(common + 1 >= ph.len().max(pc.len()), "kept positions: wgpu f16 {ph:?} vs cpu {pc:?}");
+    let mut t: *mut karl_tokens = std::ptr::null_mut();
+    // SAFETY: `bytes` is live; `t` is writable.
+    assert_eq!(unsafe { karl_tokens_deserialize(bytes.as_ptr(), bytes.len(), &mut t) }, karl_status::KARL_OK);
+    let (mut a, mut b) = (vec![0u8; 64 * 64 * 3], vec![0u8; 64 * 64 * 3]);
+    // SAFETY: live handles and buffers of the stated length; each handle freed once.
+    unsafe {
+        assert_eq!(karl_decode(half, t, a.as_mut_ptr(), a.len()), karl_status::KARL_OK, "{}", last_error());
+        assert_eq!(karl_decode(cpu, t, b.as_mut_ptr(), b.len()), karl_status::KARL_OK);
+        karl_tokens_free(t);
+        karl_model_free(half);
+        karl_model_free(cpu);
+    }
+    let worst = a.iter().zip(&b).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
+    eprintln!("wgpu f16: KC {} (cpu {}), decode differs by up to {worst}/255", ph.len(), pc.len());
+    assert!(worst <= 4, "wgpu f16 and CPU decodes differ by up to {worst}/255");
 }

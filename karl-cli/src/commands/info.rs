@@ -43,7 +43,7 @@ fn run<B: Backend>(a: InfoArgs, device: &B::Device) -> Result<()> {
             .collect();
         let v = serde_json::json!({
             "source": source, "parameters": n, "bytes_f32": n * 4, "config": c,
-            "device": a.device.name(), "devices": devices,
+            "device": a.device.name(), "precision": a.precision.name(), "backend": B::name(), "devices": devices,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {

@@ -13,9 +13,9 @@ mod train;
 use crate::args::{Cli, Command, ModelArgs};
 use crate::device::on_device;
 use anyhow::{Context, Result};
-use karl_core::Backend;
 use karl_core::cpu::Cpu;
 use karl_core::model::Tokenizer;
+use karl_core::{Backend, Precision};
 
 /// The backend of the commands that always run on the CPU (convert, metrics).
 pub type CpuBackend = Cpu<f32>;
@@ -23,14 +23,15 @@ pub type CpuBackend = Cpu<f32>;
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Tokenize(a) => on_device(a.model.device, a),
-        Command::Reconstruct(a) => on_device(a.model.device, a),
-        Command::Info(a) => on_device(a.device, a),
+        Command::Tokenize(a) => on_device(a.model.device, a.model.precision, a),
+        Command::Reconstruct(a) => on_device(a.model.device, a.model.precision, a),
+        Command::Info(a) => on_device(a.device, a.precision, a),
         Command::Convert(a) => convert::run(a),
         Command::Metrics(a) => metrics::run(a),
-        Command::Train(a) => on_device(a.device, a),
-        Command::Eval(a) => on_device(a.model.device, a),
-        Command::Complexity(a) => on_device(a.model.device, a),
+        // Training is f32: the optimiser state and updates need its range and precision.
+        Command::Train(a) => on_device(a.device, Precision::F32, a),
+        Command::Eval(a) => on_device(a.model.device, a.model.precision, a),
+        Command::Complexity(a) => on_device(a.model.device, a.model.precision, a),
     }
 }
 

@@ -4,7 +4,7 @@
 //! (`gan_losses.*`) are skipped; everything else must fit exactly.
 use super::config::KarlConfig;
 use super::karl::Karl;
-use super::tokenizer::Tokenizer;
+use super::tokenizer::{IdSource, Tokenizer, id_source};
 use crate::backend::Backend;
 use crate::data::TensorData;
 use crate::error::{Error, Result};
@@ -59,6 +59,16 @@ pub fn load_model<B: Backend>(
     entry: Option<&str>,
     device: &B::Device,
 ) -> Result<Karl<B>> {
+    Ok(load_model_with_id_source(path, config, entry, device)?.0)
+}
+
+/// [`load_model`], with the [`id_source`] of the checkpoint for [`Tokenizer::with_source`].
+fn load_model_with_id_source<B: Backend>(
+    path: &Path,
+    config: Option<&Path>,
+    entry: Option<&str>,
+    device: &B::Device,
+) -> Result<(Karl<B>, IdSource)> {
     let (weights, beside) = if path.is_dir() {
         let w = find_weights(path).ok_or_else(|| {
             Error::Config(format!(
@@ -85,14 +95,16 @@ pub fn load_model<B: Backend>(
         None => infer_config(&tensors)?,
     };
     let mut model = Karl::<B>::new(cfg, device, 0)?;
+    let source = id_source(&tensors);
     load_module(&mut model, tensors, &SKIPPED_PREFIXES, true, device)
         .map_err(|e| Error::Weights(format!("{}: {e}", weights.display())))?;
-    Ok(model)
+    Ok((model, source))
 }
 
 /// Loads a tokenizer.
 pub fn load_tokenizer<B: Backend>(path: &Path, config: Option<&Path>, device: &B::Device) -> Result<Tokenizer<B>> {
-    Ok(Tokenizer::new(load_model(path, config, None, device)?))
+    let (model, source) = load_model_with_id_source(path, config, None, device)?;
+    Ok(Tokenizer::with_source(model, &source))
 }
 
 /// A tokenizer from in-memory safetensors bytes and config JSON (or, without a config, the
@@ -108,6 +120,7 @@ pub fn tokenizer_from_bytes<B: Backend>(
         None => infer_config(&tensors)?,
     };
     let mut model = Karl::<B>::new(config, device, 0)?;
+    let source = id_source(&tensors);
     load_module(&mut model, tensors, &SKIPPED_PREFIXES, true, device)?;
-    Ok(Tokenizer::new(model))
+    Ok(Tokenizer::with_source(model, &source))
 }

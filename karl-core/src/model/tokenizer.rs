@@ -6,9 +6,11 @@ use super::base::BaseTokenizer;
 use super::karl::Karl;
 use super::tokens::{TokenCodes, Tokens};
 use crate::backend::Backend;
+use crate::data::TensorData;
 use crate::error::{Error, Result};
 use crate::nn::Module;
 use crate::tensor::Tensor;
+use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
@@ -65,20 +67,47 @@ impl Fnv {
     }
 }
 
+/// Up to 64 evenly spaced values of a parameter: what the model id fingerprints.
+pub fn id_samples(values: &[f32]) -> Vec<f32> {
+    let step = (values.len() / 64).max(1);
+    values.iter().step_by(step).copied().collect()
+}
+
+/// Parameter path → its [`id_samples`] as read from the file.
+pub type IdSource = BTreeMap<String, Vec<f32>>;
+
+/// [`id_samples`] of every tensor of a checkpoint, by key (for [`Tokenizer::with_source`]).
+pub fn id_source(tensors: &[(String, TensorData)]) -> IdSource {
+    tensors.iter().map(|(k, d)| (k.clone(), id_samples(&d.to_f32_vec()))).collect()
+}
+
 impl<B: Backend> Tokenizer<B> {
     /// Wraps a model and computes its id from the config name and a fingerprint of every
-    /// parameter (path, shape and up to 64 sampled values).
+    /// parameter (path, shape and up to 64 sampled values, [`id_samples`]).
     pub fn new(model: Karl<B>) -> Self {
+        Self::with_source(model, &BTreeMap::new())
+    }
+
+    /// As [`new`](Self::new), taking the sampled values of the parameters in `source` (path →
+    /// [`id_samples`] of the values as read from the file) instead of reading them back from
+    /// the device: the id then does not depend on the backend's storage precision (an f16
+    /// model has the id of the f32 one, and decodes its tokens).
+    pub fn with_source(model: Karl<B>, source: &IdSource) -> Self {
         let mut h = Fnv(0xcbf2_9ce4_8422_2325);
         model.visit("", &mut |path, t| {
             h.eat(path.as_bytes());
-            let d = B::float_into_data(t);
-            for &s in &d.shape.dims {
+            for &s in &B::float_shape(t).dims {
                 h.eat(&(s as u64).to_le_bytes());
             }
-            let v = d.to_f32_vec();
-            let step = (v.len() / 64).max(1);
-            for x in v.iter().step_by(step) {
+            let device_samples;
+            let samples = match source.get(path) {
+                Some(v) => v,
+                None => {
+                    device_samples = id_samples(&B::float_into_data(t).to_f32_vec());
+                    &device_samples
+                }
+            };
+            for x in samples {
                 h.eat(&x.to_le_bytes());
             }
         });
