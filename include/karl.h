@@ -171,17 +171,21 @@ enum karl_status karl_model_load(const char *path,
  * The GPU devices exist only in a library built with the cargo feature of the same name
  * (`cargo build --release -p karl-ffi --features wgpu`), and need at run time a Vulkan, Metal
  * or DX12 driver (`wgpu`), `libcuda.so` and `libnvrtc.so` (`cuda`), or `libamdhip64.so`
- * (`rocm`). Computation is f32 everywhere; GPU results may differ from the CPU's in the last
- * bits.
+ * (`rocm`). Computation is f32 by default; GPU results may differ from the CPU's in the last
+ * bits. A GPU device name may end in a precision: `"cuda:bf16"`, `"cuda:f16"`, `"rocm:bf16"`,
+ * `"rocm:f16"`, `"wgpu:f16"` (`":f32"` is the default). Half precision stores tensors in 16
+ * bits and accumulates sums in f32: about 3 significant digits, and a token whose halting
+ * probability is within ~1e-3 of the threshold may be kept or dropped differently from f32.
  *
  * `path` and `device` are NUL-terminated strings borrowed for the call. On success `*out`
  * receives a new model that the caller owns and frees with `karl_model_free`; on failure `*out`
  * is not written.
  *
- * Errors: those of `karl_model_load`, plus `KARL_INVALID_ARGUMENT` (an unknown device name;
- * the message lists the accepted ones) and `KARL_BACKEND_UNAVAILABLE` (the device is not
- * compiled into this build, or its driver, runtime library or GPU is missing here; the message
- * says which and how to rebuild).
+ * Errors: those of `karl_model_load`, plus `KARL_INVALID_ARGUMENT` (an unknown device name or
+ * precision; the message lists the accepted ones) and `KARL_BACKEND_UNAVAILABLE` (the device
+ * is not compiled into this build, or its driver, runtime library or GPU is missing here, or
+ * it cannot compute in the precision asked for: the CPU is f32 only, wgpu has no bf16; the
+ * message says which and what to do).
  *
  * # Safety
  * `path` is NULL or a NUL-terminated string; `device` is NULL or a NUL-terminated string;

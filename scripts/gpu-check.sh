@@ -3,7 +3,7 @@
 #   1. builds the crate with --features cuda (tests + the benchmark example, release profile
 #      for the example);
 #   2. runs the differential conformance suite and the golden model forward on the GPU;
-#   3. runs the karl_small encode/decode benchmark (256×256, batch 1 and 32, f32) and prints
+#   3. runs the karl_small encode/decode benchmark (256×256, batch 1 and 32, f32 and bf16) and prints
 #      its table.
 # Usage: scripts/gpu-check.sh [--no-bench]. Logs go to target/gpu-check/.
 set -euo pipefail
@@ -36,8 +36,8 @@ if grep -q 'skipped:' "$LOG/tests.log"; then echo "some tests were SKIPPED (runt
 grep -q 'test result: FAILED' "$LOG/tests.log" && { echo "tests FAILED: see $LOG/tests.log" >&2; exit 1; }
 
 if [[ "${1:-}" != "--no-bench" ]]; then
-  step "benchmark (karl_small, 256x256, batch 1 and 32)"
-  timeout 180 cargo run -q --release -p karl-backend-cubecl --features cuda --example bench_model -- --device cuda --batch 1,32 --iters 5 2>"$LOG/bench.err" | tee "$LOG/bench.md" || { tail -20 "$LOG/bench.err"; exit 1; }
+  step "benchmark (karl_small, 256x256, batch 1 and 32, f32 and bf16)"
+  timeout 180 cargo run -q --release -p karl-backend-cubecl --features cuda --example bench_model -- --device cuda --precision f32,bf16 --batch 1,32 --iters 5 2>"$LOG/bench.err" | tee "$LOG/bench.md" || { tail -20 "$LOG/bench.err"; exit 1; }
 fi
 
 step "done"

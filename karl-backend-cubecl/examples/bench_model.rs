@@ -1,40 +1,54 @@
 //! Encode / decode speed of the `karl_small` preset (random weights) at 256×256, batch 1 and
-//! 32, f32, on the cubecl backends compiled in (and the CPU reference with `--cpu`).
+//! 32, on the cubecl backends compiled in (and the CPU reference with `--device cpu`), in each
+//! precision asked for (default: f32 and every half type the device has; the CPU is f32).
 //!
 //! ```sh
 //! cargo run --release -p karl-backend-cubecl --features cuda --example bench_model -- \
-//!     [--device cuda|rocm|wgpu|cpu]... [--batch 1,32] [--iters 5] [--preset karl_small]
+//!     [--device cuda|rocm|wgpu|cpu]... [--precision f32,bf16] [--batch 1,32] [--iters 5] \
+//!     [--preset karl_small]
 //! ```
 //! Each pass ends with a download (encode: the token ids; decode: the image), so the times
 //! include the device synchronisation. The first pass of each shape is a warm-up (kernel
 //! compilation) and is reported separately.
-use karl_backend_cubecl::{CubeBackend, CubeDevice, DeviceKind};
+use karl_backend_cubecl::{CubeBackend, CubeDevice, DeviceKind, FloatElem};
 use karl_core::cpu::{Cpu, CpuDevice};
 use karl_core::model::tokenizer::EncodeOptions;
 use karl_core::model::{Karl, KarlConfig, Tokenizer};
-use karl_core::{Backend, Tensor, TensorData};
+use karl_core::{Backend, Precision, Tensor, TensorData};
 use std::time::Instant;
 
 struct Args {
     devices: Vec<String>,
+    /// Empty: f32 and every half type the device supports.
+    precisions: Vec<Precision>,
     batches: Vec<usize>,
     iters: usize,
     preset: String,
 }
 
 fn parse() -> Args {
-    let mut a = Args { devices: Vec::new(), batches: vec![1, 32], iters: 5, preset: "karl_small".into() };
+    let mut a = Args {
+        devices: Vec::new(),
+        precisions: Vec::new(),
+        batches: vec![1, 32],
+        iters: 5,
+        preset: "karl_small".into(),
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut val = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
             "--device" => a.devices.push(val()),
+            "--precision" => {
+                a.precisions = val().split(',').map(|s| s.trim().parse().unwrap_or_else(|e| panic!("{e}"))).collect()
+            }
             "--batch" => a.batches = val().split(',').map(|s| s.trim().parse().expect("batch sizes")).collect(),
             "--iters" => a.iters = val().parse().expect("iteration count"),
             "--preset" => a.preset = val(),
             "-h" | "--help" => {
                 println!(
-                    "bench_model [--device cuda|rocm|wgpu|cpu]... [--batch 1,32] [--iters 5] [--preset karl_small]"
+                    "bench_model [--device cuda|rocm|wgpu|cpu]... [--precision f32,f16,bf16] [--batch 1,32] [--iters 5] \
+                     [--preset karl_small]"
                 );
                 std::process::exit(0);
             }
@@ -96,7 +110,39 @@ fn run_cube<R: cubecl::Runtime>(kind: DeviceKind, args: &Args, rows: &mut Vec<Ro
         eprintln!("{e}");
         return;
     }
-    bench::<CubeBackend<R>>(&format!("{kind} f32"), &CubeDevice::<R>::default(), args, rows);
+    let device = CubeDevice::<R>::default();
+    let client = device.client();
+    let has = |p: Precision| match p {
+        Precision::F32 => true,
+        Precision::F16 => karl_backend_cubecl::element::supports::<R, half::f16>(&client),
+        Precision::Bf16 => karl_backend_cubecl::element::supports::<R, half::bf16>(&client),
+    };
+    let wanted = if args.precisions.is_empty() {
+        Precision::ALL.into_iter().filter(|&p| has(p)).collect()
+    } else {
+        args.precisions.clone()
+    };
+    for p in wanted {
+        if !has(p) {
+            eprintln!("{kind}: this device has no {p}; skipped");
+            continue;
+        }
+        match p {
+            Precision::F32 => bench_in::<R, f32>(kind, &device, args, rows),
+            Precision::F16 => bench_in::<R, half::f16>(kind, &device, args, rows),
+            Precision::Bf16 => bench_in::<R, half::bf16>(kind, &device, args, rows),
+        }
+    }
+}
+
+#[cfg_attr(not(any(feature = "cuda", feature = "rocm", feature = "wgpu")), allow(dead_code))]
+fn bench_in<R: cubecl::Runtime, F: FloatElem>(
+    kind: DeviceKind,
+    device: &CubeDevice<R>,
+    args: &Args,
+    rows: &mut Vec<Row>,
+) {
+    bench::<CubeBackend<R, F>>(&format!("{kind} {}", F::NAME), device, args, rows);
 }
 
 fn main() {
@@ -115,7 +161,7 @@ fn main() {
         }
     }
     println!(
-        "\n{} at 256×256, {} timed passes after one warm-up (bf16: not implemented, f32 only)",
+        "\n{} at 256×256, {} timed passes after one warm-up (f16/bf16: 16-bit storage, f32 accumulation)",
         args.preset, args.iters
     );
     println!("| backend | pass | batch | first pass (ms) | ms / pass | images / s |");
