@@ -1,4 +1,4 @@
-//! Fused row kernels: softmax / log-softmax and L2 normalisation over the last dim, LayerNorm over the last dim and
+//! Fused row kernels: softmax / log-softmax / L2 normalisation and LayerNorm over the last dim,
 //! GroupNorm over `[N, G, (C/G)·H·W]` groups. One cube of `ROW_UNITS` units per row: each unit
 //! walks a strided part of the row, then a shared-memory tree combines the partials (no plane
 //! intrinsics: lavapipe has none). Norm statistics use compensated sums and the corrected
@@ -32,15 +32,27 @@ fn cube_reduce<F: Float>(smem: &mut SharedMemory<F>, v: F, #[comptime] block: us
     r
 }
 
-/// Softmax (`log = false`) or log-softmax of each row of `[rows, cols]`.
+/// The ops of [`row_kernel`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RowOp {
+    /// `exp(x − max) / Σ exp(x − max)`.
+    Softmax,
+    /// `x − max − ln Σ exp(x − max)`.
+    LogSoftmax,
+    /// `x / max(‖x‖₂, 1e-12)`, the sum of squares in f32 (in f16 the squares of a VQ codebook's
+    /// ~1e-4 entries would underflow to 0).
+    L2Normalize,
+}
+
+/// `op` on each row of `[rows, cols]`, one cube per row, statistics in f32.
 #[cube(launch_unchecked)]
-fn softmax_kernel<F: Float>(
+fn row_kernel<F: Float>(
     x: &Array<F>,
     out: &mut Array<F>,
     rows: u32,
     cols: u32,
     #[comptime] block: usize,
-    #[comptime] log: bool,
+    #[comptime] op: RowOp,
 ) {
     let row = CUBE_POS;
     if row < usize::cast_from(rows) {
@@ -48,32 +60,49 @@ fn softmax_kernel<F: Float>(
         let base = row * cols;
         let t = usize::cast_from(UNIT_POS);
         let mut smem = SharedMemory::<f32>::new(block);
-        let mut m = f32::min_value();
-        let mut j = t;
-        while j < cols {
-            m = f32::max(m, f32::cast_from(x[base + j]));
-            j += block;
-        }
-        let m = cube_reduce::<f32>(&mut smem, m, block, true);
-        let mut s = 0.0f32;
-        let mut j = t;
-        while j < cols {
-            s += f32::exp(f32::cast_from(x[base + j]) - m);
-            j += block;
-        }
-        let s = cube_reduce::<f32>(&mut smem, s, block, false);
-        let mut j = t;
-        if log {
-            let lse = f32::ln(s);
+        if op == RowOp::L2Normalize {
+            let mut s = 0.0f32;
+            let mut j = t;
             while j < cols {
-                out[base + j] = F::cast_from(f32::cast_from(x[base + j]) - m - lse);
+                let v = f32::cast_from(x[base + j]);
+                s += v * v;
+                j += block;
+            }
+            let s = cube_reduce::<f32>(&mut smem, s, block, false);
+            let inv = 1.0f32 / f32::max(f32::sqrt(s), 1e-12f32);
+            let mut j = t;
+            while j < cols {
+                out[base + j] = F::cast_from(f32::cast_from(x[base + j]) * inv);
                 j += block;
             }
         } else {
-            let inv = 1.0f32 / s;
+            let mut m = f32::min_value();
+            let mut j = t;
             while j < cols {
-                out[base + j] = F::cast_from(f32::exp(f32::cast_from(x[base + j]) - m) * inv);
+                m = f32::max(m, f32::cast_from(x[base + j]));
                 j += block;
+            }
+            let m = cube_reduce::<f32>(&mut smem, m, block, true);
+            let mut s = 0.0f32;
+            let mut j = t;
+            while j < cols {
+                s += f32::exp(f32::cast_from(x[base + j]) - m);
+                j += block;
+            }
+            let s = cube_reduce::<f32>(&mut smem, s, block, false);
+            let mut j = t;
+            if op == RowOp::LogSoftmax {
+                let lse = f32::ln(s);
+                while j < cols {
+                    out[base + j] = F::cast_from(f32::cast_from(x[base + j]) - m - lse);
+                    j += block;
+                }
+            } else {
+                let inv = 1.0f32 / s;
+                while j < cols {
+                    out[base + j] = F::cast_from(f32::exp(f32::cast_from(x[base + j]) - m) * inv);
+                    j += block;
+                }
             }
         }
     }
@@ -149,36 +178,9 @@ fn norm_kernel<F: Float>(
     }
 }
 
-/// `x / max(‖x‖₂, 1e-12)` of each row of `[rows, cols]`, the sum of squares in f32 (in f16 the
-/// squares of a VQ codebook's ~1e-4 entries would underflow to 0).
-#[cube(launch_unchecked)]
-fn l2_normalize_kernel<F: Float>(x: &Array<F>, out: &mut Array<F>, rows: u32, cols: u32, #[comptime] block: usize) {
-    let row = CUBE_POS;
-    if row < usize::cast_from(rows) {
-        let cols = usize::cast_from(cols);
-        let base = row * cols;
-        let t = usize::cast_from(UNIT_POS);
-        let mut smem = SharedMemory::<f32>::new(block);
-        let mut s = 0.0f32;
-        let mut j = t;
-        while j < cols {
-            let v = f32::cast_from(x[base + j]);
-            s += v * v;
-            j += block;
-        }
-        let s = cube_reduce::<f32>(&mut smem, s, block, false);
-        let inv = 1.0f32 / f32::max(f32::sqrt(s), 1e-12f32);
-        let mut j = t;
-        while j < cols {
-            out[base + j] = F::cast_from(f32::cast_from(x[base + j]) * inv);
-            j += block;
-        }
-    }
-}
-
-/// L2 normalisation of each row over the last dim.
-pub fn l2_normalize<R: Runtime, F: FloatElem>(x: CubeTensor<R, F>) -> CubeTensor<R, F> {
-    let cols = *x.shape.dims.last().expect("l2_normalize of a rank-0 tensor");
+/// A [`RowOp`] over the last dim.
+pub fn row_op<R: Runtime, F: FloatElem>(x: CubeTensor<R, F>, op: RowOp) -> CubeTensor<R, F> {
+    let cols = *x.shape.dims.last().unwrap_or_else(|| panic!("{op:?} of a rank-0 tensor"));
     let rows = x.numel() / cols.max(1);
     let out = x.empty_like(x.shape.clone());
     if x.numel() == 0 {
@@ -186,7 +188,7 @@ pub fn l2_normalize<R: Runtime, F: FloatElem>(x: CubeTensor<R, F>) -> CubeTensor
     }
     // SAFETY: each cube touches only its own row; all units of a cube take the same branch.
     unsafe {
-        l2_normalize_kernel::launch_unchecked::<F, R>(
+        row_kernel::launch_unchecked::<F, R>(
             &x.client,
             count_for(rows, 1),
             CubeDim::new_1d(ROW_UNITS as u32),
@@ -195,31 +197,7 @@ pub fn l2_normalize<R: Runtime, F: FloatElem>(x: CubeTensor<R, F>) -> CubeTensor
             u32_of(rows),
             u32_of(cols),
             ROW_UNITS,
-        )
-    };
-    out
-}
-
-/// Softmax or log-softmax over the last dim.
-pub fn softmax<R: Runtime, F: FloatElem>(x: CubeTensor<R, F>, log: bool) -> CubeTensor<R, F> {
-    let cols = *x.shape.dims.last().expect("softmax of a rank-0 tensor");
-    let rows = x.numel() / cols.max(1);
-    let out = x.empty_like(x.shape.clone());
-    if x.numel() == 0 {
-        return out;
-    }
-    // SAFETY: each cube touches only its own row; all units of a cube take the same branch.
-    unsafe {
-        softmax_kernel::launch_unchecked::<F, R>(
-            &x.client,
-            count_for(rows, 1),
-            CubeDim::new_1d(ROW_UNITS as u32),
-            ArrayArg::from_raw_parts(x.handle.clone(), x.numel()),
-            ArrayArg::from_raw_parts(out.handle.clone(), x.numel()),
-            u32_of(rows),
-            u32_of(cols),
-            ROW_UNITS,
-            log,
+            op,
         )
     };
     out

@@ -8,10 +8,10 @@ use karl_core::backend::ActivationOps;
 
 impl<R: Runtime, F: FloatElem> ActivationOps for CubeBackend<R, F> {
     fn softmax(x: CubeTensor<R, F>) -> CubeTensor<R, F> {
-        norm::softmax(x, false)
+        norm::row_op(x, norm::RowOp::Softmax)
     }
     fn log_softmax(x: CubeTensor<R, F>) -> CubeTensor<R, F> {
-        norm::softmax(x, true)
+        norm::row_op(x, norm::RowOp::LogSoftmax)
     }
     fn layer_norm(x: CubeTensor<R, F>, gamma: CubeTensor<R, F>, beta: CubeTensor<R, F>, eps: f64) -> CubeTensor<R, F> {
         norm::layer_norm(x, gamma, beta, eps)

@@ -23,6 +23,6 @@ impl<R: Runtime, F: FloatElem> KarlOps for CubeBackend<R, F> {
     /// Half storage: a fused row kernel with the sum of squares in f32 (the default's f16
     /// squares underflow for a VQ codebook's ~1e-4 entries); f32 keeps the default.
     fn l2_normalize(x: CubeTensor<R, F>) -> CubeTensor<R, F> {
-        if F::NAME == "f32" { l2_normalize_by_primitives::<Self>(x) } else { norm::l2_normalize(x) }
+        if F::NAME == "f32" { l2_normalize_by_primitives::<Self>(x) } else { norm::row_op(x, norm::RowOp::L2Normalize) }
     }
 }
