@@ -80,7 +80,9 @@ fn bench<B: Backend>(label: &str, device: &B::Device, args: &Args, rows: &mut Ve
         let vals: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
         let data = TensorData::new_f32(vals, [batch, 3, size, size]).expect("sized");
         let x = Tensor::<B, 4>::from_data(&data, device).expect("upload");
-        let opts = EncodeOptions::default();
+        // The default budget (256), or the preset's maximum if smaller.
+        let d = EncodeOptions::default();
+        let opts = EncodeOptions { budget: d.budget.min(tok.model.config.max_latent_tokens), ..d };
         let time = |f: &mut dyn FnMut()| {
             let t = Instant::now();
             f();
@@ -160,8 +162,9 @@ fn main() {
             other => eprintln!("device {other}: not compiled in (features: cuda, rocm, wgpu) or unknown"),
         }
     }
+    let size = KarlConfig::preset(&args.preset).map_or(0, |c| c.image_size);
     println!(
-        "\n{} at 256×256, {} timed passes after one warm-up (f16/bf16: 16-bit storage, f32 accumulation)",
+        "\n{} at {size}×{size}, {} timed passes after one warm-up (f16/bf16: 16-bit storage, f32 accumulation)",
         args.preset, args.iters
     );
     println!("| backend | pass | batch | first pass (ms) | ms / pass | images / s |");
