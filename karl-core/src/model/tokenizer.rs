@@ -137,8 +137,12 @@ impl<B: Backend> Tokenizer<B> {
         if n == 0 || c != 3 || h != s || w != s {
             return Err(Error::Shape(format!("images must be [N, 3, {s}, {s}] with N ≥ 1, got [{n}, {c}, {h}, {w}]")));
         }
-        if images.clone().sum().into_scalar().is_nan() {
-            return Err(Error::NonFinite(String::from("input image contains NaN or infinite values")));
+        // max |x| is NaN or ∞ exactly when some value is (the max propagates NaN); a sum would
+        // miss +∞ (it stays ∞, not NaN) and overflow in f16 storage.
+        let n = images.shape().numel();
+        let worst = images.clone().abs().reshape([n]).max_dim(0).into_scalar();
+        if !worst.is_finite() {
+            return Err(Error::NonFinite(format!("input image contains NaN or infinite values (max |x| = {worst})")));
         }
         Ok(())
     }
@@ -263,5 +267,31 @@ impl<B: Backend> Tokenizer<B> {
             outs.push(self.model.base.decode(head));
         }
         Ok(Tensor::cat(outs, 0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::{Cpu, CpuDevice};
+    use crate::model::KarlConfig;
+
+    #[test]
+    fn images_with_nan_or_infinity_are_refused_naming_the_value() {
+        let cfg = KarlConfig::preset("karl_pixel_tiny").unwrap();
+        let s = cfg.image_size;
+        let tok = Tokenizer::new(Karl::<Cpu<f32>>::new(cfg, &CpuDevice, 0).unwrap());
+        let image = |bad: f32| {
+            let mut v = vec![0.5f32; 3 * s * s];
+            v[7] = bad;
+            Tensor::<Cpu<f32>, 4>::from_f32(v, [1, 3, s, s], &CpuDevice).unwrap()
+        };
+        assert!(tok.check_images(&image(0.25)).is_ok());
+        for (bad, shown) in [(f32::NAN, "NaN"), (f32::INFINITY, "inf"), (f32::NEG_INFINITY, "inf")] {
+            match tok.check_images(&image(bad)) {
+                Err(Error::NonFinite(m)) => assert!(m.contains(shown), "{m}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 }
