@@ -32,15 +32,15 @@ pub fn unary_value<E: Element>(op: Unary, x: E) -> E {
     }
 }
 
-/// σ(x), stable for large |x|.
-#[inline]
+/// σ(x), stable for large |x|: with e = exp(−|x|) ∈ (0, 1], σ = 1/(1+e) for x ≥ 0 and
+/// e/(1+e) below. Both sides are computed and one is selected (no branch around the exp), so
+/// loops over it vectorise: a branch per element kept the VQGAN's SiLUs scalar (16% of a
+/// golden-mini training step).
+#[inline(always)]
 pub fn sigmoid<E: Element>(x: E) -> E {
-    if x >= E::ZERO {
-        E::ONE / (E::ONE + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (E::ONE + e)
-    }
+    let e = (-x.abs()).exp();
+    let r = E::ONE / (E::ONE + e);
+    if x >= E::ZERO { r } else { e * r }
 }
 
 /// Exact GELU `x/2 · (1 + erf(x/√2))`, as PyTorch's default.
