@@ -40,18 +40,26 @@ impl<E: Element> Backend for Cpu<E> {
     }
 }
 
-/// Runs `f(i)` for `i in 0..n`, in parallel under `std` when the work is large enough.
-#[cfg(feature = "std")]
+/// Runs `f(i)` for `i in 0..n`, in parallel under `std` when the work is large enough (an
+/// output over 16 384 elements).
 pub(crate) fn par_chunks<T: Send>(out: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
+    let work = out.len() * 4;
+    par_work(out, chunk, work, f)
+}
+/// Runs `f(i, chunk i)` over the `chunk`-sized pieces of `out`, in parallel when the `work`
+/// (elements read) is over 65 536 and there are two pieces or more; reductions pass their input
+/// size, since their outputs are small.
+#[cfg(feature = "std")]
+pub(crate) fn par_work<T: Send>(out: &mut [T], chunk: usize, work: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
     use rayon::prelude::*;
-    if out.len() >= 2 * chunk.max(1) && out.len() > 16384 {
+    if out.len() >= 2 * chunk.max(1) && work > 65536 {
         out.par_chunks_mut(chunk.max(1)).enumerate().for_each(|(i, c)| f(i, c));
     } else {
         out.chunks_mut(chunk.max(1)).enumerate().for_each(|(i, c)| f(i, c));
     }
 }
-/// Runs `f(i)` for `i in 0..n` (plain loop without `std`).
+/// [`par_work`] without `std`: a plain loop.
 #[cfg(not(feature = "std"))]
-pub(crate) fn par_chunks<T: Send>(out: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
+pub(crate) fn par_work<T: Send>(out: &mut [T], chunk: usize, _work: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
     out.chunks_mut(chunk.max(1)).enumerate().for_each(|(i, c)| f(i, c));
 }

@@ -1,5 +1,5 @@
 //! Reductions along one dimension and arg-reductions.
-use super::{CpuTensor, Element};
+use super::{CpuTensor, Element, par_work};
 use crate::backend::{ArgReduce, Reduce};
 use alloc::vec::Vec;
 
@@ -9,18 +9,22 @@ pub fn reduce<E: Element>(op: Reduce, t: CpuTensor<E>, dim: usize) -> CpuTensor<
     shape.dims[dim] = 1;
     let d = &t.data;
     let mut out = alloc::vec![E::ZERO; outer * inner];
-    for o in 0..outer {
+    // one output row [inner] per outer index, in parallel when the input is large
+    par_work(&mut out, inner.max(1), outer * n * inner, |o, dst| {
         let base = o * n * inner;
-        let dst = &mut out[o * inner..(o + 1) * inner];
         match op {
             Reduce::Sum | Reduce::Mean => {
+                let div = if op == Reduce::Mean { n as f64 } else { 1.0 };
+                if inner == 1 {
+                    dst[0] = E::from_f64(sum_f64(&d[base..base + n]) / div);
+                    return;
+                }
                 // f64 accumulation: long f32 sums (means over 65k elements) stay exact enough.
                 let mut acc = alloc::vec![0.0f64; inner];
                 for k in 0..n {
                     let row = &d[base + k * inner..base + (k + 1) * inner];
                     acc.iter_mut().zip(row).for_each(|(a, &b)| *a += b.to_f64());
                 }
-                let div = if op == Reduce::Mean { n as f64 } else { 1.0 };
                 dst.iter_mut().zip(&acc).for_each(|(o, &a)| *o = E::from_f64(a / div));
             }
             Reduce::Max | Reduce::Min => {
@@ -35,8 +39,22 @@ pub fn reduce<E: Element>(op: Reduce, t: CpuTensor<E>, dim: usize) -> CpuTensor<
                 }
             }
         }
-    }
+    });
     CpuTensor::new(out, shape)
+}
+
+/// Σ in f64 over 8 independent lanes (a single running sum is bound by the add latency and
+/// does not vectorise).
+fn sum_f64<E: Element>(v: &[E]) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let mut chunks = v.chunks_exact(8);
+    for c in &mut chunks {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            *l += x.to_f64();
+        }
+    }
+    let tail: f64 = chunks.remainder().iter().map(|x| x.to_f64()).sum();
+    lanes.iter().sum::<f64>() + tail
 }
 
 pub fn arg_reduce<E: Element>(op: ArgReduce, t: &CpuTensor<E>, dim: usize) -> Vec<usize> {
