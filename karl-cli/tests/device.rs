@@ -2,8 +2,8 @@
 //! devices; with the `wgpu` feature (CI: `cargo test -p karl-cli --features wgpu --test device`
 //! on Mesa's lavapipe, `CUBECL_WGPU_DEFAULT_DEVICE=Cpu`) the built-in model tokenizes on wgpu
 //! to the same tokens as on the CPU, and token files decode across devices; in f16 on wgpu
-//! within one token and 5e-3 recon L1 of the CPU. `--precision` combinations a device cannot
-//! run are clear errors.
+//! within one token and 5e-3 recon L1 of the CPU; `karl train --device wgpu` logs the CPU's
+//! losses. `--precision` combinations a device cannot run are clear errors.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -149,4 +149,50 @@ fn wgpu_tokenizes_like_the_cpu() {
     assert_eq!(a.dimensions(), (64, 64));
     let worst = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
     assert!(worst <= 2, "wgpu and CPU decodes differ by up to {worst}/255");
+}
+
+/// `karl train` on wgpu (autodiff over the cubecl backend): three steps of the tiny preset give
+/// the CPU's per-step losses, ε0 and phase-(b) token counts (losses within 1e-3 relative).
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_trains_like_the_cpu() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = |device: &str| -> Vec<serde_json::Value> {
+        let out = tmp.path().join(device);
+        let o = karl(&[
+            "train",
+            "--preset",
+            "karl_pixel_tiny",
+            "--data",
+            "synthetic",
+            "--steps",
+            "3",
+            "--batch",
+            "4",
+            "--seed",
+            "5",
+            "--device",
+            device,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "karl train --device {device}: {}", stderr(&o));
+        let log = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+        log.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let (g, c) = (train("wgpu"), train("cpu"));
+    assert_eq!(g.len(), 3, "wgpu logged {} steps", g.len());
+    assert_eq!(c.len(), 3, "cpu logged {} steps", c.len());
+    for (sg, sc) in g.iter().zip(&c) {
+        let step = &sc["step"];
+        assert_eq!(sg["budget_a"], sc["budget_a"], "step {step}: phase-(a) budget");
+        let (lg, lc) = (sg["loss"].as_f64().unwrap(), sc["loss"].as_f64().unwrap());
+        assert!((lg - lc).abs() <= 1e-3 * lc.abs(), "step {step}: loss wgpu {lg} vs cpu {lc}");
+        for (eg, ec) in sg["eps0"].as_array().unwrap().iter().zip(sc["eps0"].as_array().unwrap()) {
+            let (eg, ec) = (eg.as_f64().unwrap(), ec.as_f64().unwrap());
+            assert!((eg - ec).abs() <= 1e-3, "step {step}: ε0 wgpu {eg} vs cpu {ec}");
+        }
+        assert_eq!(sg["kc_b"], sc["kc_b"], "step {step}: phase-(b) token counts");
+        eprintln!("step {step}: loss cpu {lc:.6}, wgpu {lg:.6}");
+    }
 }

@@ -1,105 +1,13 @@
-//! One stage-1 two-phase training step against the official code (golden/mini/train_step.*):
-//! every loss term within 1e-5 relative, ε0 and bins exact, the phase-(b) active mask exact,
-//! stored gradients within 1e-4 of their absmax, per-parameter gradient norms within 1e-4
-//! relative, and one clipped AdamW step within 1e-6 relative.
+//! One stage-1 two-phase training step against the official code (golden/mini/train_step.*) on
+//! the CPU reference: every loss term within 1e-5 relative, ε0 and bins exact, the phase-(b)
+//! active mask exact, stored gradients within 1e-4 of their absmax, per-parameter gradient
+//! norms within 1e-4 relative, and one clipped AdamW step within 1e-6 relative
+//! (`karl_core::testing::check_train_step`, which the cubecl backend runs too).
 use karl_core::autodiff::Autodiff;
 use karl_core::cpu::{Cpu, CpuDevice};
-use karl_core::model::{Karl, KarlConfig};
-use karl_core::nn::load_module;
-use karl_core::record::{read_safetensors, shared_dir};
-use karl_core::train::losses::VqganStage1;
-use karl_core::train::optim::{AdamW, AdamWConfig};
-use karl_core::train::params::{apply_step, gradients, is_trainable_stage1, mark_trainable};
-use karl_core::train::two_phase::two_phase_loss;
-use karl_core::{AutodiffBackend, Tensor, TensorData};
-use std::collections::BTreeMap;
-
-type B = Autodiff<Cpu<f32>>;
+use karl_core::testing::{TrainStepTolerance, check_train_step};
 
 #[test]
 fn official_training_step_is_reproduced() {
-    let dir = shared_dir().join("golden/mini");
-    let cfg = KarlConfig::from_json(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
-    let mut model = Karl::<B>::new(cfg, &CpuDevice, 0).unwrap();
-    load_module(&mut model, read_safetensors(&dir.join("weights.safetensors")).unwrap(), &[], true, &CpuDevice)
-        .unwrap();
-    mark_trainable(&mut model, is_trainable_stage1);
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("train_step.json")).unwrap()).unwrap();
-    let g: BTreeMap<String, TensorData> =
-        read_safetensors(&dir.join("train_step.safetensors")).unwrap().into_iter().collect();
-    let fwd: BTreeMap<String, TensorData> =
-        read_safetensors(&dir.join("forward_astronaut.safetensors")).unwrap().into_iter().collect();
-    let x = Tensor::<B, 4>::from_data(&fwd["input"], &CpuDevice).unwrap();
-
-    let (loss, report) = two_phase_loss(&model, &x, 64, &[0.02], 256, &VqganStage1);
-    let terms: BTreeMap<&str, f64> = report.terms.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    let expect = [
-        ("a/halt_active_bce", "phase_a_terms", "halt_active_bce"),
-        ("a/nll_ce", "phase_a_terms", "nll_ce"),
-        ("a/code_mse", "phase_a_terms", "code_mse"),
-        ("a/vq_loss", "phase_a_terms", "vq_loss"),
-        ("b/halt_bce_target1_last_dT", "phase_b_terms", "halt_bce_target1_last_dT"),
-        ("b/halt_bce_target0_first", "phase_b_terms", "halt_bce_target0_first"),
-        ("b/nll_ce", "phase_b_terms", "nll_ce"),
-        ("b/code_mse", "phase_b_terms", "code_mse"),
-        ("b/vq_loss", "phase_b_terms", "vq_loss"),
-    ];
-    assert_eq!(terms.len(), expect.len(), "terms {terms:?}");
-    for (ours, group, key) in expect {
-        let e = json[group][key].as_f64().unwrap();
-        let a = terms[ours];
-        assert!((a - e).abs() <= 1e-5 * e.abs(), "{ours}: {a} vs official {e}");
-    }
-    assert_eq!(report.bins_a, vec![json["phase_a_bin_index"].as_u64().unwrap() as usize]);
-    assert_eq!(report.bins_b, vec![json["phase_b_bin_index"].as_u64().unwrap() as usize]);
-    let eps0 = json["eps0_phase_a_recon_l1"].as_f64().unwrap();
-    assert!((report.eps0[0] as f64 - eps0).abs() < 1e-5, "eps0 {} vs {eps0}", report.eps0[0]);
-    let active: Vec<usize> =
-        g["b/active"].to_f64_vec().iter().enumerate().filter(|(_, v)| **v > 0.5).map(|(i, _)| i).collect();
-    assert_eq!(report.kept_b[0], active, "phase-(b) active mask");
-
-    let grads = B::backward(&loss.primitive);
-    let pg = gradients(&model, &grads, is_trainable_stage1);
-    let by: BTreeMap<&str, &karl_core::train::params::ParamGrad> = pg.iter().map(|p| (p.path.as_str(), p)).collect();
-    for (key, data) in g.iter().filter(|(k, _)| k.starts_with("grad/")) {
-        let name = &key[5..];
-        let (path, rows) = match name.split_once("[:") {
-            Some((p, r)) => (p, Some(r.trim_end_matches(']').parse::<usize>().unwrap())),
-            None => (name, None),
-        };
-        let ours = &by.get(path).unwrap_or_else(|| panic!("no gradient for {path}")).grad;
-        let exp = data.to_f32_vec();
-        let absmax = exp.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
-        let n = exp.len();
-        if let Some(r) = rows {
-            assert_eq!(n % r, 0);
-        }
-        let worst = ours[..n].iter().zip(&exp).map(|(a, b)| (a - b).abs() as f64).fold(0.0, f64::max);
-        assert!(worst <= 1e-4 * absmax.max(1e-30), "grad {name}: max diff {worst:.3e} vs absmax {absmax:.3e}");
-    }
-    let stats = json["grad_stats"].as_object().unwrap();
-    let mut checked = 0;
-    for (path, s) in stats {
-        let Some(p) = by.get(path.as_str()) else { continue };
-        let l2 = s["l2"].as_f64().unwrap_or(0.0);
-        let ours = p.grad.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>().sqrt();
-        assert!((ours - l2).abs() <= 1e-4 * l2.max(1e-12), "grad norm of {path}: {ours} vs {l2}");
-        checked += 1;
-    }
-    assert_eq!(checked, pg.len(), "every trainable parameter has a reference norm");
-
-    // One clipped AdamW step.
-    let mut opt = AdamW::new(AdamWConfig { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.05 });
-    let info = apply_step(&mut model, pg, &mut opt, 2e-4, 3.0, None);
-    let norm = json["grad_total_l2_norm_before_clip"].as_f64().unwrap();
-    assert!((info.grad_norm - norm).abs() <= 1e-4 * norm, "total norm {} vs {norm}", info.grad_norm);
-    let after: BTreeMap<String, Vec<f32>> =
-        karl_core::nn::module_tensors(&model).into_iter().map(|(k, d)| (k, d.to_f32_vec())).collect();
-    for (key, data) in g.iter().filter(|(k, _)| k.starts_with("adamw_after/")) {
-        let ours = &after[&key[12..]];
-        for (i, (a, e)) in ours.iter().zip(data.to_f32_vec()).enumerate() {
-            assert!((a - e).abs() <= 1e-6 * e.abs().max(1e-3), "{key}[{i}]: {a} vs {e}");
-        }
-    }
+    check_train_step::<Autodiff<Cpu<f32>>>(&CpuDevice, TrainStepTolerance::F32);
 }

@@ -1,11 +1,15 @@
 //! Test support shared by every backend's test suite (feature `testing`): the golden forward
-//! check of the official mini model, written once and generic over the backend.
+//! check of the official mini model and its golden training step ([`train_step`]), written
+//! once and generic over the backend.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 use crate::model::Tokenizer;
 use crate::model::tokenizer::EncodeOptions;
 use crate::record::{read_safetensors, shared_dir};
 use crate::{Backend, Tensor, TensorData, Tolerance};
 use std::collections::BTreeMap;
+
+mod train_step;
+pub use train_step::{TrainStepTolerance, check_train_step};
 
 /// The tensors of `golden/mini/forward_<name>.safetensors`.
 pub fn golden(name: &str) -> BTreeMap<String, TensorData> {
