@@ -86,6 +86,11 @@ pub struct PixelSection {
     /// Pixel loss: "l1" or "mse".
     #[serde(default = "default_pixel_loss")]
     pub loss: String,
+    /// Standard deviation of the patch-embedding bias at init (see `Karl::new`): 1.0 in the
+    /// pixel presets; 0 (a zero bias) when a config file leaves it out, as configs written
+    /// before it existed (the built-in model's) did.
+    #[serde(default)]
+    pub patch_bias_std: f64,
 }
 fn default_pixel_loss() -> String {
     "l1".to_string()
@@ -306,7 +311,7 @@ impl KarlConfig {
             name: name.to_string(),
             base_tokenizer: "pixel".to_string(),
             vqgan: None,
-            pixel: Some(PixelSection { loss: "l1".to_string() }),
+            pixel: Some(PixelSection { loss: "l1".to_string(), patch_bias_std: 1.0 }),
             encoder: TransformerConfig { width: enc.0, layers: enc.1, heads: enc.2 },
             decoder: TransformerConfig { width: dec.0, layers: dec.1, heads: dec.2 },
             patch_size: patch,
@@ -363,6 +368,15 @@ impl KarlConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn pixel_patch_bias_std_defaults_to_zero_in_files_and_one_in_presets() {
+        let mut v = serde_json::to_value(KarlConfig::preset("karl_pixel_tiny").unwrap()).unwrap();
+        assert_eq!(v["pixel"]["patch_bias_std"], 1.0);
+        v["pixel"].as_object_mut().unwrap().remove("patch_bias_std");
+        let c: KarlConfig = serde_json::from_value(v).unwrap();
+        assert_eq!(c.pixel.unwrap().patch_bias_std, 0.0);
+    }
+
     #[test]
     fn eps_binning_is_a_ceiling_in_f32() {
         let c = KarlConfig::preset("karl_small").unwrap();
