@@ -230,7 +230,13 @@ impl KarlConfig {
                     return err(format!("z_channels {} must equal embed_dim {}", v.ddconfig.z_channels, v.embed_dim));
                 }
             }
-            "pixel" => {}
+            "pixel" => {
+                if let Some(p) = &self.pixel
+                    && !(p.patch_bias_std.is_finite() && p.patch_bias_std >= 0.0)
+                {
+                    return err(format!("pixel.patch_bias_std must be a finite number >= 0, got {}", p.patch_bias_std));
+                }
+            }
             other => return err(format!("unknown base tokenizer {other:?} (expected \"vqgan\" or \"pixel\")")),
         }
         Ok(())
@@ -373,8 +379,11 @@ mod tests {
         let mut v = serde_json::to_value(KarlConfig::preset("karl_pixel_tiny").unwrap()).unwrap();
         assert_eq!(v["pixel"]["patch_bias_std"], 1.0);
         v["pixel"].as_object_mut().unwrap().remove("patch_bias_std");
-        let c: KarlConfig = serde_json::from_value(v).unwrap();
-        assert_eq!(c.pixel.unwrap().patch_bias_std, 0.0);
+        let mut c: KarlConfig = serde_json::from_value(v).unwrap();
+        assert_eq!(c.pixel.as_ref().unwrap().patch_bias_std, 0.0);
+        c.pixel.as_mut().unwrap().patch_bias_std = -0.5;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("patch_bias_std") && e.contains("-0.5"), "{e}");
     }
 
     #[test]
