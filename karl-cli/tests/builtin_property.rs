@@ -1,12 +1,13 @@
 //! The KARL property of the built-in model (ignored; run with
 //! `cargo test --release -p karl-cli --test builtin_property -- --ignored --nocapture`):
 //! on 64 held-out synthetic images with known complexity levels: Spearman(KC at ε = 0.05,
-//! level), mean KC per ε, share within L1 ≤ ε + 0.01; and the same figures (no level, so no
-//! Spearman) on random 64×64 crops of the held-out photos in `KARL_HELDOUT_DIR` (made by
-//! scripts/fetch-training-images.sh). Prints the figures.
+//! level), mean KC per ε, share within L1 ≤ ε + 0.01, and their mean L1 per level at fixed
+//! budgets (the error has to fall with the budget for KC to follow the image); the same
+//! figures (no level, so no Spearman) on random 64×64 crops of the held-out photos in
+//! `KARL_HELDOUT_DIR` (made by scripts/fetch-training-images.sh). Prints the figures.
 use karl_core::cpu::{Cpu, CpuDevice};
 use karl_core::model::builtin::builtin_tokenizer;
-use karl_core::train::property::measure;
+use karl_core::train::property::{fixed_budget_l1, measure};
 use karl_core::train::synthetic::synthetic_image;
 
 #[test]
@@ -27,6 +28,10 @@ fn builtin_model_property_figures() {
         eprintln!("synthetic {}", serde_json::to_string(r).unwrap());
     }
     assert_eq!(syn.len(), 3);
+    let budgets: Vec<usize> = [2, 4, 8, 16, 32, 64].into_iter().filter(|&b| b <= t).collect();
+    for row in fixed_budget_l1(&tok, &synthetic, &budgets, 0.05).unwrap() {
+        eprintln!("synthetic fixed budget {}", serde_json::to_string(&row).unwrap());
+    }
     let Some(dir) = std::env::var_os("KARL_HELDOUT_DIR") else {
         eprintln!("KARL_HELDOUT_DIR not set: natural-image figures not measured");
         return;

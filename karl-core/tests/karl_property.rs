@@ -5,12 +5,14 @@
 //! blobs on a flat background), sizing the cosine schedule to the time measured on the first
 //! steps, then measures on 64 held-out synthetic images: Spearman(KC at ε = 0.05, level)
 //! ≥ 0.8, mean KC falling as ε rises, and ≥ 75% of images within L1 ≤ ε + 0.01 at ε = 0.05.
+//! It also prints the mean L1 per level at fixed budgets: the halting head can only learn an
+//! image-dependent KC where that error falls with the budget.
 use karl_core::autodiff::Autodiff;
 use karl_core::cpu::{Cpu, CpuDevice};
 use karl_core::model::{Karl, KarlConfig, Tokenizer};
 use karl_core::nn::load_module;
 use karl_core::train::events::{EventSink, TrainEvent};
-use karl_core::train::property::measure;
+use karl_core::train::property::{fixed_budget_l1, measure};
 use karl_core::train::synthetic::synthetic_image;
 use karl_core::train::trainer::{SyntheticData, TrainConfig, Trainer};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,6 +85,11 @@ fn karl_property_emerges_on_synthetic_data() {
         .collect();
     let r = measure(&tok, &held_out, &[0.03, 0.05, 0.09], budget).unwrap();
     eprintln!("trained {} of {steps} planned steps in {:.1} min", sink.last_step, t0.elapsed().as_secs_f64() / 60.0);
+    // why the property does or does not emerge: the error per level at fixed budgets
+    let budgets: Vec<usize> = [2, 4, 8, 16, 32].into_iter().filter(|&t| t <= budget).collect();
+    for row in fixed_budget_l1(&tok, &held_out, &budgets, 0.05).unwrap() {
+        eprintln!("fixed budget {}", serde_json::to_string(&row).unwrap());
+    }
     for p in &r {
         eprintln!("{}", serde_json::to_string(p).unwrap());
     }
