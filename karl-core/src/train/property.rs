@@ -6,6 +6,8 @@
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::eval::stats::spearman;
+use crate::metrics::ImageRef;
+use crate::metrics::pixel::l1;
 use crate::model::{EncodeOptions, Tokenizer};
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -46,7 +48,7 @@ fn round_trip<B: Backend>(tok: &Tokenizer<B>, img: &[f32], opts: EncodeOptions) 
     let t = tok.encode(&x, opts)?;
     let mut rec = tok.decode(&t)?.to_vec();
     crate::eval::image::quantize_8bit(&mut rec);
-    let l1 = rec.iter().zip(img).map(|(a, b)| (a - b).abs() as f64).sum::<f64>() / img.len() as f64;
+    let l1 = l1(ImageRef::new(&rec, 3, s, s)?, ImageRef::new(img, 3, s, s)?)?;
     Ok((l1, t[0].kc()))
 }
 
@@ -130,5 +132,8 @@ mod tests {
         assert_eq!(round_trip(&tok, &images[1].0, opts).unwrap().1, 4);
         assert!(rows.iter().all(|r| r.mean_l1.is_finite() && r.mean_l1 > 0.0));
         assert_ne!(rows[0].mean_l1, rows[1].mean_l1);
+        // a budget the model does not have is an error naming it, not a panic
+        let e = fixed_budget_l1(&tok, &images, &[33], 0.05).unwrap_err().to_string();
+        assert!(e.contains("33") && e.contains("1..=32"), "{e}");
     }
 }
