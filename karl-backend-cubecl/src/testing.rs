@@ -650,9 +650,9 @@ pub fn modules_and_losses<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
 }
 
 /// `Autodiff<CubeBackend<R, F>>` gradients of a small network (linear → GELU → LayerNorm → conv →
-/// pool → resize → softmax → loss) against `Autodiff<Cpu<f32>>`.
+/// pool (f32 only) → resize → softmax → loss) against `Autodiff<Cpu<f32>>`.
 pub fn autodiff_gradients<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
-    fn run<B: AutodiffBackend>(inputs: &[TensorData], device: &B::Device) -> Vec<TensorData> {
+    fn run<B: AutodiffBackend>(inputs: &[TensorData], pool: bool, device: &B::Device) -> Vec<TensorData> {
         let leaves: Vec<B::FloatTensor> =
             inputs.iter().map(|d| B::require_grad(B::float_from_data(d, device))).collect();
         let [x, w, b, g, beta, cw] = <[B::FloatTensor; 6]>::try_from(leaves.clone()).expect("six inputs");
@@ -661,7 +661,11 @@ pub fn autodiff_gradients<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
         let h = B::layer_norm(h, g, beta, 1e-5);
         let img = B::float_reshape(B::float_permute(h, &[0, 2, 1]), Shape::new([2, 8, 4, 4]));
         let c = B::conv2d(img, cw, None, Conv2dOptions { stride: 1, padding: 1 }); // [2, 3, 4, 4]
-        let c = B::max_pool2d(c, 2, 2, 0); // [2, 3, 2, 2]
+        // [2, 3, 2, 2]; f32 only: in a half type, rounding inside the chain can flip which
+        // element of a pool window is the maximum, and the gradient then takes another route
+        // (seen once in bf16 on an H200: one input-gradient element 0.0127 vs −0.0883). The
+        // pool's own backward is checked on rounded inputs in `pooling_and_resize`.
+        let c = if pool { B::max_pool2d(c, 2, 2, 0) } else { c };
         let c = B::resize_nearest(c, 4, 4);
         let s = B::softmax(B::float_reshape(c, Shape::new([6, 16])));
         let target = B::float_full(Shape::new([6, 16]), 1.0 / 16.0, device);
@@ -684,8 +688,9 @@ pub fn autodiff_gradients<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
         rand(&[3, 8, 3, 3], 1105),
     ];
     let inputs: Vec<TensorData> = inputs.iter().map(round_to::<F>).collect();
-    let want = run::<Autodiff<Ref>>(&inputs, &CpuDevice);
-    let got = run::<Autodiff<CubeBackend<R, F>>>(&inputs, device);
+    let pool = F::NAME == "f32";
+    let want = run::<Autodiff<Ref>>(&inputs, pool, &CpuDevice);
+    let got = run::<Autodiff<CubeBackend<R, F>>>(&inputs, pool, device);
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         assert_eq!(g.shape, w.shape, "gradient {i}: shape");
         if let Err(e) = for_elem::<F>(Tolerance { rel: 1e-3, abs: 1e-5 }).check(

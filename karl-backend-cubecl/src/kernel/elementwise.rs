@@ -80,10 +80,18 @@ impl From<Binary> for BinaryOp {
     }
 }
 
+/// `0 − x`: cubecl 0.10's CUDA code generator emits unary minus on a vectorised value as `-v`
+/// on its `float_4` struct, which NVRTC rejects ("no operator "-" matches these operands");
+/// a subtraction is emitted per lane. Seen on an H200 (CUDA 13.0); wgpu accepted `-x`.
+#[cube]
+fn negate<F: Float, N: Size>(x: Vector<F, N>) -> Vector<F, N> {
+    Vector::new(F::new(0.0)) - x
+}
+
 #[cube]
 fn sigmoid<F: Float, N: Size>(x: Vector<F, N>) -> Vector<F, N> {
     let one = Vector::new(F::new(1.0));
-    one / (one + Vector::exp(-x))
+    one / (one + Vector::exp(negate::<F, N>(x)))
 }
 
 #[cube]
@@ -101,7 +109,7 @@ pub fn unary_value<F: Float, N: Size>(x: Vector<F, N>, #[comptime] op: UnaryOp) 
             x * half * (one + Vector::erf(x * Vector::new(F::new(core::f32::consts::FRAC_1_SQRT_2))))
         }
         UnaryOp::Silu => x * sigmoid::<F, N>(x),
-        UnaryOp::Neg => -x,
+        UnaryOp::Neg => negate::<F, N>(x),
         UnaryOp::Abs => Vector::abs(x),
         UnaryOp::Recip => Vector::new(F::new(1.0)) / x,
         UnaryOp::Relu => Vector::<F, N>::max(x, Vector::<F, N>::new(F::new(0.0))),
