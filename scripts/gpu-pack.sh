@@ -20,7 +20,8 @@ trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin" "$stage/shared/golden/mini" "$dir/z"
 
 # test and example executables, found from cargo's own artifact messages
-cargo test --release --no-run -p karl-backend-cubecl --features cuda --message-format=json 2>/dev/null |
+trap 'rm -rf "$stage"; [ -f "$dir/build.log" ] && tail -20 "$dir/build.log" >&2' ERR
+cargo test --release --no-run -p karl-backend-cubecl --features cuda --message-format=json 2>"$dir/build.log" |
   python3 -c '
 import json, sys
 for line in sys.stdin:
@@ -33,7 +34,7 @@ for line in sys.stdin:
         if name in ("karl_backend_cubecl", "golden_forward", "golden_train_step", "bench_model"):
             print(name, m["executable"])' |
   while read -r name exe; do strip -o "$stage/bin/$name" "$exe"; done
-cargo build --release -p karl-cli --features cuda
+cargo build --release -p karl-cli --features cuda 2>>"$dir/build.log"
 strip -o "$stage/bin/karl" target/release/karl
 for b in karl_backend_cubecl golden_forward golden_train_step bench_model karl; do
   [ -x "$stage/bin/$b" ] || { echo "missing executable $b" >&2; exit 1; }
