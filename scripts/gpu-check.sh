@@ -5,7 +5,8 @@
 #   2. runs the differential conformance suite and the golden model forward on the GPU;
 #   3. runs the karl_small encode/decode benchmark (256×256, batch 1 and 32, f32 and bf16) and prints
 #      its table.
-# Usage: scripts/gpu-check.sh [--no-bench]. Logs go to target/gpu-check/.
+# Usage: scripts/gpu-check.sh [--no-bench]. Logs go to target/gpu-check/. It builds on the GPU
+# machine (needs crates.io there); for a machine without network use scripts/gpu-pack.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -5,7 +5,8 @@
 # they read and a runner, and writes DIR/pack.tar.zst plus DIR/run.sh. The zstd binary (and
 # its liblz4) goes along in DIR/z, since a bare CUDA image may lack zstd.
 # On the GPU machine, from the repo root: `bash DIR/run.sh` (logs under /tmp/gpu-logs, summary
-# on stdout; OUT=dir also gets logs.tar.gz). About 52 MB packed; the checks take ~90 s on an H200.
+# on stdout, exit 1 naming any failed step; OUT=dir also gets logs.tar.gz). About 52 MB packed; the
+# same checks took about 95 s on an H200.
 # Usage: scripts/gpu-pack.sh DIR   (KARL_SHARED: where golden/ is; default ../shared)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,9 @@ dir="${1:?usage: scripts/gpu-pack.sh DIR}"
 shared="${KARL_SHARED:-../shared}"
 mini="$shared/golden/mini"
 [ -f "$mini/weights.safetensors" ] || { echo "no golden mini files under $mini (set KARL_SHARED)" >&2; exit 2; }
-command -v zstd >/dev/null || { echo "zstd is needed here (apt-get install zstd)" >&2; exit 2; }
+for tool in zstd python3 strip; do
+  command -v "$tool" >/dev/null || { echo "$tool is needed here (zstd: apt-get install zstd)" >&2; exit 2; }
+done
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
@@ -51,24 +54,33 @@ lz4=$(ldd "$(command -v zstd)" | awk '/liblz4/ {print $3}')
 
 cat > "$dir/run.sh" <<'RUN'
 #!/bin/bash
-# CUDA checks from a pack made by scripts/gpu-pack.sh (no build on this machine).
+# CUDA checks from a pack made by scripts/gpu-pack.sh (no build on this machine). Exits 1,
+# naming the failed steps, if any step fails, times out, or a test skips (no CUDA device).
 G=$(cd "$(dirname "$0")" && pwd); L=/tmp/gpu-logs; mkdir -p "$L"
-S=$(date +%s); el() { echo $(( $(date +%s) - S )); }
-(cd "$G" && LD_LIBRARY_PATH="$G/z" "$G/z/zstd" -d -q -c pack.tar.zst | tar -xf -) || { echo "unpack failed"; exit 1; }
+S=$(date +%s); failed=()
+(cd "$G" && LD_LIBRARY_PATH="$G/z" "$G/z/zstd" -d -q -c pack.tar.zst | tar -xf -) || { echo "unpack of $G/pack.tar.zst failed"; exit 1; }
 export KARL_SHARED="$G/shared"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-timeout 120 "$G/bin/karl_backend_cubecl" --test-threads 4 > "$L/conformance.log" 2>&1; echo "conformance rc=$? at $(el)s"
-timeout 60 "$G/bin/golden_train_step" --nocapture > "$L/golden_train_step.log" 2>&1; echo "golden train step rc=$? at $(el)s"
-timeout 60 "$G/bin/golden_forward" astronaut --nocapture > "$L/golden_forward.log" 2>&1; echo "golden forward rc=$? at $(el)s"
-timeout 60 "$G/bin/karl" train --device cuda --preset karl_pixel_tiny --data synthetic --batch 32 --steps 200 \
-  --checkpoint-every 0 --out /tmp/gpu-train > "$L/train.log" 2>&1; echo "karl train rc=$? at $(el)s"
-timeout 120 "$G/bin/bench_model" --device cuda --precision f32,bf16 --batch 1,32 --iters 3 > "$L/bench.md" 2> "$L/bench.err"; echo "bench rc=$? at $(el)s"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || failed+=("nvidia-smi")
+step() { # name log timeout command...
+  local name=$1 log=$2 t=$3; shift 3
+  timeout "$t" "$@" > "$L/$log" 2>&1; local rc=$?
+  echo "$name: rc=$rc at $(( $(date +%s) - S ))s (log $L/$log)"
+  if [ $rc -ne 0 ]; then failed+=("$name (rc $rc)"); elif grep -qE "skipped:|unavailable" "$L/$log"; then failed+=("$name (skipped: no CUDA device)"); fi
+}
+step conformance conformance.log 120 "$G/bin/karl_backend_cubecl" --test-threads 4 --nocapture
+step "golden train step" golden_train_step.log 60 "$G/bin/golden_train_step" --nocapture
+step "golden forward" golden_forward.log 60 "$G/bin/golden_forward" astronaut --nocapture
+step "karl train" train.log 60 "$G/bin/karl" train --device cuda --preset karl_pixel_tiny --data synthetic \
+  --batch 32 --steps 200 --checkpoint-every 0 --out /tmp/gpu-train
+step bench bench.md 120 "$G/bin/bench_model" --device cuda --precision f32,bf16 --batch 1,32 --iters 3
 grep -hE "^test result|FAILED|panicked|checked in|worst|skipped" "$L"/conformance.log "$L"/golden_*.log | head -30
 python3 -c "
 import json; v = [json.loads(l) for l in open('/tmp/gpu-train/metrics.jsonl')]
 s = [x['seconds'] for x in v[50:]]; print('karl_pixel_tiny batch 32: %.1f ms per step (steps 51-%d)' % (1e3 * sum(s) / len(s), len(v)))" 2>/dev/null
-cat "$L/bench.md"
+grep -v "^cuda" "$L/bench.md"
 [ -n "${OUT:-}" ] && tar -czf "$OUT/logs.tar.gz" -C /tmp gpu-logs
+if [ ${#failed[@]} -gt 0 ]; then printf 'FAILED: %s\n' "${failed[@]}"; exit 1; fi
+echo "all CUDA checks passed"
 RUN
 chmod +x "$dir/run.sh"
 ls -la "$dir" "$dir/z"
