@@ -304,7 +304,38 @@ pub struct TrainArgs {
     /// EMA decay of the weights kept for inference.
     #[arg(long, default_value_t = 0.9999)]
     pub ema_decay: f64,
+    /// Phase-(b) halting labels: `official` (the paper's procedure) or `min_budget` (halt
+    /// every token beyond the smallest prefix whose error reaches ε; see the README).
+    #[arg(long, value_enum, default_value_t = HaltingLabelsArg::Official)]
+    pub halting_labels: HaltingLabelsArg,
+    /// min_budget: prefix lengths at which each image's error curve is measured, ascending
+    /// (default 1,2,3,4,6,8,12,16,24,32,… up to the phase-(b) budget).
+    #[arg(long, value_delimiter = ',')]
+    pub ladder: Option<Vec<usize>>,
+    /// Phase-(a) budgets drawn uniformly (default: the official 1/16 steps of the phase-(b)
+    /// budget; with min_budget, the ladder).
+    #[arg(long, value_delimiter = ',')]
+    pub budgets_a: Option<Vec<usize>>,
     /// Compute device: cpu, or cuda / rocm / wgpu when karl was built with that feature.
     #[arg(long, value_enum, default_value_t)]
     pub device: DeviceName,
+}
+
+/// `--halting-labels`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[value(rename_all = "snake_case")]
+pub enum HaltingLabelsArg {
+    /// Halt the tokens beyond a drawn budget, conditioned on its error (official).
+    Official,
+    /// Halt the tokens beyond the smallest prefix whose error reaches ε.
+    MinBudget,
+}
+
+impl From<HaltingLabelsArg> for karl_core::train::halting_labels::HaltingLabels {
+    fn from(a: HaltingLabelsArg) -> Self {
+        match a {
+            HaltingLabelsArg::Official => Self::Official,
+            HaltingLabelsArg::MinBudget => Self::MinBudget,
+        }
+    }
 }

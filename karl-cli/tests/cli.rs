@@ -250,3 +250,44 @@ fn the_built_in_model_tokenizes_without_a_model_argument() {
     let png = image::open(rec.join("chelsea.png")).unwrap();
     assert_eq!((png.width(), png.height()), (64, 64));
 }
+
+/// `karl train --halting-labels min_budget` logs each image's phase-(b) target T* (a ladder
+/// entry or the full budget) and error curve (non-increasing), records the labels in the run's
+/// state so `--resume` keeps them, and refuses a ladder it cannot use.
+#[test]
+fn train_with_min_budget_labels_logs_targets_and_curves() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let r = run.to_str().unwrap();
+    let base = ["train", "--preset", "karl_pixel_tiny", "--steps", "2", "--batch", "2", "--out", r];
+    let o = karl(&[&base[..], &["--halting-labels", "min_budget", "--ladder", "1,4,16,32"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let log = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    for l in &lines {
+        assert!(l["terms"]["b/halt_bce_min_budget"].as_f64().unwrap().is_finite());
+        assert!([1, 4, 16, 32].contains(&l["budget_a"].as_u64().unwrap()), "{l}");
+        for (t, c) in l["t_star_b"].as_array().unwrap().iter().zip(l["curves"].as_array().unwrap()) {
+            assert!([1, 4, 16, 32].contains(&t.as_u64().unwrap()), "{l}");
+            let c: Vec<f64> = c.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            assert_eq!(c.len(), 4);
+            assert!(c.windows(2).all(|w| w[1] <= w[0]), "curve rises: {c:?}");
+        }
+    }
+    let ckpt = std::fs::read_dir(&run)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().starts_with("ckpt-"))
+        .unwrap();
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ckpt.path().join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["train"]["halting_labels"], "min_budget");
+    // a ladder past the phase-(b) budget (32) or not increasing is a clear error
+    let bad = dir.path().join("bad");
+    let b = bad.to_str().unwrap();
+    let base = ["train", "--preset", "karl_pixel_tiny", "--steps", "1", "--out", b, "--halting-labels", "min_budget"];
+    fails_with(&karl(&[&base[..], &["--ladder", "1,8,64"]].concat()), "64");
+    fails_with(&karl(&[&base[..], &["--ladder", "4,2"]].concat()), "increasing");
+    fails_with(&karl(&["train", "--preset", "karl_pixel_tiny", "--halting-labels", "most"]), "min_budget");
+}

@@ -1,41 +1,57 @@
-//! The KARL property learned on CPU (ignored: it trains for minutes). Run with
-//! `cargo test --release -p karl-core --test karl_property -- --ignored --nocapture`;
-//! `KARL_PROPERTY_MINUTES` sets the training time (default 20). It trains the
-//! `karl_pixel_tiny` preset on synthetic images with known complexity levels (level k = k soft
-//! blobs on a flat background), sizing the cosine schedule to the time measured on the first
-//! steps, then measures on 64 held-out synthetic images: Spearman(KC at ε = 0.05, level)
-//! ≥ 0.8, mean KC falling as ε rises, and ≥ 75% of images within L1 ≤ ε + 0.01 at ε = 0.05.
-//! It also prints the mean L1 per level at fixed budgets: the halting head can only learn an
-//! image-dependent KC where that error falls with the budget.
+//! The KARL property learned on CPU: a pixel-base model trained on synthetic images whose
+//! complexity level is known (level k = k soft blobs on a flat background) must give a token
+//! count that rises with the level.
+//!
+//! - `karl_property_fast` (in `cargo test`, about 2–3 minutes): a smaller run with
+//!   minimum-budget labels; Spearman(KC at ε = 0.05, level) ≥ 0.6, KC never rises as ε loosens.
+//! - `karl_property_emerges_on_synthetic_data` (ignored; `KARL_PROPERTY_MINUTES`, default 20):
+//!   trains with minimum-budget labels and, at the same time and for the same wall time, with
+//!   the official labels, prints both tables side by side and checks the min-budget model:
+//!   Spearman ≥ 0.8, KC never rises as ε loosens for any image, and among the images whose
+//!   full-budget error is ≤ ε, ≥ 90% end within ε + 0.01.
+//!   `cargo test --release -p karl-core --test karl_property -- --ignored --nocapture`
+//!
+//! Both print the gate table first: each level's mean error over prefixes of the full-budget
+//! encoding (what halting keeps at inference) — the halting head can only learn an
+//! image-dependent count where that error falls with the prefix, with a knee that moves with
+//! the level.
 use karl_core::autodiff::Autodiff;
 use karl_core::cpu::{Cpu, CpuDevice};
 use karl_core::model::{Karl, KarlConfig, Tokenizer};
 use karl_core::nn::load_module;
 use karl_core::train::events::{EventSink, TrainEvent};
-use karl_core::train::property::{fixed_budget_l1, measure};
+use karl_core::train::halting_labels::{HaltingLabels, default_ladder};
+use karl_core::train::property::{PropertyAtEps, check_curve_gate, curve_table, kc_rises, measure, prefix_curves};
 use karl_core::train::synthetic::synthetic_image;
 use karl_core::train::trainer::{SyntheticData, TrainConfig, Trainer};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Stops at the deadline and prints progress.
+const QUALITIES: [f32; 3] = [0.03, 0.05, 0.09];
+
+/// Stops at the deadline and prints progress every `every` steps.
 struct Deadline<'a> {
+    tag: &'static str,
     start: Instant,
     limit: Duration,
     stop: &'a AtomicBool,
     last_step: u64,
+    every: u64,
 }
 
 impl EventSink for Deadline<'_> {
     fn event(&mut self, e: &TrainEvent) {
         if let TrainEvent::Step { step, losses, .. } = e {
             self.last_step = *step;
-            if step % 250 == 0 {
+            if self.every > 0 && step % self.every == 0 {
                 let l1: f64 = losses.terms.iter().filter(|(k, _)| k.ends_with("pixel_l1")).map(|(_, v)| v).sum();
+                let kc: Vec<usize> = losses.kept_b.iter().map(Vec::len).take(8).collect();
                 eprintln!(
-                    "step {step} ({:.0} s): loss {:.4}, pixel L1 (a+b) {l1:.4}",
+                    "[{}] step {step} ({:.0} s): loss {:.4}, pixel L1 (a+b) {l1:.4}, T* {:?}, kc {kc:?}",
+                    self.tag,
                     self.start.elapsed().as_secs_f64(),
-                    losses.total
+                    losses.total,
+                    &losses.targets_b.iter().take(8).collect::<Vec<_>>(),
                 );
             }
             if self.start.elapsed() > self.limit {
@@ -45,56 +61,151 @@ impl EventSink for Deadline<'_> {
     }
 }
 
+/// One training run: a model, labels, and a wall-clock budget.
+#[derive(Clone)]
+struct Run {
+    tag: &'static str,
+    config: KarlConfig,
+    labels: HaltingLabels,
+    batch: usize,
+    seconds: f64,
+}
+
+/// Trains `run` for its wall time (the cosine schedule sized to the step time measured on the
+/// first steps) and returns the EMA model and the steps done.
+fn train(run: &Run) -> (Tokenizer<Cpu<f32>>, u64) {
+    let config = run.config.clone();
+    let new_trainer = |steps: u64| {
+        let mut t = TrainConfig::for_model(&config, steps, run.batch, 3);
+        t.lr = env_f64("KARL_LAB_LR").unwrap_or(1e-3);
+        t.warmup = 100.min(steps / 5);
+        t.ema_decay = 0.99;
+        t.checkpoint_every = 0;
+        t.halting_labels = run.labels;
+        if run.labels == HaltingLabels::MinBudget {
+            // phase-(a) prefixes drawn from the ladder (geometric), as the curve is measured
+            t.budgets_a = default_ladder(t.budget_b);
+        }
+        Trainer::new(Karl::<Autodiff<Cpu<f32>>>::new(config.clone(), &CpuDevice, 3).unwrap(), t).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let limit = Duration::from_secs_f64(run.seconds);
+    let t0 = Instant::now();
+    let probe_steps = 10;
+    let mut probe = new_trainer(probe_steps);
+    let probe_stop = AtomicBool::new(false);
+    let mut quiet = Deadline { tag: run.tag, start: t0, limit, stop: &probe_stop, last_step: 0, every: 0 };
+    probe.run(&mut SyntheticData { seed: 9 }, dir.path(), &probe_stop, &mut quiet).unwrap();
+    let per_step = t0.elapsed().as_secs_f64() / probe_steps as f64;
+    let steps = ((run.seconds - t0.elapsed().as_secs_f64()) / per_step).max(50.0) as u64;
+    eprintln!("[{}] {per_step:.3} s/step measured: planning {steps} steps", run.tag);
+    let mut trainer = new_trainer(steps);
+    let stop = AtomicBool::new(false);
+    let mut sink = Deadline { tag: run.tag, start: t0, limit, stop: &stop, last_step: 0, every: 250 };
+    trainer.run(&mut SyntheticData { seed: 1 }, dir.path(), &stop, &mut sink).unwrap();
+    let mut model = Karl::<Cpu<f32>>::new(config.clone(), &CpuDevice, 0).unwrap();
+    load_module(&mut model, trainer.ema_tensors(), &[], true, &CpuDevice).unwrap();
+    (Tokenizer::new(model), sink.last_step)
+}
+
+/// Held-out synthetic images with their levels (a stream never used in training).
+fn held_out(size: usize, n: u64) -> Vec<(Vec<f32>, f64)> {
+    (0..n)
+        .map(|i| {
+            let (img, level) = synthetic_image(999, i, size);
+            (img, level as f64)
+        })
+        .collect()
+}
+
+/// Prints the gate table and the property table of one trained model; returns the property
+/// results in ascending ε.
+fn report(tag: &str, tok: &Tokenizer<Cpu<f32>>, images: &[(Vec<f32>, f64)], steps: u64) -> Vec<PropertyAtEps> {
+    let budget = tok.model.config.max_latent_tokens;
+    let curves = prefix_curves(tok, images, &default_ladder(budget), 0.05).unwrap();
+    let gate = check_curve_gate(&curves, 0.01);
+    let r = measure(tok, images, &QUALITIES, budget).unwrap();
+    let mut s = format!("==== {tag}: {steps} steps\nerror over prefixes of the full-budget encoding (ε = 0.05):\n");
+    s += &curve_table(&curves);
+    s += &format!("gate (e(4) − e(max) ≥ 0.03 for levels ≥ 1, T* rising with the level): {gate:?}\n");
+    s += "  ε     mean KC  Spearman(KC, level)  mean L1  within ε+0.01  within ε+0.01 | full-budget ≤ ε\n";
+    for p in &r {
+        s += &format!(
+            "  {:.2}  {:7.2}  {:>19}  {:.4}   {:12.2}  {}\n",
+            p.quality,
+            p.mean_kc,
+            p.spearman_kc_level.map_or("undefined".to_string(), |v| format!("{v:.3}")),
+            p.mean_l1,
+            p.share_within_eps_plus_001,
+            p.share_within_among_reachable.map_or("no image".to_string(), |v| format!("{v:.2}")),
+        );
+    }
+    s += &format!("  images whose KC rises as ε loosens: {} of {}\n", kc_rises(&r), images.len());
+    eprint!("{s}");
+    r
+}
+
+/// The smaller configuration of the fast test: 16×16 images, 4-px patches, 32-wide, 8 latents.
+fn fast_config() -> KarlConfig {
+    let mut c = KarlConfig::pixel("karl_property_fast", 16, 4, (32, 2, 2), (32, 2, 2), 8);
+    c.quantize_latent = false;
+    c.vq_token_dim = 4;
+    c
+}
+
+/// Experiment knobs (documented in docs/karl-property-log.md); the tests' settings when unset.
+fn env_f64(k: &str) -> Option<f64> {
+    std::env::var(k).ok().and_then(|v| v.parse().ok())
+}
+
+#[test]
+#[ignore = "fails today: the error curve does not fall with the prefix yet (see docs/karl-property-log.md)"]
+fn karl_property_fast() {
+    let mut config = fast_config();
+    if let Some(d) = env_f64("KARL_LAB_DIM") {
+        config.vq_token_dim = d as usize;
+    }
+    if let Some(w) = env_f64("KARL_LAB_WIDTH") {
+        let w = w as usize;
+        (config.encoder.width, config.decoder.width, config.patch_embed_out_channels, config.halting_mlp_hidden) =
+            (w, w, w, w);
+    }
+    let labels = match std::env::var("KARL_LAB_LABELS").as_deref() {
+        Ok("official") => HaltingLabels::Official,
+        _ => HaltingLabels::MinBudget,
+    };
+    let seconds = env_f64("KARL_LAB_SECONDS").unwrap_or(100.0);
+    let run = Run { tag: "fast", config, labels, batch: 32, seconds };
+    let (tok, steps) = train(&run);
+    let images = held_out(run.config.image_size, 64);
+    let r = report("fast, min_budget", &tok, &images, steps);
+    let s = r[1].spearman_kc_level.unwrap_or(0.0);
+    assert!(s >= 0.6, "Spearman(KC at ε = 0.05, level) = {s:.3} < 0.6");
+    assert_eq!(kc_rises(&r), 0, "KC rises as ε loosens for some images");
+}
+
 #[test]
 #[ignore = "trains for KARL_PROPERTY_MINUTES (default 20) minutes"]
 fn karl_property_emerges_on_synthetic_data() {
     let minutes: f64 = std::env::var("KARL_PROPERTY_MINUTES").ok().and_then(|v| v.parse().ok()).unwrap_or(20.0);
     let config = KarlConfig::preset("karl_pixel_tiny").unwrap();
-    let budget = config.max_latent_tokens;
-    let new_trainer = |steps: u64| {
-        let mut t = TrainConfig::for_model(&config, steps, 32, 3);
-        t.lr = 1e-3;
-        t.warmup = 100;
-        t.ema_decay = 0.99;
-        t.checkpoint_every = 0;
-        Trainer::new(Karl::<Autodiff<Cpu<f32>>>::new(config.clone(), &CpuDevice, 3).unwrap(), t).unwrap()
-    };
-    let run = tempfile::tempdir().unwrap();
-    let limit = Duration::from_secs_f64(minutes * 60.0);
-    // measure the step time on a throwaway trainer, then plan the schedule for the time left
-    let t0 = Instant::now();
-    let mut probe = new_trainer(20);
-    let probe_stop = AtomicBool::new(false);
-    let mut quiet = Deadline { start: t0, limit, stop: &probe_stop, last_step: 0 };
-    probe.run(&mut SyntheticData { seed: 9 }, run.path(), &probe_stop, &mut quiet).unwrap();
-    let per_step = t0.elapsed().as_secs_f64() / 20.0;
-    let steps = ((limit.as_secs_f64() - t0.elapsed().as_secs_f64()) / per_step).max(200.0) as u64;
-    eprintln!("{per_step:.3} s/step measured: planning {steps} steps");
-    let mut trainer = new_trainer(steps);
-    let stop = AtomicBool::new(false);
-    let mut sink = Deadline { start: t0, limit, stop: &stop, last_step: 0 };
-    trainer.run(&mut SyntheticData { seed: 1 }, run.path(), &stop, &mut sink).unwrap();
-    let mut model = Karl::<Cpu<f32>>::new(config.clone(), &CpuDevice, 0).unwrap();
-    load_module(&mut model, trainer.ema_tensors(), &[], true, &CpuDevice).unwrap();
-    let tok = Tokenizer::new(model);
-    let held_out: Vec<(Vec<f32>, f64)> = (0..64)
-        .map(|i| {
-            let (img, level) = synthetic_image(999, i, config.image_size);
-            (img, level as f64)
-        })
-        .collect();
-    let r = measure(&tok, &held_out, &[0.03, 0.05, 0.09], budget).unwrap();
-    eprintln!("trained {} of {steps} planned steps in {:.1} min", sink.last_step, t0.elapsed().as_secs_f64() / 60.0);
-    // why the property does or does not emerge: the error per level at fixed budgets
-    let budgets: Vec<usize> = [2, 4, 8, 16, 32].into_iter().filter(|&t| t <= budget).collect();
-    for row in fixed_budget_l1(&tok, &held_out, &budgets, 0.05).unwrap() {
-        eprintln!("fixed budget {}", serde_json::to_string(&row).unwrap());
-    }
+    let base = Run { tag: "min_budget", config, labels: HaltingLabels::MinBudget, batch: 32, seconds: minutes * 60.0 };
+    let official = Run { tag: "official", labels: HaltingLabels::Official, ..base.clone() };
+    // both labelings train side by side for the same wall time (one thread's worth each)
+    let ((tok, steps), (tok_off, steps_off)) = std::thread::scope(|s| {
+        let a = s.spawn(|| train(&base));
+        let b = s.spawn(|| train(&official));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let images = held_out(base.config.image_size, 64);
+    let _ = report("official labels", &tok_off, &images, steps_off);
+    let r = report("min_budget labels", &tok, &images, steps);
+    let s = r[1].spearman_kc_level.unwrap_or(0.0);
+    assert!(s >= 0.8, "Spearman(KC at ε = 0.05, level) = {s:.3} < 0.8");
+    assert_eq!(kc_rises(&r), 0, "KC rises as ε loosens for some images");
     for p in &r {
-        eprintln!("{}", serde_json::to_string(p).unwrap());
+        if let Some(share) = p.share_within_among_reachable {
+            assert!(share >= 0.9, "ε = {}: only {share:.2} of the reachable images end within ε + 0.01", p.quality);
+        }
     }
-    let at05 = &r[1];
-    assert!(at05.spearman_kc_level.unwrap_or(0.0) >= 0.8, "Spearman {:?}", at05.spearman_kc_level);
-    assert!(r[0].mean_kc >= r[1].mean_kc && r[1].mean_kc >= r[2].mean_kc, "KC does not fall with ε");
-    assert!(at05.share_within_eps_plus_001 >= 0.75, "share {}", at05.share_within_eps_plus_001);
 }

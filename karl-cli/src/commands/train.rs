@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use karl_core::autodiff::Autodiff;
 use karl_core::model::{Karl, KarlConfig};
 use karl_core::train::events::{EventSink, TrainEvent};
+use karl_core::train::halting_labels::HaltingLabels;
 use karl_core::train::trainer::{DataSource, Prefetch, SyntheticData, TrainConfig, Trainer};
 use karl_core::{AutodiffBackend, Backend};
 use std::io::Write;
@@ -32,10 +33,16 @@ impl EventSink for Renderer {
                 self.pb.set_position(*step);
                 self.pb.set_message(format!("loss {:.4} | {} | {ips:.1} img/s", losses.total, terms.join(" ")));
                 let kc: Vec<usize> = losses.kept_b.iter().map(Vec::len).collect();
-                let line = serde_json::json!({
+                let mut line = serde_json::json!({
                     "step": step, "loss": losses.total, "terms": losses.terms.iter().map(|(k, v)| (k.clone(), *v)).collect::<std::collections::BTreeMap<_, _>>(),
                     "lr": lr, "grad_norm": grad_norm, "budget_a": budget_a, "eps0": losses.eps0, "kc_b": kc, "seconds": seconds,
                 });
+                if !losses.targets_b.is_empty() {
+                    // min_budget labels: the phase-(b) targets T* and each image's error curve
+                    line["t_star_b"] = serde_json::json!(losses.targets_b);
+                    line["bins_b"] = serde_json::json!(losses.bins_b);
+                    line["curves"] = serde_json::json!(losses.curves);
+                }
                 let _ = writeln!(self.log, "{line}");
             }
             TrainEvent::Checkpoint { step, path } => {
@@ -73,9 +80,25 @@ fn run<B: AutodiffBackend>(a: TrainArgs, device: &B::Device) -> Result<()> {
             }
             t.checkpoint_every = a.checkpoint_every;
             t.ema_decay = a.ema_decay;
+            t.halting_labels = a.halting_labels.into();
+            if let Some(l) = &a.ladder {
+                t.ladder = l.clone();
+            }
+            match &a.budgets_a {
+                Some(b) => t.budgets_a = b.clone(),
+                None if t.halting_labels == HaltingLabels::MinBudget => t.budgets_a = t.ladder(),
+                None => {}
+            }
             Trainer::new(Karl::<B>::new(config, device, a.seed)?, t)?
         }
     };
+    let t = &trainer.state.train;
+    match t.halting_labels {
+        HaltingLabels::Official => eprintln!("halting labels: official"),
+        HaltingLabels::MinBudget => {
+            eprintln!("halting labels: min_budget, prefix ladder {:?}, phase-(a) budgets {:?}", t.ladder(), t.budgets_a)
+        }
+    }
     if a.resume.is_some() && a.steps_given {
         trainer.state.train.steps = a.steps;
     }

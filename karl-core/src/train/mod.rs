@@ -3,7 +3,9 @@
 pub mod curriculum;
 pub mod ema;
 pub mod events;
+pub mod halting_labels;
 pub mod losses;
+pub mod min_budget;
 pub mod optim;
 pub mod params;
 #[cfg(feature = "std")]

@@ -5,7 +5,9 @@
 use super::curriculum::Curriculum;
 use super::ema::Ema;
 use super::events::{EventSink, TrainEvent};
+use super::halting_labels::{HaltingLabels, check_ladder, default_ladder};
 use super::losses::{PixelLoss, ReconLoss, VqganStage1};
+use super::min_budget::min_budget_loss;
 use super::optim::{AdamW, AdamWConfig};
 use super::params::{apply_step, gradients, is_trainable_stage1, mark_trainable};
 use super::schedule::Schedule;
@@ -51,9 +53,22 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Checkpoint every K steps (0: only at the end and on interrupt).
     pub checkpoint_every: u64,
+    /// Phase-(b) halting labels (official by default; runs saved before the option read as
+    /// official).
+    #[serde(default)]
+    pub halting_labels: HaltingLabels,
+    /// Minimum-budget labels: the prefix lengths at which each image's error curve is measured
+    /// (empty: `default_ladder(budget_b)`).
+    #[serde(default)]
+    pub ladder: Vec<usize>,
 }
 
 impl TrainConfig {
+    /// The prefix ladder in use (the configured one, or the default up to `budget_b`).
+    pub fn ladder(&self) -> Vec<usize> {
+        if self.ladder.is_empty() { default_ladder(self.budget_b) } else { self.ladder.clone() }
+    }
+
     /// Official settings scaled to a model: budgets 16, 32, … up to 1.4375 × the phase-(b)
     /// budget (368 for 256).
     pub fn for_model(c: &KarlConfig, steps: u64, batch: usize, seed: u64) -> Self {
@@ -74,6 +89,8 @@ impl TrainConfig {
             curriculum_max_eps: 0.04,
             seed,
             checkpoint_every: 500,
+            halting_labels: HaltingLabels::Official,
+            ladder: Vec::new(),
         }
     }
 }
@@ -150,6 +167,16 @@ impl<B: AutodiffBackend> Trainer<B> {
         if let Some(&bad) = train.budgets_a.iter().chain([&train.budget_b]).find(|&&t| t == 0 || t > max) {
             return Err(Error::Config(format!("budget {bad} is outside 1..={max} latent tokens")));
         }
+        if train.halting_labels == HaltingLabels::MinBudget {
+            check_ladder(&train.ladder(), train.budget_b).map_err(Error::Config)?;
+            if let Some(&bad) = train.budgets_a.iter().find(|&&t| t > train.budget_b) {
+                return Err(Error::Config(format!(
+                    "min_budget labels reconstruct phase (a) from a prefix of the phase-(b) budget {}, \
+                     but phase-(a) budget {bad} is larger",
+                    train.budget_b
+                )));
+            }
+        }
         mark_trainable(&mut model, is_trainable_stage1);
         let state = TrainState {
             step: 0,
@@ -177,8 +204,16 @@ impl<B: AutodiffBackend> Trainer<B> {
         let budget_a = st.train.budgets_a[st.rng.below(st.train.budgets_a.len())];
         let bins = &self.model.config.eps_bins;
         let eps_a: Vec<f32> = (0..n).map(|_| bins[st.rng.categorical(&st.curriculum.p_eps)]).collect();
-        let (loss, report) =
-            two_phase_loss(&self.model, images, budget_a, &eps_a, st.train.budget_b, self.loss.as_ref());
+        let (loss, report) = match st.train.halting_labels {
+            HaltingLabels::Official => {
+                two_phase_loss(&self.model, images, budget_a, &eps_a, st.train.budget_b, self.loss.as_ref())
+            }
+            HaltingLabels::MinBudget => {
+                let ladder = st.train.ladder();
+                let b = st.train.budget_b;
+                min_budget_loss(&self.model, images, budget_a, &eps_a, b, &ladder, &mut st.rng, self.loss.as_ref())
+            }
+        };
         let step_no = st.step + 1;
         if let Some((name, v)) = report.terms.iter().find(|(_, v)| !v.is_finite()) {
             return Err(Error::NonFinite(format!("step {step_no}: loss term {name} is {v}")));

@@ -28,16 +28,21 @@ pub struct StepLosses {
     pub bins_b: Vec<usize>,
     /// Phase-(b) kept positions per image.
     pub kept_b: Vec<Vec<usize>>,
+    /// Minimum-budget labels only: each image's error curve over the prefix ladder (running
+    /// minimum), in ladder order.
+    pub curves: Vec<Vec<f32>>,
+    /// Minimum-budget labels only: each image's halting target T* in phase (b).
+    pub targets_b: Vec<usize>,
 }
 
 /// Mean BCE-with-logits of `logits` against a constant target.
-fn bce<B: Backend>(logits: Tensor<B, 2>, target: f64) -> Tensor<B, 1> {
+pub(crate) fn bce<B: Backend>(logits: Tensor<B, 2>, target: f64) -> Tensor<B, 1> {
     let t = Tensor::<B, 2>::full(logits.dims(), target, &logits.device());
     Tensor::from_primitive(B::bce_with_logits(logits.primitive, t.primitive))
 }
 
 /// Per-image mean |x − recon| (no gradient).
-fn per_image_l1<B: Backend>(x: &Tensor<B, 4>, recon: Tensor<B, 4>) -> Vec<f32> {
+pub(crate) fn per_image_l1<B: Backend>(x: &Tensor<B, 4>, recon: Tensor<B, 4>) -> Vec<f32> {
     let [n, c, h, w] = x.dims();
     recon.stop_gradient().sub(x.clone()).abs().reshape([n, c * h * w]).mean_dim(1).to_vec()
 }
@@ -89,6 +94,12 @@ pub fn two_phase_loss<B: Backend>(
     }
     terms.push(("b/vq_loss".into(), q.loss));
 
+    let (total, values, sum) = sum_terms(terms);
+    (total, StepLosses { terms: values, total: sum, bins_a, eps0, bins_b, kept_b, ..Default::default() })
+}
+
+/// The sum of named terms, with each term's value and the total's.
+pub(crate) fn sum_terms<B: Backend>(terms: Vec<(String, Tensor<B, 1>)>) -> (Tensor<B, 1>, Vec<(String, f64)>, f64) {
     let mut total: Option<Tensor<B, 1>> = None;
     let mut values = Vec::with_capacity(terms.len());
     for (name, t) in terms {
@@ -100,5 +111,5 @@ pub fn two_phase_loss<B: Backend>(
     }
     let total = total.expect("at least one term");
     let sum = total.clone().into_scalar();
-    (total, StepLosses { terms: values, total: sum, bins_a, eps0, bins_b, kept_b })
+    (total, values, sum)
 }
