@@ -39,6 +39,12 @@
 #define KARL_MAX_IMAGE_SIDE 65536
 
 /**
+ * Largest padded tile grid `karl_encode_tiled` accepts and `karl_tiled_deserialize` reads, in
+ * pixels (64 Mpx, e.g. 8192 x 8192).
+ */
+#define KARL_MAX_TILED_PIXELS DEFAULT_MAX_PIXELS
+
+/**
  * Result of every fallible `karl_*` call. Values are explicit and never reused; new ones are
  * only ever added at the end. On anything but `KARL_OK`, `karl_last_error_message` has the
  * details and no output argument was written.
@@ -92,6 +98,12 @@ typedef enum karl_status {
  * exclusive access.
  */
 typedef struct karl_model karl_model;
+
+/**
+ * One image's tokens as a grid of tiles (opaque): the grid and each tile's token set.
+ * Immutable: may be read by several threads at once.
+ */
+typedef struct karl_tiled_tokens karl_tiled_tokens;
 
 /**
  * One image's tokens (opaque): the kept positions and their codes, plus the model id, budget
@@ -391,6 +403,118 @@ enum karl_status karl_tokens_deserialize(const uint8_t *buf,
  * `t` is NULL or tokens from this library that were not freed before.
  */
 void karl_tokens_free(struct karl_tokens *t);
+
+/**
+ * Tokenizes an image of any size as a grid of model-size tiles: `ceil(height/S)` rows by
+ * `ceil(width/S)` columns of SxS tiles (S = `karl_model_image_size`), the right and bottom
+ * edges padded by reflection; each tile is tokenized adaptively as by `karl_encode`. The
+ * image is not resized.
+ *
+ * `rgb`, `width`, `height`, `stride`, `quality` and `budget` as for `karl_encode`; a grid
+ * above `KARL_MAX_TILED_PIXELS` (padded) is refused before any work. `m` is borrowed. On
+ * success `*out` receives new tiled tokens owned by the caller (free them with
+ * `karl_tiled_free`); on failure `*out` is not written. Thread-safe for a shared `m`.
+ *
+ * Errors: `KARL_NULL_ARGUMENT`, `KARL_INVALID_ARGUMENT` (sizes, stride, quality, budget,
+ * grid too large).
+ *
+ * # Safety
+ * As for `karl_encode`.
+ */
+enum karl_status karl_encode_tiled(const struct karl_model *m,
+                                   const uint8_t *rgb,
+                                   uint32_t width,
+                                   uint32_t height,
+                                   size_t stride,
+                                   float quality,
+                                   uint32_t budget,
+                                   struct karl_tiled_tokens **out);
+
+/**
+ * The grid of tiled tokens: `*rows` x `*cols` tiles of `*tile` px covering a `*width` x
+ * `*height` image. Any output pointer may be NULL (that value is not written). `t` is borrowed.
+ *
+ * # Safety
+ * `t` is NULL or live tiled tokens; each output is NULL or writable.
+ */
+enum karl_status karl_tiled_grid(const struct karl_tiled_tokens *t,
+                                 uint32_t *rows,
+                                 uint32_t *cols,
+                                 uint32_t *tile,
+                                 uint32_t *width,
+                                 uint32_t *height);
+
+/**
+ * The total token count (KC) of tiled tokens: the sum over tiles. Returns 0 when `t` is NULL
+ * (and sets the last error). `t` is borrowed.
+ *
+ * # Safety
+ * `t` is NULL or live tiled tokens.
+ */
+size_t karl_tiled_count(const struct karl_tiled_tokens *t);
+
+/**
+ * Writes each tile's token count, row-major (rows x cols values), to `buf` (`len` values,
+ * owned by the caller; `KARL_BUFFER_TOO_SMALL` when `len < rows*cols`). `t` is borrowed.
+ *
+ * # Safety
+ * `t` is NULL or live tiled tokens; `buf` is NULL or points to `len` writable `uint32_t`.
+ */
+enum karl_status karl_tiled_tile_counts(const struct karl_tiled_tokens *t,
+                                        uint32_t *buf,
+                                        size_t len);
+
+/**
+ * Decodes tiled tokens to the full-size image (`width` x `height` from `karl_tiled_grid`):
+ * writes width*height*3 bytes of 8-bit interleaved RGB, rows 3*width bytes apart, to `rgb_out`
+ * (`len` bytes, owned by the caller). `m` and `t` are borrowed; the tiles must come from the
+ * same model. On failure `rgb_out` is not written.
+ *
+ * Errors: `KARL_NULL_ARGUMENT`, `KARL_BUFFER_TOO_SMALL`, `KARL_INVALID_ARGUMENT` (tokens of
+ * another model or tile size).
+ *
+ * # Safety
+ * `m` is NULL or a live model; `t` is NULL or live tiled tokens; `rgb_out` is NULL or points
+ * to `len` writable bytes.
+ */
+enum karl_status karl_tiled_decode(const struct karl_model *m,
+                                   const struct karl_tiled_tokens *t,
+                                   uint8_t *rgb_out,
+                                   size_t len);
+
+/**
+ * Serializes tiled tokens to the tiled `.karl` format (the CLI's token files of images that
+ * are not at the model size); size query and `*written` as for `karl_tokens_serialize`.
+ *
+ * # Safety
+ * `t` is NULL or live tiled tokens; `buf` is NULL or points to `len` writable bytes;
+ * `written` is NULL or writable.
+ */
+enum karl_status karl_tiled_serialize(const struct karl_tiled_tokens *t,
+                                      uint8_t *buf,
+                                      size_t len,
+                                      size_t *written);
+
+/**
+ * Parses `len` bytes of the tiled `.karl` format. A grid that does not match its tiles, a
+ * grid above `KARL_MAX_TILED_PIXELS`, truncated or corrupted bytes are `KARL_FORMAT`. On
+ * success `*out` receives new tiled tokens owned by the caller; on failure it is not written.
+ *
+ * # Safety
+ * `buf` is NULL or points to `len` readable bytes; `out` is NULL or writable.
+ */
+enum karl_status karl_tiled_deserialize(const uint8_t *buf,
+                                        size_t len,
+                                        struct karl_tiled_tokens **out);
+
+/**
+ * Frees tiled tokens made by `karl_encode_tiled` or `karl_tiled_deserialize`. NULL is a
+ * no-op; `t` must not be used afterwards.
+ *
+ * # Safety
+ * `t` is NULL or tiled tokens from this library that were not freed before.
+ */
+void karl_tiled_free(struct karl_tiled_tokens *t);
 
 /**
  * Computes L1, MSE, PSNR and SSIM between `a` (reference) and `b`, both 8-bit interleaved RGB

@@ -100,9 +100,17 @@ pub struct TokenizeArgs {
     /// Also decode and write reconstructions (PNG) here; adds recon_l1 to the output.
     #[arg(long)]
     pub reconstruct: Option<PathBuf>,
-    /// Require images at the model size instead of resizing (shorter side) + centre crop.
-    #[arg(long)]
+    /// Require images at the model size (no tiles, no resizing).
+    #[arg(long, conflicts_with = "resize")]
     pub no_resize: bool,
+    /// Resize (shorter side to the model size, antialiased bicubic) + centre crop, as the
+    /// official preprocessing, instead of tokenizing other sizes as a grid of model-size tiles.
+    #[arg(long)]
+    pub resize: bool,
+    /// Refuse images whose tile grid (padded to whole tiles) exceeds this many pixels; checked
+    /// from the image header, before decoding.
+    #[arg(long, default_value_t = karl_core::model::tiles::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
 }
 
 /// `karl reconstruct`.
@@ -116,6 +124,9 @@ pub struct ReconstructArgs {
     /// Output directory for the PNGs.
     #[arg(long, short = 'o')]
     pub out: PathBuf,
+    /// Refuse tiled token files whose grid exceeds this many pixels.
+    #[arg(long, default_value_t = karl_core::model::tiles::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
 }
 
 /// `karl info`.
@@ -254,6 +265,14 @@ pub struct ComplexityArgs {
     /// At most this many thumbnails (evenly spread over the KC order).
     #[arg(long, default_value_t = 256)]
     pub sheet_max: usize,
+    /// Write a complexity map: the image at its full size as a grid of model-size tiles, each
+    /// tinted by its KC, with a colour bar. A `.png` path for one image; for several, a
+    /// directory that gets `<name>-map.png` per image.
+    #[arg(long)]
+    pub map: Option<PathBuf>,
+    /// Refuse images whose tile grid exceeds this many pixels (with --map).
+    #[arg(long, default_value_t = karl_core::model::tiles::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
 }
 
 /// `karl train`.
@@ -312,6 +331,11 @@ pub struct TrainArgs {
     /// (default 1,2,3,4,6,8,12,16,24,32,… up to the phase-(b) budget).
     #[arg(long, value_delimiter = ',')]
     pub ladder: Option<Vec<usize>>,
+    /// min_budget: how phase (a) trains from prefixes: `drawn` (one prefix per step, its length
+    /// from --budgets-a), `ladder` (every ladder prefix, equal weights) or `ladder_by_length`
+    /// (every ladder prefix, weighted by its length).
+    #[arg(long, value_enum, default_value_t = PrefixLossArg::Drawn)]
+    pub prefix_loss: PrefixLossArg,
     /// Phase-(a) budgets drawn uniformly (default: the official 1/16 steps of the phase-(b)
     /// budget; with min_budget, the ladder).
     #[arg(long, value_delimiter = ',')]
@@ -329,6 +353,28 @@ pub enum HaltingLabelsArg {
     Official,
     /// Halt the tokens beyond the smallest prefix whose error reaches ε.
     MinBudget,
+}
+
+/// `--prefix-loss`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[value(rename_all = "snake_case")]
+pub enum PrefixLossArg {
+    /// One prefix per step (nested dropout).
+    Drawn,
+    /// Every ladder prefix, equal weights.
+    Ladder,
+    /// Every ladder prefix, weighted by its length.
+    LadderByLength,
+}
+
+impl From<PrefixLossArg> for karl_core::train::halting_labels::PrefixLoss {
+    fn from(a: PrefixLossArg) -> Self {
+        match a {
+            PrefixLossArg::Drawn => Self::Drawn,
+            PrefixLossArg::Ladder => Self::Ladder,
+            PrefixLossArg::LadderByLength => Self::LadderByLength,
+        }
+    }
 }
 
 impl From<HaltingLabelsArg> for karl_core::train::halting_labels::HaltingLabels {

@@ -54,6 +54,25 @@ pub fn read_rgb8(path: &Path) -> Result<(Vec<u8>, usize, usize)> {
     Ok((rgb.into_raw(), w, h))
 }
 
+/// The pixel size of an image file, read from its header without decoding it.
+pub fn image_dimensions(path: &Path) -> Result<(usize, usize)> {
+    let (w, h) = image::ImageReader::open(path)
+        .with_context(|| format!("{}: cannot open", path.display()))?
+        .with_guessed_format()
+        .with_context(|| format!("{}: cannot read", path.display()))?
+        .into_dimensions()
+        .with_context(|| {
+            format!("{}: not a readable image (corrupt, truncated or unsupported format)", path.display())
+        })?;
+    Ok((w as usize, h as usize))
+}
+
+/// Reads an image at its own size as `[3, height, width]` values in [0, 1].
+pub fn load_image_full(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
+    let (data, w, h) = read_rgb8(path)?;
+    Ok((Rgb8::new(&data, w, h, w * 3)?.to_chw(), w, h))
+}
+
 /// Reads and preprocesses an image to `[3, size, size]` values in [0, 1].
 pub fn load_image(path: &Path, size: usize, resize: bool) -> Result<Vec<f32>> {
     let (data, w, h) = read_rgb8(path)?;

@@ -6,6 +6,7 @@ mod args;
 mod commands;
 mod data;
 mod device;
+mod heatmap;
 mod image_io;
 mod progress;
 

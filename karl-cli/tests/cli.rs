@@ -237,18 +237,68 @@ fn no_resize_demands_the_model_size() {
 fn the_built_in_model_tokenizes_without_a_model_argument() {
     let tmp = tempfile::tempdir().unwrap();
     let img = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/images/chelsea.png");
-    let o = karl(&["tokenize", img.to_str().unwrap(), "--json", "--out", tmp.path().to_str().unwrap()]);
+    // --resize: the official preprocessing to the model's 64×64
+    let o = karl(&["tokenize", img.to_str().unwrap(), "--json", "--resize", "--out", tmp.path().to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let line: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(line["budget"], 64, "the built-in model's budget");
     let kc = line["kc"].as_u64().unwrap();
     assert!(kc <= 64);
     assert_eq!(line["positions"].as_array().unwrap().len() as u64, kc);
+    assert!(stderr(&o).contains(&format!("KC {kc} of 64")), "human summary on stderr: {}", stderr(&o));
     let rec = tmp.path().join("rec");
     let o = karl(&["reconstruct", tmp.path().join("chelsea.karl").to_str().unwrap(), "--out", rec.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let png = image::open(rec.join("chelsea.png")).unwrap();
     assert_eq!((png.width(), png.height()), (64, 64));
+}
+
+/// Without --resize, an image of another size is a grid of model-size tiles: 451×300 in 64-px
+/// tiles is 5 rows × 8 columns; total KC is the sum of the tiles'; the token file decodes back
+/// to 451×300; the complexity map is written; a grid above --max-pixels is refused before
+/// decoding, and a tiled file whose grid does not match its tiles is refused.
+#[test]
+fn other_sizes_are_tokenized_as_tiles_and_stitched_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/images/chelsea.png");
+    let out = tmp.path().to_str().unwrap();
+    let o = karl(&["tokenize", img.to_str().unwrap(), "--json", "--out", out, "--reconstruct", out]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let tiles = &line["tiles"];
+    assert_eq!((tiles["rows"].as_u64(), tiles["cols"].as_u64(), tiles["tile"].as_u64()), (Some(5), Some(8), Some(64)));
+    let per_tile: Vec<u64> = tiles["kc"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert_eq!(per_tile.len(), 40);
+    assert_eq!(per_tile.iter().sum::<u64>(), line["kc"].as_u64().unwrap());
+    assert_eq!(line["positions"].as_array().unwrap().len(), 40);
+    assert!(line["recon_l1"].as_f64().unwrap() < 0.5);
+    assert!(stderr(&o).contains("5×8 tiles of 64 px"), "{}", stderr(&o));
+    let png = image::open(tmp.path().join("chelsea.png")).unwrap();
+    assert_eq!((png.width(), png.height()), (451, 300));
+    let rec = tmp.path().join("rec");
+    let karl_file = tmp.path().join("chelsea.karl");
+    let o = karl(&["reconstruct", karl_file.to_str().unwrap(), "--out", rec.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again = image::open(rec.join("chelsea.png")).unwrap();
+    assert_eq!(again.to_rgb8().as_raw(), png.to_rgb8().as_raw(), "the token file decodes to the same image");
+    // the complexity map
+    let map = tmp.path().join("map.png");
+    let o = karl(&["complexity", img.to_str().unwrap(), "--map", map.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = image::open(&map).unwrap();
+    assert!(m.width() > 451 && m.height() > 300);
+    // the pixel limit, checked from the header
+    let o = karl(&["tokenize", img.to_str().unwrap(), "--out", out, "--max-pixels", "100000"]);
+    fails_with(&o, "above the limit of 100000");
+    // a tiled file with a tile missing
+    let mut t = karl_core::model::TiledTokens::from_bytes(&std::fs::read(&karl_file).unwrap(), 1 << 26).unwrap();
+    t.tiles.pop();
+    let bad = tmp.path().join("bad.karl");
+    std::fs::write(&bad, t.to_bytes()).unwrap();
+    fails_with(
+        &karl(&["reconstruct", bad.to_str().unwrap(), "--out", rec.to_str().unwrap()]),
+        "39 tiles for a 5×8 grid",
+    );
 }
 
 /// `karl train --halting-labels min_budget` logs each image's phase-(b) target T* (a ladder

@@ -35,7 +35,15 @@ fn devices_not_compiled_in_are_clear_errors_naming_the_feature() {
             continue;
         }
         let tmp = tempfile::tempdir().unwrap();
-        let o = karl(&["tokenize", img.to_str().unwrap(), "--device", name, "--out", tmp.path().to_str().unwrap()]);
+        let o = karl(&[
+            "tokenize",
+            "--resize",
+            img.to_str().unwrap(),
+            "--device",
+            name,
+            "--out",
+            tmp.path().to_str().unwrap(),
+        ]);
         let e = stderr(&o);
         assert!(!o.status.success() && !e.contains("panicked"), "{e}");
         let want = format!(
@@ -47,7 +55,7 @@ fn devices_not_compiled_in_are_clear_errors_naming_the_feature() {
         let o = karl(&["train", "--preset", "karl_pixel_tiny", "--steps", "1", "--device", name]);
         assert!(!o.status.success() && stderr(&o).contains(&want), "{}", stderr(&o));
     }
-    let o = karl(&["tokenize", img.to_str().unwrap(), "--device", "tpu"]);
+    let o = karl(&["tokenize", "--resize", img.to_str().unwrap(), "--device", "tpu"]);
     let e = stderr(&o);
     assert!(!o.status.success() && e.contains("invalid value 'tpu'") && e.contains("cpu, cuda, rocm, wgpu"), "{e}");
 }
@@ -79,15 +87,25 @@ fn precisions_a_device_cannot_run_are_clear_errors() {
     let img = coffee();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().to_str().unwrap();
-    let o = karl(&["tokenize", img.to_str().unwrap(), "--precision", "f16", "--out", out]);
+    let o = karl(&["tokenize", "--resize", img.to_str().unwrap(), "--precision", "f16", "--out", out]);
     let e = stderr(&o);
     assert!(!o.status.success() && !e.contains("panicked"), "{e}");
     assert!(e.contains("the CPU backend computes in f32 only; --precision f16 needs a GPU device"), "{e}");
-    let o = karl(&["tokenize", img.to_str().unwrap(), "--precision", "fp8", "--out", out]);
+    let o = karl(&["tokenize", "--resize", img.to_str().unwrap(), "--precision", "fp8", "--out", out]);
     let e = stderr(&o);
     assert!(!o.status.success() && e.contains("unknown precision \"fp8\": expected f32, f16 or bf16"), "{e}");
     if cfg!(feature = "wgpu") {
-        let o = karl(&["tokenize", img.to_str().unwrap(), "--device", "wgpu", "--precision", "bf16", "--out", out]);
+        let o = karl(&[
+            "tokenize",
+            "--resize",
+            img.to_str().unwrap(),
+            "--device",
+            "wgpu",
+            "--precision",
+            "bf16",
+            "--out",
+            out,
+        ]);
         let e = stderr(&o);
         assert!(!o.status.success() && e.contains("WGSL has no bfloat16 type; use f16 on wgpu"), "{e}");
     }
@@ -107,6 +125,7 @@ fn wgpu_tokenizes_like_the_cpu() {
         let out = tmp.path().join(format!("{device}-{precision}-{q}"));
         let o = karl(&[
             "tokenize",
+            "--resize",
             img.to_str().unwrap(),
             "--device",
             device,

@@ -1,11 +1,15 @@
 //! Training step time (both phases, forward + backward + AdamW) for the golden mini
 //! configuration (VQGAN base, read from `$KARL_SHARED/golden/mini/config.json`) at batch 1 and
 //! 8 with the official phase-(a) budget draw, and images/s of the built-in pixel model's
-//! configuration. Not a timed test: `cargo bench -p karl-core --bench train`.
+//! configuration; then the step-time overhead of minimum-budget halting labels over the
+//! official ones (both prefix losses), the three trainers stepped in turn on the same batches
+//! so that the machine's load falls on all alike. Not a timed test:
+//! `cargo bench -p karl-core --bench train`.
 use karl_core::Tensor;
 use karl_core::autodiff::Autodiff;
 use karl_core::cpu::{Cpu, CpuDevice};
 use karl_core::model::{Karl, KarlConfig};
+use karl_core::train::halting_labels::{HaltingLabels, PrefixLoss, default_ladder};
 use karl_core::train::trainer::{DataSource, SyntheticData, TrainConfig, Trainer};
 use std::time::Instant;
 
@@ -30,6 +34,53 @@ fn time_steps(config: &KarlConfig, batch: usize, steps: usize) -> f64 {
     times[times.len() / 2]
 }
 
+/// Median step times of official, min_budget (drawn prefix) and min_budget (ladder prefix
+/// loss) trainers, stepped in turn.
+fn label_overhead(config: &KarlConfig, batch: usize, steps: usize) -> [f64; 3] {
+    let variants = [
+        (HaltingLabels::Official, PrefixLoss::Drawn),
+        (HaltingLabels::MinBudget, PrefixLoss::Drawn),
+        (HaltingLabels::MinBudget, PrefixLoss::Ladder),
+    ];
+    let mut trainers: Vec<Trainer<B>> = variants
+        .iter()
+        .map(|&(labels, prefix)| {
+            let mut t = TrainConfig::for_model(config, 1000, batch, 1);
+            t.checkpoint_every = 0;
+            t.halting_labels = labels;
+            t.prefix_loss = prefix;
+            if labels == HaltingLabels::MinBudget {
+                t.budgets_a = default_ladder(t.budget_b);
+            }
+            Trainer::new(Karl::<B>::new(config.clone(), &CpuDevice, 1).unwrap(), t).unwrap()
+        })
+        .collect();
+    let s = config.image_size;
+    let mut data = SyntheticData { seed: 2 };
+    let mut times = vec![Vec::new(); variants.len()];
+    for step in 0..steps as u64 + 1 {
+        let x = Tensor::<B, 4>::from_f32(data.batch(step, batch, s).unwrap(), [batch, 3, s, s], &CpuDevice).unwrap();
+        for (tr, ts) in trainers.iter_mut().zip(&mut times) {
+            let t0 = Instant::now();
+            tr.step(&x).unwrap();
+            if step > 0 {
+                ts.push(t0.elapsed().as_secs_f64());
+            }
+        }
+    }
+    medians(times)
+}
+
+/// The median of each variant's step times.
+fn medians(times: Vec<Vec<f64>>) -> [f64; 3] {
+    let mut out = [0.0; 3];
+    for (o, mut t) in out.iter_mut().zip(times) {
+        t.sort_by(f64::total_cmp);
+        *o = t[t.len() / 2];
+    }
+    out
+}
+
 fn main() {
     let shared = std::env::var_os("KARL_SHARED")
         .map(std::path::PathBuf::from)
@@ -50,5 +101,13 @@ fn main() {
     for batch in [8, 16] {
         let s = time_steps(&pixel, batch, 5);
         println!("| built-in pixel model (64²) | {batch} | {s:.2} | {:.1} |", batch as f64 / s);
+    }
+    println!();
+    println!("| configuration | batch | official s/step | min_budget drawn | ratio | min_budget ladder | ratio |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let tiny = KarlConfig::preset("karl_pixel_tiny").unwrap();
+    for (name, cfg, batch) in [("karl_pixel_tiny (32²)", &tiny, 32), ("built-in pixel model (64²)", &pixel, 16)] {
+        let [o, d, l] = label_overhead(cfg, batch, 7);
+        println!("| {name} | {batch} | {o:.3} | {d:.3} | {:.2}× | {l:.3} | {:.2}× |", d / o, l / o);
     }
 }

@@ -37,6 +37,21 @@ impl<'a> Rgb8<'a> {
             ))),
         }
     }
+
+    /// The image at its own size as `[3, height, width]` values in [0, 1] (`ToTensor`).
+    pub fn to_chw(&self) -> Vec<f32> {
+        let (w, h) = (self.width, self.height);
+        let mut out = vec![0.0f32; 3 * w * h];
+        for y in 0..h {
+            let row = &self.data[y * self.stride..y * self.stride + 3 * w];
+            for (x, px) in row.chunks_exact(3).enumerate() {
+                for c in 0..3 {
+                    out[c * w * h + y * w + x] = (px[c] as f64 / 255.0) as f32;
+                }
+            }
+        }
+        out
+    }
 }
 
 fn cubic(x: f64) -> f64 {

@@ -20,7 +20,7 @@ use karl_core::cpu::{Cpu, CpuDevice};
 use karl_core::model::{Karl, KarlConfig, Tokenizer};
 use karl_core::nn::load_module;
 use karl_core::train::events::{EventSink, TrainEvent};
-use karl_core::train::halting_labels::{HaltingLabels, default_ladder};
+use karl_core::train::halting_labels::{HaltingLabels, PrefixLoss, default_ladder};
 use karl_core::train::property::{PropertyAtEps, check_curve_gate, curve_table, kc_rises, measure, prefix_curves};
 use karl_core::train::synthetic::synthetic_image;
 use karl_core::train::trainer::{SyntheticData, TrainConfig, Trainer};
@@ -85,6 +85,15 @@ fn train(run: &Run) -> (Tokenizer<Cpu<f32>>, u64) {
         if run.labels == HaltingLabels::MinBudget {
             // phase-(a) prefixes drawn from the ladder (geometric), as the curve is measured
             t.budgets_a = default_ladder(t.budget_b);
+            if let Ok(l) = std::env::var("KARL_LAB_LADDER") {
+                t.ladder = l.split(',').map(|v| v.parse().unwrap()).collect();
+                t.budgets_a = t.ladder.clone();
+            }
+            match std::env::var("KARL_LAB_PREFIX").as_deref() {
+                Ok("ladder") => t.prefix_loss = PrefixLoss::Ladder,
+                Ok("ladder_by_length") => t.prefix_loss = PrefixLoss::LadderByLength,
+                _ => {}
+            }
         }
         Trainer::new(Karl::<Autodiff<Cpu<f32>>>::new(config.clone(), &CpuDevice, 3).unwrap(), t).unwrap()
     };
@@ -188,17 +197,25 @@ fn karl_property_fast() {
 #[ignore = "trains for KARL_PROPERTY_MINUTES (default 20) minutes"]
 fn karl_property_emerges_on_synthetic_data() {
     let minutes: f64 = std::env::var("KARL_PROPERTY_MINUTES").ok().and_then(|v| v.parse().ok()).unwrap_or(20.0);
-    let config = KarlConfig::preset("karl_pixel_tiny").unwrap();
+    let mut config = KarlConfig::preset("karl_pixel_tiny").unwrap();
+    if let Some(d) = env_f64("KARL_LAB_DIM") {
+        config.vq_token_dim = d as usize;
+    }
     let base = Run { tag: "min_budget", config, labels: HaltingLabels::MinBudget, batch: 32, seconds: minutes * 60.0 };
     let official = Run { tag: "official", labels: HaltingLabels::Official, ..base.clone() };
     // both labelings train side by side for the same wall time (one thread's worth each)
-    let ((tok, steps), (tok_off, steps_off)) = std::thread::scope(|s| {
-        let a = s.spawn(|| train(&base));
-        let b = s.spawn(|| train(&official));
-        (a.join().unwrap(), b.join().unwrap())
-    });
     let images = held_out(base.config.image_size, 64);
-    let _ = report("official labels", &tok_off, &images, steps_off);
+    let (tok, steps) = if std::env::var("KARL_LAB_ONLY_MIN_BUDGET").is_ok() {
+        train(&base)
+    } else {
+        let ((tok, steps), (tok_off, steps_off)) = std::thread::scope(|s| {
+            let a = s.spawn(|| train(&base));
+            let b = s.spawn(|| train(&official));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        let _ = report("official labels", &tok_off, &images, steps_off);
+        (tok, steps)
+    };
     let r = report("min_budget labels", &tok, &images, steps);
     let s = r[1].spearman_kc_level.unwrap_or(0.0);
     assert!(s >= 0.8, "Spearman(KC at ε = 0.05, level) = {s:.3} < 0.8");

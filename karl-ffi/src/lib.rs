@@ -2,7 +2,7 @@
 //! cbindgen from this crate, see `tests/header.rs`).
 //!
 //! Conventions (architecture.md §7):
-//! - opaque handles (`karl_model`, `karl_tokens`), each owned through a `Box`, created through an
+//! - opaque handles (`karl_model`, `karl_tokens`, `karl_tiled_tokens`), each owned through a `Box`, created through an
 //!   out-parameter and released by exactly one `_free` (`_free(NULL)` is a no-op);
 //! - every fallible function returns a [`karl_status`] and writes its outputs only on success;
 //!   the message with context goes to a thread-local last error ([`karl_last_error_message`]);
@@ -33,6 +33,8 @@ mod model; // karl_model_*, karl_encode*, karl_decode
 
 mod tokens; // karl_tokens_*
 
+mod tiled; // karl_encode_tiled, karl_tiled_*
+
 mod metrics; // karl_image_metrics
 
 mod error; // karl_last_error_message
@@ -44,4 +46,5 @@ pub use error::karl_last_error_message;
 pub use metrics::*;
 pub use model::*;
 pub use status::{karl_status, karl_status_name, karl_version};
+pub use tiled::*;
 pub use tokens::*;

@@ -224,8 +224,12 @@ pub unsafe extern "C" fn karl_model_free(m: *mut karl_model) {
 }
 
 impl karl_model {
-    fn image_size(&self) -> usize {
+    pub(crate) fn image_size(&self) -> usize {
         self.tokenizer.image_size()
+    }
+
+    pub(crate) fn tokenizer(&self) -> &AnyTokenizer {
+        &self.tokenizer
     }
 
     /// Validates the image arguments and returns its `[3, S, S]` values after the model's

@@ -6,7 +6,7 @@ use crate::device::{DeviceName, DeviceSpec, check, not_compiled};
 use crate::error::FfiError;
 #[cfg(any(feature = "cuda", feature = "rocm", feature = "wgpu"))]
 use karl_core::Precision;
-use karl_core::model::{EncodeOptions, Tokenizer, Tokens};
+use karl_core::model::{EncodeOptions, TiledTokens, Tokenizer, Tokens};
 use karl_core::{Backend, Tensor};
 use std::path::Path;
 
@@ -89,6 +89,9 @@ impl<B: Backend> OnDevice<B> {
     }
 }
 
+/// Tiles per encoder pass of the tiled path.
+const TILE_BATCH: usize = 16;
+
 impl AnyTokenizer {
     /// A CPU tokenizer.
     pub(crate) fn cpu(tokenizer: Tokenizer<CpuBackend>) -> Self {
@@ -143,5 +146,22 @@ impl AnyTokenizer {
     /// Decodes one token set to a `[3, S, S]` image in [0, 1].
     pub(crate) fn decode(&self, tokens: &Tokens) -> Result<Vec<f32>, FfiError> {
         on_any!(self, t => t.decode(tokens))
+    }
+
+    /// Encodes a `[3, height, width]` image of any size as a grid of model-size tiles.
+    pub(crate) fn encode_tiled(
+        &self,
+        chw: &[f32],
+        width: usize,
+        height: usize,
+        opts: EncodeOptions,
+        max_pixels: u64,
+    ) -> Result<TiledTokens, FfiError> {
+        Ok(on_any!(self, t => t.tokenizer.encode_tiled(chw, width, height, opts, max_pixels, TILE_BATCH))?)
+    }
+
+    /// Decodes tiled tokens to the `[3, height, width]` image.
+    pub(crate) fn decode_tiled(&self, tokens: &TiledTokens, max_pixels: u64) -> Result<Vec<f32>, FfiError> {
+        Ok(on_any!(self, t => t.tokenizer.decode_tiled(tokens, max_pixels))?)
     }
 }

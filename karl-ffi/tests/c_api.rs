@@ -396,3 +396,22 @@ fn decode_rejects_tokens_of_another_model() {
         karl_model_free(mini);
     }
 }
+
+/// The tiled path from C: a 75×50 image with a padded stride on the tiny 32-px model is a 2×3
+/// grid; total KC is the sum of the tile counts; the tiled bytes round-trip and corrupted or
+/// truncated ones are `KARL_FORMAT`; the full-size decode has 75×50×3 bytes; bad calls get their
+/// status; all under valgrind.
+#[test]
+fn c_tiled_path_runs_clean_under_valgrind() {
+    let f = fixture();
+    let exe = build("karl_tiles", Link::Shared);
+    let decoded = f.dir.join("decoded-tiles.rgb");
+    let out = run(&exe, &[&f.tiny, Path::new("75"), Path::new("50"), &decoded], valgrind_available());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("grid 2x3 tile 32"), "{stdout}");
+    assert!(stdout.contains(", 0 failures"), "{stdout}");
+    let tiles = line_values(&stdout, "tile_kc");
+    assert_eq!(tiles.len(), 6);
+    assert_eq!(line_values(&stdout, "kc")[0], tiles.iter().sum::<u32>());
+    assert_eq!(std::fs::metadata(&decoded).unwrap().len(), 75 * 50 * 3);
+}

@@ -1,19 +1,22 @@
 //! `karl complexity`: the KC estimate (tokens used at ε) of every image, with the achieved L1 of
 //! the 8-bit reconstruction, sorted by KC; optionally a CSV and a contact sheet of thumbnails
-//! ordered by KC with the count under each.
+//! ordered by KC with the count under each; with `--map`, a complexity map per image: the image at
+//! full size as tiles, each tinted by its KC.
 use super::eval::{l1, pass, write_rgb_png};
 use super::load;
 use crate::args::ComplexityArgs;
 use crate::device::BackendJob;
-use crate::image_io::{collect_images, load_image};
+use crate::heatmap::complexity_map;
+use crate::image_io::{collect_images, image_dimensions, load_image, load_image_full};
 use crate::progress::bar;
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use karl_core::eval::plot::{contact_sheet, downsample_rgb};
-use karl_core::model::EncodeOptions;
+use karl_core::model::tiles::describe;
+use karl_core::model::{EncodeOptions, TileGrid, Tokenizer};
 use karl_core::preprocess::to_rgb8;
 use karl_core::{Backend, Tensor};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// One image's result.
 struct Row {
@@ -108,8 +111,51 @@ fn run<B: Backend>(a: ComplexityArgs, device: &B::Device) -> Result<()> {
         let c = contact_sheet(&thumbs, a.thumb, a.columns);
         write_rgb_png(sheet, &c.pixels, c.width, c.height)?;
     }
+    if let Some(map) = &a.map {
+        let single = images.len() == 1 && map.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
+        if !single {
+            std::fs::create_dir_all(map).with_context(|| format!("creating {}", map.display()))?;
+        }
+        let pb = bar(rows.len(), "complexity maps");
+        for r in &rows {
+            let out = if single { map.clone() } else { map.join(format!("{}-map.png", stem(&r.path))) };
+            let res = write_map(&tok, &r.path, &out, opts, a.max_pixels);
+            match res {
+                Ok(line) => pb.suspend(|| eprintln!("{line}")),
+                Err(e) => {
+                    failed += 1;
+                    pb.suspend(|| eprintln!("map of {}: {e:#}", r.path.display()));
+                }
+            }
+            pb.inc(1);
+        }
+        pb.finish_and_clear();
+    }
     if failed > 0 {
         eprintln!("{failed} of {} images could not be read and were skipped", images.len());
     }
     Ok(())
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default()
+}
+
+/// Tokenizes `path` at its full size as tiles and writes its complexity map to `out`.
+fn write_map<B: Backend>(
+    tok: &Tokenizer<B>,
+    path: &Path,
+    out: &Path,
+    opts: EncodeOptions,
+    max_pixels: u64,
+) -> Result<String> {
+    let size = tok.model.config.image_size;
+    let (w, h) = image_dimensions(path)?;
+    TileGrid::new(w, h, size, max_pixels).with_context(|| format!("{}", path.display()))?;
+    let (x, w, h) = load_image_full(path)?;
+    let t = tok.encode_tiled(&x, w, h, opts, max_pixels, 16)?;
+    let title = format!("{}: KC {} in {} tiles at eps {}", stem(path), t.kc(), t.grid.len(), opts.quality);
+    let m = complexity_map(&to_rgb8(&x, w, h), &t.grid, &t.tile_kc(), opts.budget, &title, 1024);
+    write_rgb_png(out, &m.pixels, m.width, m.height)?;
+    Ok(format!("{}: {} map, KC {} -> {}", path.display(), describe(&t.grid), t.kc(), out.display()))
 }

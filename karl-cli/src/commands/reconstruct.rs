@@ -1,4 +1,5 @@
-//! `karl reconstruct`: `.karl` token files → PNG images (one decoder pass each).
+//! `karl reconstruct`: `.karl` token files → PNG images (one decoder pass per image or tile;
+//! tiled files are stitched back at the image's full size).
 use super::load;
 use crate::args::ReconstructArgs;
 use crate::device::BackendJob;
@@ -6,7 +7,7 @@ use crate::image_io::write_png;
 use crate::progress::bar;
 use anyhow::{Context, Result, bail};
 use karl_core::Backend;
-use karl_core::model::Tokens;
+use karl_core::model::TokenFile;
 
 /// `karl reconstruct` on backend `B`.
 impl BackendJob for ReconstructArgs {
@@ -25,12 +26,23 @@ fn run<B: Backend>(a: ReconstructArgs, device: &B::Device) -> Result<()> {
     for path in &a.inputs {
         let r = (|| -> Result<()> {
             let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-            let t = Tokens::from_bytes(&bytes).with_context(|| format!("{}", path.display()))?;
-            let img = tok.decode(std::slice::from_ref(&t)).with_context(|| format!("{}", path.display()))?.to_vec();
+            let file = TokenFile::from_bytes(&bytes, a.max_pixels).with_context(|| format!("{}", path.display()))?;
             let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
             let out = a.out.join(format!("{stem}.png"));
-            write_png(&out, &img, size, size)?;
-            pb.suspend(|| println!("{}\t{}\tkc {}", path.display(), out.display(), t.kc()));
+            let kc = match &file {
+                TokenFile::Single(t) => {
+                    let img =
+                        tok.decode(std::slice::from_ref(t)).with_context(|| format!("{}", path.display()))?.to_vec();
+                    write_png(&out, &img, size, size)?;
+                    t.kc()
+                }
+                TokenFile::Tiled(t) => {
+                    let img = tok.decode_tiled(t, a.max_pixels).with_context(|| format!("{}", path.display()))?;
+                    write_png(&out, &img, t.grid.width as usize, t.grid.height as usize)?;
+                    t.kc()
+                }
+            };
+            pb.suspend(|| println!("{}\t{}\tkc {kc}", path.display(), out.display()));
             Ok(())
         })();
         if let Err(e) = r {

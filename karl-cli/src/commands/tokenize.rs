@@ -3,11 +3,12 @@
 use super::load;
 use crate::args::TokenizeArgs;
 use crate::device::BackendJob;
-use crate::image_io::{collect_images, load_image, write_png};
+use crate::image_io::{collect_images, image_dimensions, load_image, load_image_full, write_png};
 use crate::progress::bar;
 use anyhow::{Context, Result, bail};
+use karl_core::model::tiles::describe;
 use karl_core::model::tokens::TokenCodes;
-use karl_core::model::{EncodeOptions, Tokens};
+use karl_core::model::{EncodeOptions, TiledTokens, Tokenizer, Tokens};
 use karl_core::{Backend, Tensor};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -24,12 +25,7 @@ fn token_path(image: &Path, out: Option<&Path>) -> PathBuf {
 
 /// The JSON line of one image.
 fn json_line(image: &Path, t: &Tokens, recon_l1: Option<f64>) -> serde_json::Value {
-    let codes = match &t.codes {
-        TokenCodes::Quantized(c) => serde_json::json!(c),
-        TokenCodes::Continuous { dim, values } => {
-            serde_json::json!(values.chunks(*dim as usize).map(|c| c.to_vec()).collect::<Vec<_>>())
-        }
-    };
+    let codes = codes_json(t);
     let mut v = serde_json::json!({
         "image": image.display().to_string(),
         "budget": t.budget,
@@ -43,6 +39,78 @@ fn json_line(image: &Path, t: &Tokens, recon_l1: Option<f64>) -> serde_json::Val
         v["recon_l1"] = serde_json::json!(l1);
     }
     v
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default()
+}
+
+/// L1 of the 8-bit reconstruction against the input, as the official protocol measures it.
+fn l1_8bit(img: &[f32], x: &[f32]) -> f64 {
+    let q = img.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() / 255.0);
+    q.zip(x).map(|(a, b)| (a - b).abs() as f64).sum::<f64>() / x.len() as f64
+}
+
+/// Codes of one token set as JSON (indices, or one list of floats per token).
+fn codes_json(t: &Tokens) -> serde_json::Value {
+    match &t.codes {
+        TokenCodes::Quantized(c) => serde_json::json!(c),
+        TokenCodes::Continuous { dim, values } => {
+            serde_json::json!(values.chunks(*dim as usize).map(|c| c.to_vec()).collect::<Vec<_>>())
+        }
+    }
+}
+
+/// Tokenizes one image of another size than the model's as a grid of model-size tiles: writes
+/// the tiled token file (and the stitched reconstruction), returns the JSON line and the
+/// human summary.
+fn tokenize_tiled<B: Backend>(
+    tok: &Tokenizer<B>,
+    path: &Path,
+    (w, h): (usize, usize),
+    opts: EncodeOptions,
+    a: &TokenizeArgs,
+) -> Result<(serde_json::Value, String)> {
+    let size = tok.model.config.image_size;
+    // the grid is checked against the pixel limit from the header, before decoding
+    karl_core::model::TileGrid::new(w, h, size, a.max_pixels).with_context(|| format!("{}", path.display()))?;
+    let (x, w, h) = load_image_full(path)?;
+    let t: TiledTokens = tok.encode_tiled(&x, w, h, opts, a.max_pixels, 16)?;
+    karl_core::record::write_atomic(&token_path(path, a.out.as_deref()), &t.to_bytes())?;
+    let mut recon_l1 = None;
+    if let Some(dir) = &a.reconstruct {
+        let img = tok.decode_tiled(&t, a.max_pixels)?;
+        write_png(&dir.join(format!("{}.png", stem(path))), &img, w, h)?;
+        recon_l1 = Some(l1_8bit(&img, &x));
+    }
+    let first = &t.tiles[0];
+    let mut v = serde_json::json!({
+        "image": path.display().to_string(),
+        "budget": first.budget,
+        "quality": first.quality,
+        "quality_bin": first.quality_bin,
+        "kc": t.kc(),
+        "tiles": {
+            "rows": t.grid.rows, "cols": t.grid.cols, "tile": t.grid.tile,
+            "width": t.grid.width, "height": t.grid.height, "kc": t.tile_kc(),
+        },
+        "positions": t.tiles.iter().map(|x| x.positions.clone()).collect::<Vec<_>>(),
+        "codes": t.tiles.iter().map(codes_json).collect::<Vec<_>>(),
+    });
+    if let Some(l1) = recon_l1 {
+        v["recon_l1"] = serde_json::json!(l1);
+    }
+    let extra = recon_l1.map(|l| format!(", recon L1 {l:.4}")).unwrap_or_default();
+    let n = t.grid.len();
+    let summary = format!(
+        "{}: {w}×{h}, {} ({n}), KC {} (mean {:.1} of {} per tile){extra}",
+        path.display(),
+        describe(&t.grid),
+        t.kc(),
+        t.kc() as f64 / n as f64,
+        first.budget
+    );
+    Ok((v, summary))
 }
 
 /// `karl tokenize` on backend `B`.
@@ -75,26 +143,32 @@ fn run<B: Backend>(a: TokenizeArgs, device: &B::Device) -> Result<()> {
     let stdout = std::io::stdout();
     for path in &images {
         let result = (|| -> Result<()> {
-            let x = load_image(path, size, !a.no_resize)?;
-            let xt = Tensor::<B, 4>::from_f32(x.clone(), [1, 3, size, size], device)?;
-            let t = tok.encode(&xt, opts)?.remove(0);
-            let tp = token_path(path, a.out.as_deref());
-            karl_core::record::write_atomic(&tp, &t.to_bytes())?;
-            let mut recon_l1 = None;
-            if let Some(dir) = &a.reconstruct {
-                let img = tok.decode(std::slice::from_ref(&t))?.to_vec();
-                let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-                write_png(&dir.join(format!("{stem}.png")), &img, size, size)?;
-                // L1 of the 8-bit reconstruction, as the official protocol measures it.
-                let q: Vec<f32> = img.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() / 255.0).collect();
-                recon_l1 = Some(q.iter().zip(&x).map(|(a, b)| (a - b).abs() as f64).sum::<f64>() / x.len() as f64);
-            }
-            let mut out = stdout.lock();
-            if a.json {
-                writeln!(out, "{}", json_line(path, &t, recon_l1))?;
+            let (w, h) = image_dimensions(path)?;
+            let tiled = !a.no_resize && !a.resize && (w, h) != (size, size);
+            let line = if tiled {
+                tokenize_tiled::<B>(&tok, path, (w, h), opts, &a)?
             } else {
-                let extra = recon_l1.map(|l| format!("  recon_l1 {l:.4}")).unwrap_or_default();
-                writeln!(out, "{}\tkc {}{}", path.display(), t.kc(), extra)?;
+                let x = load_image(path, size, !a.no_resize)?;
+                let xt = Tensor::<B, 4>::from_f32(x.clone(), [1, 3, size, size], device)?;
+                let t = tok.encode(&xt, opts)?.remove(0);
+                let tp = token_path(path, a.out.as_deref());
+                karl_core::record::write_atomic(&tp, &t.to_bytes())?;
+                let mut recon_l1 = None;
+                if let Some(dir) = &a.reconstruct {
+                    let img = tok.decode(std::slice::from_ref(&t))?.to_vec();
+                    write_png(&dir.join(format!("{}.png", stem(path))), &img, size, size)?;
+                    recon_l1 = Some(l1_8bit(&img, &x));
+                }
+                let extra = recon_l1.map(|l| format!(", recon L1 {l:.4}")).unwrap_or_default();
+                let summary = format!("{}: {size}×{size}, KC {} of {}{extra}", path.display(), t.kc(), t.budget);
+                (json_line(path, &t, recon_l1), summary)
+            };
+            // JSON on stdout with the summary on stderr, or the summary on stdout
+            if a.json {
+                writeln!(stdout.lock(), "{}", line.0)?;
+                pb.suspend(|| eprintln!("{}", line.1));
+            } else {
+                writeln!(stdout.lock(), "{}", line.1)?;
             }
             Ok(())
         })();

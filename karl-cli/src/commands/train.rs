@@ -81,6 +81,7 @@ fn run<B: AutodiffBackend>(a: TrainArgs, device: &B::Device) -> Result<()> {
             t.checkpoint_every = a.checkpoint_every;
             t.ema_decay = a.ema_decay;
             t.halting_labels = a.halting_labels.into();
+            t.prefix_loss = a.prefix_loss.into();
             if let Some(l) = &a.ladder {
                 t.ladder = l.clone();
             }
@@ -96,7 +97,12 @@ fn run<B: AutodiffBackend>(a: TrainArgs, device: &B::Device) -> Result<()> {
     match t.halting_labels {
         HaltingLabels::Official => eprintln!("halting labels: official"),
         HaltingLabels::MinBudget => {
-            eprintln!("halting labels: min_budget, prefix ladder {:?}, phase-(a) budgets {:?}", t.ladder(), t.budgets_a)
+            eprintln!(
+                "halting labels: min_budget, prefix ladder {:?}, prefix loss {:?}, phase-(a) budgets {:?}",
+                t.ladder(),
+                t.prefix_loss,
+                t.budgets_a
+            )
         }
     }
     if a.resume.is_some() && a.steps_given {

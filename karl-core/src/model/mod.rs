@@ -8,11 +8,13 @@ pub mod karl;
 #[cfg(feature = "std")]
 pub mod load;
 pub mod quantizer;
+pub mod tiles;
 pub mod tokenizer;
 pub mod tokens;
 pub mod vqgan;
 
 pub use config::KarlConfig;
 pub use karl::Karl;
+pub use tiles::{TileGrid, TiledTokens, TokenFile};
 pub use tokenizer::{EncodeOptions, Tokenizer};
 pub use tokens::{TokenCodes, Tokens};

@@ -90,44 +90,57 @@ impl Tokens {
 
     /// Serialises to the `.karl` container.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let payload = postcard::to_allocvec(self).expect("in-memory serialisation cannot fail");
-        let mut out = Vec::with_capacity(payload.len() + 18);
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        out.extend_from_slice(&payload);
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
+        container_to_bytes(MAGIC, FORMAT_VERSION, self)
     }
 
     /// Parses a `.karl` container, rejecting anything truncated, corrupted or of another version.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let fmt = |m: String| Err(Error::Format(m));
-        if bytes.len() < 18 {
-            return fmt(format!("token file is {} bytes, shorter than the 18-byte container", bytes.len()));
-        }
-        if bytes[..8] != MAGIC {
-            return fmt(String::from("not a KARL token file (bad magic)"));
-        }
-        let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-        if version != FORMAT_VERSION {
-            return fmt(format!(
-                "token file format version {version} is not supported (this build reads {FORMAT_VERSION})"
-            ));
-        }
-        let len = u32::from_le_bytes([bytes[10], bytes[11], bytes[12], bytes[13]]) as usize;
-        if bytes.len() != 18 + len {
-            return fmt(format!("token file is {} bytes, the header announces {}", bytes.len(), 18 + len));
-        }
-        let body = &bytes[..14 + len];
-        let crc = u32::from_le_bytes([bytes[14 + len], bytes[15 + len], bytes[16 + len], bytes[17 + len]]);
-        if crc32fast::hash(body) != crc {
-            return fmt(String::from("token file checksum mismatch (corrupted)"));
-        }
-        let t: Tokens =
-            postcard::from_bytes(&bytes[14..14 + len]).map_err(|e| Error::Format(format!("token payload: {e}")))?;
+        let t: Tokens = container_from_bytes(bytes, MAGIC, FORMAT_VERSION, "token file")?;
         t.validate()?;
         Ok(t)
     }
+}
+
+/// The container: magic, format version (u16 LE), payload length (u32 LE), postcard payload,
+/// CRC-32 of everything before it.
+pub(crate) fn container_to_bytes<T: Serialize>(magic: [u8; 8], version: u16, value: &T) -> Vec<u8> {
+    let payload = postcard::to_allocvec(value).expect("in-memory serialisation cannot fail");
+    let mut out = Vec::with_capacity(payload.len() + 18);
+    out.extend_from_slice(&magic);
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&payload);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Reads a container written by `container_to_bytes`; `what` names the file kind in errors.
+pub(crate) fn container_from_bytes<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    magic: [u8; 8],
+    version: u16,
+    what: &str,
+) -> Result<T> {
+    let fmt = |m: String| Err(Error::Format(m));
+    if bytes.len() < 18 {
+        return fmt(format!("{what} is {} bytes, shorter than the 18-byte container", bytes.len()));
+    }
+    if bytes[..8] != magic {
+        return fmt(format!("not a KARL {what} (bad magic)"));
+    }
+    let found = u16::from_le_bytes([bytes[8], bytes[9]]);
+    if found != version {
+        return fmt(format!("{what} format version {found} is not supported (this build reads {version})"));
+    }
+    let len = u32::from_le_bytes([bytes[10], bytes[11], bytes[12], bytes[13]]) as usize;
+    if bytes.len() != 18 + len {
+        return fmt(format!("{what} is {} bytes, the header announces {}", bytes.len(), 18 + len));
+    }
+    let body = &bytes[..14 + len];
+    let crc = u32::from_le_bytes([bytes[14 + len], bytes[15 + len], bytes[16 + len], bytes[17 + len]]);
+    if crc32fast::hash(body) != crc {
+        return fmt(format!("{what} checksum mismatch (corrupted)"));
+    }
+    postcard::from_bytes(&bytes[14..14 + len]).map_err(|e| Error::Format(format!("{what} payload: {e}")))
 }

@@ -32,6 +32,34 @@ impl HaltingLabels {
     }
 }
 
+/// How phase (a) trains reconstruction from prefixes under minimum-budget labels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrefixLoss {
+    /// One prefix per step, its length drawn from the phase-(a) budgets (nested dropout).
+    #[default]
+    Drawn,
+    /// Every ladder prefix per step, the loss their mean.
+    Ladder,
+    /// Every ladder prefix per step, each weighted by its length (the full budget weighs most:
+    /// close to a plain autoencoder, with the ordering pressure of the shorter prefixes).
+    LadderByLength,
+}
+
+impl PrefixLoss {
+    /// The weight of each ladder prefix in the phase-(a) loss (sums to 1).
+    pub fn weights(self, ladder: &[usize]) -> Vec<f64> {
+        match self {
+            PrefixLoss::Drawn => Vec::new(),
+            PrefixLoss::Ladder => alloc::vec![1.0 / ladder.len() as f64; ladder.len()],
+            PrefixLoss::LadderByLength => {
+                let total: usize = ladder.iter().sum();
+                ladder.iter().map(|&t| t as f64 / total as f64).collect()
+            }
+        }
+    }
+}
+
 /// The default ladder of prefix lengths up to `max`: 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, …
 /// (powers of two and their 1.5×), always ending with `max`.
 pub fn default_ladder(max: usize) -> Vec<usize> {

@@ -1,12 +1,15 @@
 //! One training iteration with minimum-budget halting labels (`HaltingLabels::MinBudget`):
-//! phase (a) encodes once at the full budget and reconstructs from the prefix of the drawn
-//! budget T_a (nested dropout of the tail: the gradient that orders the tokens), then decodes
-//! the same latents without gradient at every prefix length of the ladder to get each image's
-//! error curve e(T_k) (running minimum); phase (b) draws each image's condition ε mostly over
+//! phase (a) encodes once at the full budget and reconstructs from prefixes of it — the drawn
+//! budget T_a (`PrefixLoss::Drawn`, nested dropout of the tail), decoding the same latents
+//! without gradient at every prefix length of the ladder for each image's error curve e(T_k);
+//! or every ladder prefix with gradient, the loss their mean (`PrefixLoss::Ladder`, as ALIT
+//! weights its budgets) or weighted by length (`LadderByLength`), the curve from the same
+//! passes — then takes the curve's running
+//! minimum; phase (b) draws each image's condition ε mostly over
 //! the bins that curve spans (`draw_condition`), trains the halting head toward halting every token from
 //! T*(ε) = min{T_k : e(T_k) ≤ ε} on (all tokens active when no prefix reaches ε), and keeps the
 //! reconstruction through the model's own hard mask, as officially.
-use super::halting_labels::{draw_condition, min_budget, running_min, step_targets};
+use super::halting_labels::{PrefixLoss, draw_condition, min_budget, running_min, step_targets};
 use super::losses::ReconLoss;
 use super::two_phase::{StepLosses, per_image_l1, sum_terms};
 use crate::backend::Backend;
@@ -30,6 +33,7 @@ pub fn min_budget_loss<B: Backend>(
     eps_a: &[f32],
     budget_b: usize,
     ladder: &[usize],
+    prefix_loss: PrefixLoss,
     rng: &mut Rng,
     loss: &dyn ReconLoss<B>,
 ) -> (Tensor<B, 1>, StepLosses) {
@@ -43,25 +47,56 @@ pub fn min_budget_loss<B: Backend>(
     let enc = model.encode_latents(img_tokens.clone(), &bins_a, budget_b);
     let q = model.quantize(enc.prequant);
     let z = q.z_q;
-    let head = model.decode_latents(z.clone().narrow(1, 0..budget_a), None);
-    let eps0 = per_image_l1(images, model.base.decode(head.clone().stop_gradient()));
-    for (name, t) in loss.terms(model, images, &base, head) {
-        terms.push((format!("a/{name}"), t));
-    }
-    terms.push(("a/vq_loss".into(), q.loss));
-
-    // ---- the error curve: the same latents, no gradient, one decoder pass per prefix length
-    let z = z.stop_gradient();
     let mut curves: Vec<Vec<f32>> = vec![Vec::with_capacity(ladder.len()); n];
-    for &t in ladder {
-        let e = if t == budget_a {
-            eps0.clone()
-        } else {
-            let head = model.decode_latents(z.clone().narrow(1, 0..t), None);
-            per_image_l1(images, model.base.decode(head))
-        };
-        curves.iter_mut().zip(e).for_each(|(c, e)| c.push(e));
-    }
+    let eps0 = match prefix_loss {
+        PrefixLoss::Drawn => {
+            let head = model.decode_latents(z.clone().narrow(1, 0..budget_a), None);
+            let eps0 = per_image_l1(images, model.base.decode(head.clone().stop_gradient()));
+            for (name, t) in loss.terms(model, images, &base, head) {
+                terms.push((format!("a/{name}"), t));
+            }
+            // the error curve: the same latents, no gradient, one decoder pass per prefix
+            let z = z.stop_gradient();
+            for &t in ladder {
+                let e = if t == budget_a {
+                    eps0.clone()
+                } else {
+                    let head = model.decode_latents(z.clone().narrow(1, 0..t), None);
+                    per_image_l1(images, model.base.decode(head))
+                };
+                curves.iter_mut().zip(e).for_each(|(c, e)| c.push(e));
+            }
+            eps0
+        }
+        PrefixLoss::Ladder | PrefixLoss::LadderByLength => {
+            // every prefix of the ladder reconstructs with gradient; the loss is their mean and
+            // the same passes give the curve
+            let mut sums: Vec<(String, Tensor<B, 1>)> = Vec::new();
+            let weights = prefix_loss.weights(ladder);
+            let mut eps0 = Vec::new();
+            for (&t, &w) in ladder.iter().zip(&weights) {
+                let head = model.decode_latents(z.clone().narrow(1, 0..t), None);
+                let e = per_image_l1(images, model.base.decode(head.clone().stop_gradient()));
+                if t == budget_a {
+                    eps0 = e.clone();
+                }
+                curves.iter_mut().zip(e).for_each(|(c, e)| c.push(e));
+                for (k, (name, v)) in loss.terms(model, images, &base, head).into_iter().enumerate() {
+                    let v = v.mul_scalar(w);
+                    match sums.get_mut(k) {
+                        Some((_, s)) => *s = s.clone().add(v),
+                        None => sums.push((format!("a/{name}"), v)),
+                    }
+                }
+            }
+            terms.extend(sums);
+            if eps0.is_empty() {
+                eps0 = curves.iter().map(|c| *c.last().expect("non-empty ladder")).collect();
+            }
+            eps0
+        }
+    };
+    terms.push(("a/vq_loss".into(), q.loss));
     curves.iter_mut().for_each(|c| running_min(c));
 
     // ---- phase (b): conditions over each curve's range, halting targets at T*(ε)

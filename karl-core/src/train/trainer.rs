@@ -5,7 +5,7 @@
 use super::curriculum::Curriculum;
 use super::ema::Ema;
 use super::events::{EventSink, TrainEvent};
-use super::halting_labels::{HaltingLabels, check_ladder, default_ladder};
+use super::halting_labels::{HaltingLabels, PrefixLoss, check_ladder, default_ladder};
 use super::losses::{PixelLoss, ReconLoss, VqganStage1};
 use super::min_budget::min_budget_loss;
 use super::optim::{AdamW, AdamWConfig};
@@ -61,6 +61,9 @@ pub struct TrainConfig {
     /// (empty: `default_ladder(budget_b)`).
     #[serde(default)]
     pub ladder: Vec<usize>,
+    /// Minimum-budget labels: how phase (a) trains from prefixes.
+    #[serde(default)]
+    pub prefix_loss: PrefixLoss,
 }
 
 impl TrainConfig {
@@ -91,6 +94,7 @@ impl TrainConfig {
             checkpoint_every: 500,
             halting_labels: HaltingLabels::Official,
             ladder: Vec::new(),
+            prefix_loss: PrefixLoss::Drawn,
         }
     }
 }
@@ -211,7 +215,8 @@ impl<B: AutodiffBackend> Trainer<B> {
             HaltingLabels::MinBudget => {
                 let ladder = st.train.ladder();
                 let b = st.train.budget_b;
-                min_budget_loss(&self.model, images, budget_a, &eps_a, b, &ladder, &mut st.rng, self.loss.as_ref())
+                let p = st.train.prefix_loss;
+                min_budget_loss(&self.model, images, budget_a, &eps_a, b, &ladder, p, &mut st.rng, self.loss.as_ref())
             }
         };
         let step_no = st.step + 1;
