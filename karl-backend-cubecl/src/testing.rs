@@ -5,7 +5,8 @@
 //! one rounding of the output costs ½ ulp, a chain of ops a few.
 //! The bodies are generic over the runtime; [`testgen_cubecl!`](crate::testgen_cubecl)
 //! instantiates them as `#[test]`s for a `TestRuntime` alias (one module per runtime, see
-//! `src/tests.rs`), skipping cleanly when the runtime's libraries are missing.
+//! `src/tests.rs`), skipping cleanly when the runtime's libraries are missing (failing when
+//! `KARL_REQUIRE_DEVICE` names that runtime: [`device_ready`]).
 use crate::{CubeBackend, CubeDevice, CubeTensor, FloatElem};
 use cubecl::Runtime;
 use karl_core::autodiff::Autodiff;
@@ -703,10 +704,28 @@ pub fn autodiff_gradients<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
     }
 }
 
+/// Whether a GPU test may run on `kind`: true when its runtime is available. When it is not,
+/// the test is skipped (false, with a message on stderr) — unless the comma-separated
+/// `KARL_REQUIRE_DEVICE` names `kind` (`.ci/run` sets `wgpu`), where a missing device fails the
+/// test instead of letting it pass without having run.
+pub fn device_ready(kind: crate::DeviceKind) -> bool {
+    match crate::is_available(kind) {
+        Ok(()) => true,
+        Err(e) => {
+            let required = std::env::var("KARL_REQUIRE_DEVICE")
+                .is_ok_and(|v| v.split(',').any(|n| n.trim().eq_ignore_ascii_case(kind.name())));
+            assert!(!required, "KARL_REQUIRE_DEVICE names {kind}, but it is unavailable: {e}");
+            eprintln!("skipped: {e}");
+            false
+        }
+    }
+}
+
 /// Instantiates the conformance suite as `#[test]`s for a `TestRuntime` alias in scope, on its
 /// default device, with storage type `$elem` (default f32). `$kind` is the
 /// [`DeviceKind`](crate::DeviceKind): each test returns early (with a message) when that
-/// runtime's libraries are missing, or when the device cannot store `$elem` (bf16 on wgpu).
+/// runtime's libraries are missing — a failure instead when `KARL_REQUIRE_DEVICE` names it (see
+/// [`device_ready`]) — or when the device cannot store `$elem` (bf16 on wgpu).
 #[macro_export]
 macro_rules! testgen_cubecl {
     ($kind:expr) => {
@@ -722,8 +741,7 @@ macro_rules! testgen_cubecl {
         $(
             #[test]
             fn $name() {
-                if let Err(e) = $crate::is_available($kind) {
-                    eprintln!("skipped: {e}");
+                if !$crate::testing::device_ready($kind) {
                     return;
                 }
                 let device = $crate::CubeDevice::<TestRuntime>::default();

@@ -13,8 +13,7 @@ use karl_core::testing::{check_image, check_image_reduced};
 use std::time::Instant;
 
 fn run<R: cubecl::Runtime>(kind: DeviceKind, image: &str) {
-    if let Err(e) = karl_backend_cubecl::is_available(kind) {
-        eprintln!("skipped: {e}");
+    if !karl_backend_cubecl::testing::device_ready(kind) {
         return;
     }
     type B<R> = CubeBackend<R>;
@@ -35,8 +34,7 @@ fn half_bound<F: FloatElem>() -> f64 {
 }
 
 fn run_half<R: cubecl::Runtime, F: FloatElem>(kind: DeviceKind, image: &str) {
-    if let Err(e) = karl_backend_cubecl::is_available(kind) {
-        eprintln!("skipped: {e}");
+    if !karl_backend_cubecl::testing::device_ready(kind) {
         return;
     }
     let device = CubeDevice::<R>::default();

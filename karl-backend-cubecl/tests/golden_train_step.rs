@@ -11,8 +11,7 @@ use karl_core::testing::{TrainStepTolerance, check_train_step};
 use std::time::Instant;
 
 fn run<R: cubecl::Runtime>(kind: DeviceKind) {
-    if let Err(e) = karl_backend_cubecl::is_available(kind) {
-        eprintln!("skipped: {e}");
+    if !karl_backend_cubecl::testing::device_ready(kind) {
         return;
     }
     let t0 = Instant::now();

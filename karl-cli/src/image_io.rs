@@ -11,21 +11,25 @@ fn is_image(p: &Path) -> bool {
     p.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
-/// Expands directories (recursively, sorted) into image files; files are kept as given.
+/// Expands directories (recursively, sorted, following symbolic links; a link back to one of
+/// its own ancestors is skipped with a warning, so a loop cannot walk forever) into image
+/// files; files are kept as given.
 pub fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in inputs {
         if p.is_dir() {
-            let mut stack = vec![p.clone()];
             let mut found = Vec::new();
-            while let Some(d) = stack.pop() {
-                for e in std::fs::read_dir(&d).with_context(|| format!("reading directory {}", d.display()))? {
-                    let path = e?.path();
-                    if path.is_dir() {
-                        stack.push(path);
-                    } else if is_image(&path) {
-                        found.push(path);
+            for e in walkdir::WalkDir::new(p).follow_links(true) {
+                match e {
+                    Ok(e) if e.file_type().is_file() && is_image(e.path()) => found.push(e.into_path()),
+                    Ok(_) => {}
+                    Err(e) if e.loop_ancestor().is_some() => {
+                        eprintln!(
+                            "warning: skipping {}: a link back to its own ancestor",
+                            e.path().map_or_else(|| "a directory".to_string(), |p| p.display().to_string(),)
+                        );
                     }
+                    Err(e) => return Err(e).with_context(|| format!("walking {}", p.display())),
                 }
             }
             found.sort();

@@ -341,3 +341,21 @@ fn train_with_min_budget_labels_logs_targets_and_curves() {
     fails_with(&karl(&[&base[..], &["--ladder", "4,2"]].concat()), "increasing");
     fails_with(&karl(&["train", "--preset", "karl_pixel_tiny", "--halting-labels", "most"]), "min_budget");
 }
+
+/// A directory holding a symbolic link to itself is walked once: the loop is skipped with a
+/// warning, and each image is tokenized once.
+#[cfg(unix)]
+#[test]
+fn directory_walk_survives_a_symlink_loop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    let img = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/images/chelsea.png");
+    std::fs::copy(&img, data.join("sub/cat.png")).unwrap();
+    std::os::unix::fs::symlink(&data, data.join("sub/loop")).unwrap();
+    let out = tmp.path().join("out");
+    let o = karl(&["tokenize", data.to_str().unwrap(), "--resize", "--json", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1, "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(stderr(&o).contains("link back to its own ancestor"), "{}", stderr(&o));
+}

@@ -1,5 +1,6 @@
 //! Throughput of the CPU backend's matrix product and convolution, printed as markdown tables.
-//! Not a timed test: run it by hand with `cargo bench -p karl-core --bench ops`.
+//! Not a timed test: run it by hand with `cargo bench -p karl-core --bench ops` (sections
+//! `sgemm`, `conv`, `ssim`: `-- ssim` runs one).
 //!
 //! * sgemm: ours (`Tensor::matmul` on `Cpu<f32>`, i.e. faer's gemm) beside the `gemm` crate
 //!   0.19 called directly on the same row-major buffers, at 512³, 1024³ and the karl_small
@@ -256,6 +257,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let convs: &[ConvCase] = if want("conv") { &convs } else { &[] };
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("ops bench: {} logical CPUs, load average {}", num_cpus(), load.trim());
+    if want("ssim") {
+        print_ssim()?;
+    }
     let start = Instant::now();
     let threads = [1usize, 2];
     let mut runs = Vec::new();
@@ -342,6 +346,27 @@ fn print_conv(convs: &[ConvCase], runs: &[Run]) {
             busy(c2)
         );
     }
+}
+
+/// SSIM of two 3×256×256 images, f32 and f64 paths, best of 3 (was a test that could not fail).
+fn print_ssim() -> Result<(), Box<dyn Error>> {
+    use karl_core::metrics::ImageRef;
+    use karl_core::metrics::ssim::{ssim, ssim_f64};
+    let mut r = karl_core::rng::Rng::new(3);
+    let a: Vec<f32> = (0..3 * 256 * 256).map(|_| r.uniform() as f32).collect();
+    let b: Vec<f32> = a.iter().map(|v| (v + 0.1 * r.normal() as f32).clamp(0.0, 1.0)).collect();
+    let (ia, ib) = (ImageRef::new(&a, 3, 256, 256)?, ImageRef::new(&b, 3, 256, 256)?);
+    let (mut best, mut best64) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..3 {
+        let t = Instant::now();
+        black_box(ssim(ia, ib)?);
+        best = best.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        black_box(ssim_f64(ia, ib)?);
+        best64 = best64.min(t.elapsed().as_secs_f64());
+    }
+    println!("\nSSIM 3×256×256 (best of 3): ssim {:.1} ms, ssim_f64 {:.1} ms", best * 1e3, best64 * 1e3);
+    Ok(())
 }
 
 fn num_cpus() -> usize {

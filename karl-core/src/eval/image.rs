@@ -68,7 +68,7 @@ mod tests {
     }
 
     #[test]
-    fn quantize() {
+    fn quantize_8bit_clamps_rounds_and_maps_nan_to_zero() {
         let mut v = [-0.2f32, 0.5, 1.3, f32::NAN, 0.1];
         quantize_8bit(&mut v);
         assert_eq!(v[0], 0.0);

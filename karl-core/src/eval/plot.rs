@@ -364,7 +364,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ticks() {
+    fn nice_ticks_cover_the_range_with_round_steps() {
         let (t, s) = nice_ticks(0.0, 256.0, 5);
         assert_eq!(s, 100.0);
         assert_eq!(t, vec![0.0, 100.0, 200.0, 300.0]);

@@ -227,7 +227,7 @@ mod tests {
     }
 
     #[test]
-    fn keys() {
+    fn setting_keys_name_every_parameter() {
         assert_eq!(Setting::Adaptive { quality: 0.05, budget: 256 }.key(), "adaptive q=0.05 T=256");
         assert_eq!(Setting::Fixed { tokens: 32 }.key(), "fixed N=32");
         assert_eq!(Setting::Search { quality: 0.03, budget: 256, step: 16 }.key(), "search q=0.03 T=256 step=16");

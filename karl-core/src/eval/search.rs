@@ -89,7 +89,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn steps() {
+    fn budget_steps_end_at_the_maximum_and_refuse_a_zero_step() {
         assert_eq!(budget_steps(16, 64).unwrap(), vec![16, 32, 48, 64]);
         assert_eq!(budget_steps(16, 40).unwrap(), vec![16, 32, 40]);
         assert_eq!(budget_steps(100, 64).unwrap(), vec![64]);

@@ -50,7 +50,7 @@ mod tests {
     use alloc::vec;
 
     #[test]
-    fn small_example() {
+    fn l1_mse_and_psnr_of_a_2x2_example_match_hand_computed_values() {
         let a = [0.0f32, 0.5, 1.0, 0.25];
         let b = [0.5f32, 0.5, 0.0, 0.5];
         let ia = ImageRef::new(&a, 1, 2, 2).unwrap();

@@ -435,25 +435,4 @@ mod tests {
         // The float64 reference is stored after torchmetrics' float32 state, hence ~3e-8.
         assert!(e64 <= 1e-6, "ssim_f64 vs ssim_torchmetrics_f64: {e64:e}");
     }
-
-    #[cfg(feature = "std")]
-    #[test]
-    fn timing_3x256x256() {
-        let a = test_image(3, 256, 256, 3);
-        let b = test_image(3, 256, 256, 4);
-        let ia = ImageRef::new(&a, 3, 256, 256).unwrap();
-        let ib = ImageRef::new(&b, 3, 256, 256).unwrap();
-        let mut best = f64::INFINITY;
-        let mut best64 = f64::INFINITY;
-        for _ in 0..3 {
-            let t = std::time::Instant::now();
-            let v = ssim(ia, ib).unwrap();
-            best = best.min(t.elapsed().as_secs_f64());
-            let t = std::time::Instant::now();
-            let v64 = ssim_f64(ia, ib).unwrap();
-            best64 = best64.min(t.elapsed().as_secs_f64());
-            assert!(v.is_finite() && v64.is_finite());
-        }
-        std::println!("SSIM 3×256×256: ssim {:.1} ms, ssim_f64 {:.1} ms", best * 1e3, best64 * 1e3);
-    }
 }

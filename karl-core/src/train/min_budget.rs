@@ -11,7 +11,7 @@
 //! reconstruction through the model's own hard mask, as officially.
 use super::halting_labels::{PrefixLoss, draw_condition, min_budget, running_min, step_targets};
 use super::losses::ReconLoss;
-use super::two_phase::{StepLosses, per_image_l1, sum_terms};
+use super::two_phase::{StepLosses, per_image_l1, phase_b_reconstruction, sum_terms};
 use crate::backend::Backend;
 use crate::model::base::BaseTokenizer;
 use crate::model::karl::Karl;
@@ -113,12 +113,7 @@ pub fn min_budget_loss<B: Backend>(
     let target = Tensor::<B, 2>::from_f32(target, [n, budget_b], &images.device()).expect("n × budget targets");
     let bce = B::bce_with_logits(enc.halt_logits.clone().primitive, target.primitive);
     terms.push(("b/halt_bce_min_budget".into(), Tensor::from_primitive(bce)));
-    let q = model.quantize(enc.prequant);
-    let head = model.decode_latents(q.z_q, Some(&kept_b));
-    for (name, t) in loss.terms(model, images, &base, head) {
-        terms.push((format!("b/{name}"), t));
-    }
-    terms.push(("b/vq_loss".into(), q.loss));
+    phase_b_reconstruction(model, images, &base, enc.prequant, &kept_b, loss, &mut terms);
 
     let (total, values, sum) = sum_terms(terms);
     let report = StepLosses { terms: values, total: sum, bins_a, eps0, bins_b, kept_b, curves, targets_b };

@@ -87,15 +87,29 @@ pub fn two_phase_loss<B: Backend>(
             terms.push(("b/halt_bce_target0_first".into(), bce(enc.halt_logits.clone().narrow(1, 0..keep), 0.0)));
         }
     }
-    let q = model.quantize(enc.prequant);
-    let head = model.decode_latents(q.z_q, Some(&kept_b));
-    for (name, t) in loss.terms(model, images, &base, head) {
-        terms.push((format!("b/{name}"), t));
-    }
-    terms.push(("b/vq_loss".into(), q.loss));
+    phase_b_reconstruction(model, images, &base, enc.prequant, &kept_b, loss, &mut terms);
 
     let (total, values, sum) = sum_terms(terms);
     (total, StepLosses { terms: values, total: sum, bins_a, eps0, bins_b, kept_b, ..Default::default() })
+}
+
+/// Phase (b)'s reconstruction terms (`b/…` and `b/vq_loss`): the decoder keeps the tokens the
+/// model itself did not halt.
+pub(crate) fn phase_b_reconstruction<B: Backend>(
+    model: &Karl<B>,
+    images: &Tensor<B, 4>,
+    base: &crate::model::base::BaseEncoding<B>,
+    prequant: Tensor<B, 3>,
+    kept: &[Vec<usize>],
+    loss: &dyn ReconLoss<B>,
+    terms: &mut Vec<(String, Tensor<B, 1>)>,
+) {
+    let q = model.quantize(prequant);
+    let head = model.decode_latents(q.z_q, Some(kept));
+    for (name, t) in loss.terms(model, images, base, head) {
+        terms.push((format!("b/{name}"), t));
+    }
+    terms.push(("b/vq_loss".into(), q.loss));
 }
 
 /// The sum of named terms, with each term's value and the total's.
