@@ -600,6 +600,20 @@ pub fn pooling_and_resize<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
             ACCUMULATE,
         );
     }
+    // sizes where PyTorch's f32 source index differs from an f64 one (26 → 22 at index 11,
+    // 30 → 22 at 11, 14 → 46 at 23): both backends take `nearest_source_index`
+    let x = rand(&[1, 2, 26, 30], 904);
+    check::<R, F>(device, "resize_nearest 26×30 → 22×22", Case::Resize(22, 22), std::slice::from_ref(&x), EXACT);
+    let x = rand(&[1, 2, 14, 14], 905);
+    check::<R, F>(device, "resize_nearest 14×14 → 46×46", Case::Resize(46, 46), std::slice::from_ref(&x), EXACT);
+    let dy = rand(&[1, 2, 22, 22], 906);
+    check::<R, F>(
+        device,
+        "resize_nearest_backward 22×22 → 26×30",
+        Case::ResizeBackward(vec![1, 2, 26, 30]),
+        &[dy],
+        ACCUMULATE,
+    );
 }
 
 /// The defaulted module ops (attention with and without a mask, linear) and the losses.

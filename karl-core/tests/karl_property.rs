@@ -201,6 +201,7 @@ fn karl_property_emerges_on_synthetic_data() {
     if let Some(d) = env_f64("KARL_LAB_DIM") {
         config.vq_token_dim = d as usize;
     }
+    config.latent_levels = env_f64("KARL_LAB_LEVELS").map(|l| l as u32);
     let base = Run { tag: "min_budget", config, labels: HaltingLabels::MinBudget, batch: 32, seconds: minutes * 60.0 };
     let official = Run { tag: "official", labels: HaltingLabels::Official, ..base.clone() };
     // both labelings train side by side for the same wall time (one thread's worth each)

@@ -5,6 +5,7 @@ use crate::element::FloatElem;
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
 use karl_core::Shape;
+use karl_core::backend::nearest_source_index;
 
 #[cube(launch_unchecked)]
 fn avg_pool_kernel<F: Float>(x: &Array<F>, out: &mut Array<F>, h: u32, w: u32, oh: u32, ow: u32, k: u32) {
@@ -332,11 +333,6 @@ pub fn max_pool2d_backward<R: Runtime, F: FloatElem>(
     dx
 }
 
-/// Source index of nearest resize, exactly as the CPU reference (`floor(i · in/out)` in f64).
-pub fn nearest_src(i: usize, inp: usize, out: usize) -> usize {
-    ((i as f64 * (inp as f64 / out as f64)) as usize).min(inp - 1)
-}
-
 /// Nearest resize to `[N, C, oh, ow]`.
 pub fn resize_nearest<R: Runtime, F: FloatElem>(x: CubeTensor<R, F>, oh: usize, ow: usize) -> CubeTensor<R, F> {
     let [n, c, h, w] = dims4(&x.shape, "resize_nearest");
@@ -345,8 +341,8 @@ pub fn resize_nearest<R: Runtime, F: FloatElem>(x: CubeTensor<R, F>, oh: usize, 
     if total == 0 {
         return out;
     }
-    let sy: Vec<usize> = (0..oh).map(|i| nearest_src(i, h, oh)).collect();
-    let sx: Vec<usize> = (0..ow).map(|i| nearest_src(i, w, ow)).collect();
+    let sy: Vec<usize> = (0..oh).map(|i| nearest_source_index(i, h, oh)).collect();
+    let sx: Vec<usize> = (0..ow).map(|i| nearest_source_index(i, w, ow)).collect();
     let syh = upload_u32(&x.client, &u32s(&sy));
     let sxh = upload_u32(&x.client, &u32s(&sx));
     // SAFETY: source indices are clamped below h and w.
@@ -370,7 +366,7 @@ pub fn resize_nearest<R: Runtime, F: FloatElem>(x: CubeTensor<R, F>, oh: usize, 
 fn preimages(inp: usize, out: usize) -> Vec<usize> {
     let mut starts = vec![0usize; inp + 1];
     for i in 0..out {
-        starts[nearest_src(i, inp, out) + 1] += 1;
+        starts[nearest_source_index(i, inp, out) + 1] += 1;
     }
     for y in 0..inp {
         starts[y + 1] += starts[y];

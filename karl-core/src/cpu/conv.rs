@@ -1,7 +1,7 @@
 //! Convolution (im2col in bounded chunks + gemm), pooling and nearest resize, with backwards.
 use super::matmul::{Operand, gemm};
 use super::{CpuTensor, Element, par_chunks};
-use crate::backend::Conv2dOptions;
+use crate::backend::{Conv2dOptions, nearest_source_index};
 use crate::shape::Shape;
 use alloc::vec::Vec;
 
@@ -326,27 +326,14 @@ pub fn max_pool2d_backward<E: Element>(
     CpuTensor::new(dx, x.shape.clone())
 }
 
-/// Source index of nearest resize exactly as PyTorch's `nearest_idx`: identity for equal
-/// sizes, `i / 2` for exact ×2, otherwise `floor(i · (in/out))` computed in f32.
-pub fn nearest_src(i: usize, inp: usize, out: usize) -> usize {
-    if inp == out {
-        i
-    } else if out == 2 * inp {
-        i >> 1
-    } else {
-        let scale = inp as f32 / out as f32;
-        (libm::floorf(i as f32 * scale) as usize).min(inp - 1)
-    }
-}
-
 pub fn resize_nearest<E: Element>(x: CpuTensor<E>, oh: usize, ow: usize) -> CpuTensor<E> {
     let [n, c, h, w] = x.shape.dims::<4>();
     let mut out = alloc::vec![E::ZERO; n * c * oh * ow];
-    let sx: Vec<usize> = (0..ow).map(|j| nearest_src(j, w, ow)).collect();
+    let sx: Vec<usize> = (0..ow).map(|j| nearest_source_index(j, w, ow)).collect();
     par_chunks(&mut out, oh * ow, |pc, dst| {
         let src = &x.data[pc * h * w..(pc + 1) * h * w];
         for oy in 0..oh {
-            let row = &src[nearest_src(oy, h, oh) * w..];
+            let row = &src[nearest_source_index(oy, h, oh) * w..];
             for (ox, &j) in sx.iter().enumerate() {
                 dst[oy * ow + ox] = row[j];
             }
@@ -362,9 +349,9 @@ pub fn resize_nearest_backward<E: Element>(x_shape: &Shape, dy: CpuTensor<E>) ->
     par_chunks(&mut dx, h * w, |pc, dst| {
         let g = &dy.data[pc * oh * ow..(pc + 1) * oh * ow];
         for oy in 0..oh {
-            let sy = nearest_src(oy, h, oh);
+            let sy = nearest_source_index(oy, h, oh);
             for ox in 0..ow {
-                dst[sy * w + nearest_src(ox, w, ow)] += g[oy * ow + ox];
+                dst[sy * w + nearest_source_index(ox, w, ow)] += g[oy * ow + ox];
             }
         }
     });

@@ -140,6 +140,11 @@ pub struct KarlConfig {
     /// ε bins.
     #[serde(default = "default_bins")]
     pub eps_bins: Vec<f32>,
+    /// Continuous latents only: finite scalar quantisation to this many levels per dimension
+    /// (tanh-bounded, rounded with a straight-through gradient), a hard per-token capacity of
+    /// `vq_token_dim · log2(levels)` bits. Absent: unbounded continuous latents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latent_levels: Option<u32>,
 }
 
 fn default_name() -> String {
@@ -207,6 +212,13 @@ impl KarlConfig {
                 "positional grid {} is smaller than the token grid {}",
                 self.max_grid_tokens,
                 self.grid()
+            ));
+        }
+        if let Some(l) = self.latent_levels
+            && (self.quantize_latent || !(2..=65536).contains(&l))
+        {
+            return err(format!(
+                "latent_levels {l} needs continuous latents (quantize_latent false) and 2..=65536 levels"
             ));
         }
         if self.eps_bins.is_empty() || self.eps_bins.windows(2).any(|w| w[0] >= w[1]) {
@@ -281,6 +293,7 @@ impl KarlConfig {
             vq_token_dim: 12,
             vq_commitment_cost: 0.25,
             eps_bins: EPS_BINS.to_vec(),
+            latent_levels: None,
         }
     }
 
@@ -332,6 +345,7 @@ impl KarlConfig {
             vq_token_dim: 12,
             vq_commitment_cost: 0.25,
             eps_bins: EPS_BINS.to_vec(),
+            latent_levels: None,
         }
     }
 
@@ -384,6 +398,22 @@ mod tests {
         c.pixel.as_mut().unwrap().patch_bias_std = -0.5;
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("patch_bias_std") && e.contains("-0.5"), "{e}");
+    }
+
+    #[test]
+    fn latent_levels_need_continuous_latents_and_two_or_more_levels() {
+        let mut c = KarlConfig::preset("karl_pixel_tiny").unwrap();
+        c.latent_levels = Some(5);
+        c.validate().unwrap();
+        c.latent_levels = Some(1);
+        assert!(c.validate().unwrap_err().to_string().contains("latent_levels 1"));
+        let mut q = KarlConfig::preset("karl_tiny").unwrap();
+        q.latent_levels = Some(5);
+        assert!(q.validate().unwrap_err().to_string().contains("quantize_latent false"));
+        // absent from configs that do not use it, so older readers and the golden configs match
+        assert!(
+            !serde_json::to_string(&KarlConfig::preset("karl_pixel_tiny").unwrap()).unwrap().contains("latent_levels")
+        );
     }
 
     #[test]

@@ -267,7 +267,11 @@ impl<B: Backend> Karl<B> {
             Some(cb) => quantize(prequant, cb, self.config.vq_commitment_cost),
             None => {
                 let loss = Tensor::zeros([1], &prequant.device());
-                Quantized { z_q: prequant, indices: Vec::new(), loss }
+                let z_q = match self.config.latent_levels {
+                    Some(levels) => finite_scalar_quantize(prequant, levels),
+                    None => prequant,
+                };
+                Quantized { z_q, indices: Vec::new(), loss }
             }
         }
     }
@@ -338,10 +342,32 @@ impl<B: Backend> Karl<B> {
     }
 }
 
+/// Finite scalar quantisation: `tanh(z)` rounded to `levels` evenly spaced values in [−1, 1],
+/// with a straight-through gradient (the rounding is computed on the host: no backend op).
+pub fn finite_scalar_quantize<B: Backend>(z: Tensor<B, 3>, levels: u32) -> Tensor<B, 3> {
+    let z = z.tanh();
+    let half = (levels.max(2) - 1) as f32 / 2.0;
+    let rounded: Vec<f32> = z.to_vec().iter().map(|v| ((v + 1.0) * half).round() / half - 1.0).collect();
+    let r = Tensor::<B, 3>::from_f32(rounded, z.dims(), &z.device()).expect("same shape");
+    z.clone().add(r.sub(z).stop_gradient())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cpu::{Cpu, CpuDevice};
+
+    #[test]
+    fn finite_scalar_quantisation_rounds_tanh_to_the_levels() {
+        let z = Tensor::<Cpu<f32>, 3>::from_f32(vec![-5.0, -0.2, 0.0, 0.3, 0.9, 5.0], [1, 2, 3], &CpuDevice).unwrap();
+        // z + (round(z) − z) in f32: the rounded values up to one rounding
+        let close = |q: Vec<f32>, want: &[f32]| q.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6);
+        let q = finite_scalar_quantize(z, 3).to_vec();
+        assert!(close(q.clone(), &[-1.0, 0.0, 0.0, 0.0, 1.0, 1.0]), "{q:?}");
+        let z = Tensor::<Cpu<f32>, 3>::from_f32(vec![-5.0, 0.1, 5.0], [1, 1, 3], &CpuDevice).unwrap();
+        let q = finite_scalar_quantize(z, 4).to_vec();
+        assert!(close(q.clone(), &[-1.0, 1.0 / 3.0, 1.0]), "{q:?}");
+    }
 
     /// Cosine similarity of two vectors after removing their means (what LayerNorm compares).
     fn centred_cosine(a: &[f32], b: &[f32]) -> f64 {
