@@ -9,11 +9,13 @@ mod activation_ops;
 mod float_ops;
 mod karl_ops;
 mod module_ops;
+mod nearest;
 
 pub use activation_ops::ActivationOps;
 pub use float_ops::{ArgReduce, Binary, FloatOps, Reduce, Scalar, Unary};
 pub use karl_ops::{KarlOps, l2_normalize_by_primitives, nearest_code_by_distances};
-pub use module_ops::{Conv2dOptions, ModuleOps, nearest_source_index};
+pub use module_ops::{Conv2dOptions, ModuleOps};
+pub use nearest::nearest_source_index;
 
 use alloc::string::String;
 use core::fmt::Debug;

@@ -347,7 +347,7 @@ impl<B: Backend> Karl<B> {
 pub fn finite_scalar_quantize<B: Backend>(z: Tensor<B, 3>, levels: u32) -> Tensor<B, 3> {
     let z = z.tanh();
     let half = (levels.max(2) - 1) as f32 / 2.0;
-    let rounded: Vec<f32> = z.to_vec().iter().map(|v| ((v + 1.0) * half).round() / half - 1.0).collect();
+    let rounded: Vec<f32> = z.to_vec().iter().map(|v| libm::roundf((v + 1.0) * half) / half - 1.0).collect();
     let r = Tensor::<B, 3>::from_f32(rounded, z.dims(), &z.device()).expect("same shape");
     z.clone().add(r.sub(z).stop_gradient())
 }
