@@ -9,7 +9,7 @@ use super::vqgan::Vqgan;
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::init::Init;
-use crate::nn::{Conv2d, LayerNorm, Linear, Module, Transformer};
+use crate::nn::{Conv2d, LayerNorm, Linear, Transformer};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use alloc::vec;
@@ -97,59 +97,29 @@ pub struct Karl<B: Backend> {
     pub decoder: KarlDecoder<B>,
 }
 
-impl<B: Backend> Module<B> for Karl<B> {
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &B::FloatTensor)) {
-        self.visit_fields(prefix, &mut |p, m| m.visit(p, f))
-    }
-    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut B::FloatTensor)) {
-        use crate::nn::join_path as j;
-        match &mut self.base {
-            Base::Vqgan(v) => v.visit_mut(&j(prefix, "base_tokenizer"), f),
-            Base::Pixel(p) => p.visit_mut(&j(prefix, "base_tokenizer"), f),
-        }
-        self.patch_embed.visit_mut(&j(prefix, "patch_embed"), f);
-        self.encoder_positional_embedding.visit_mut(&j(prefix, "encoder_positional_embedding"), f);
-        self.decoder_positional_embedding.visit_mut(&j(prefix, "decoder_positional_embedding"), f);
-        self.decoder_mask_token.visit_mut(&j(prefix, "decoder_mask_token"), f);
-        self.decoder_latent_tokens_timestep_embed.visit_mut(&j(prefix, "decoder_latent_tokens_timestep_embed"), f);
-        self.latent_tokens.visit_mut(&j(prefix, "latent_tokens"), f);
-        self.rec_loss_embeddings.visit_mut(&j(prefix, "rec_loss_embeddings"), f);
-        self.encoder_ln_pre.visit_mut(&j(prefix, "encoder_ln_pre"), f);
-        self.encoder.visit_mut(&j(prefix, "encoder"), f);
-        self.encoder_ln_post_halt.visit_mut(&j(prefix, "encoder_ln_post_halt"), f);
-        self.encoder_ln_post.visit_mut(&j(prefix, "encoder_ln_post"), f);
-        self.halting_mlp_0.visit_mut(&j(prefix, "halting_mlp.0"), f);
-        self.halting_mlp_2.visit_mut(&j(prefix, "halting_mlp.2"), f);
-        self.pre_quantizer_mlp.visit_mut(&j(prefix, "pre_quantizer_mlp"), f);
-        self.quantize.visit_mut(&j(prefix, "quantize.embedding.weight"), f);
-        self.decoder_embed.visit_mut(&j(prefix, "decoder_embed"), f);
-        self.decoder.visit_mut(&j(prefix, "decoder"), f);
-    }
-}
+// The checkpoint keys of every parameter, declared once (official names).
+crate::impl_module!(Karl {
+    base => "base_tokenizer",
+    patch_embed => "patch_embed",
+    encoder_positional_embedding => "encoder_positional_embedding",
+    decoder_positional_embedding => "decoder_positional_embedding",
+    decoder_mask_token => "decoder_mask_token",
+    decoder_latent_tokens_timestep_embed => "decoder_latent_tokens_timestep_embed",
+    latent_tokens => "latent_tokens",
+    rec_loss_embeddings => "rec_loss_embeddings",
+    encoder_ln_pre => "encoder_ln_pre",
+    encoder => "encoder",
+    encoder_ln_post_halt => "encoder_ln_post_halt",
+    encoder_ln_post => "encoder_ln_post",
+    halting_mlp_0 => "halting_mlp.0",
+    halting_mlp_2 => "halting_mlp.2",
+    pre_quantizer_mlp => "pre_quantizer_mlp",
+    quantize => "quantize.embedding.weight",
+    decoder_embed => "decoder_embed",
+    decoder => "decoder",
+});
 
 impl<B: Backend> Karl<B> {
-    fn visit_fields(&self, prefix: &str, f: &mut dyn FnMut(&str, &dyn Module<B>)) {
-        use crate::nn::join_path as j;
-        f(&j(prefix, "base_tokenizer"), &self.base);
-        f(&j(prefix, "patch_embed"), &self.patch_embed);
-        f(&j(prefix, "encoder_positional_embedding"), &self.encoder_positional_embedding);
-        f(&j(prefix, "decoder_positional_embedding"), &self.decoder_positional_embedding);
-        f(&j(prefix, "decoder_mask_token"), &self.decoder_mask_token);
-        f(&j(prefix, "decoder_latent_tokens_timestep_embed"), &self.decoder_latent_tokens_timestep_embed);
-        f(&j(prefix, "latent_tokens"), &self.latent_tokens);
-        f(&j(prefix, "rec_loss_embeddings"), &self.rec_loss_embeddings);
-        f(&j(prefix, "encoder_ln_pre"), &self.encoder_ln_pre);
-        f(&j(prefix, "encoder"), &self.encoder);
-        f(&j(prefix, "encoder_ln_post_halt"), &self.encoder_ln_post_halt);
-        f(&j(prefix, "encoder_ln_post"), &self.encoder_ln_post);
-        f(&j(prefix, "halting_mlp.0"), &self.halting_mlp_0);
-        f(&j(prefix, "halting_mlp.2"), &self.halting_mlp_2);
-        f(&j(prefix, "pre_quantizer_mlp"), &self.pre_quantizer_mlp);
-        f(&j(prefix, "quantize.embedding.weight"), &self.quantize);
-        f(&j(prefix, "decoder_embed"), &self.decoder_embed);
-        f(&j(prefix, "decoder"), &self.decoder);
-    }
-
     /// A randomly initialised model (the official init schemes), seeded.
     pub fn new(config: KarlConfig, device: &B::Device, seed: u64) -> Result<Self> {
         config.validate()?;
