@@ -80,20 +80,49 @@ pub struct TransformerConfig {
     pub heads: usize,
 }
 
+/// Which base tokenizer a model sits on (`"vqgan"` or `"pixel"` in config files; an unknown
+/// name is a config error listing these two).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BaseKind {
+    /// The official VQGAN (the default when a config leaves the field out).
+    #[default]
+    Vqgan,
+    /// No base: patch embeddings in, pixels out.
+    Pixel,
+}
+
+impl core::fmt::Display for BaseKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            BaseKind::Vqgan => "vqgan",
+            BaseKind::Pixel => "pixel",
+        })
+    }
+}
+
+/// The pixel base's reconstruction loss (`"l1"` or `"mse"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PixelLossKind {
+    /// Mean absolute error (the default).
+    #[default]
+    L1,
+    /// Mean squared error.
+    Mse,
+}
+
 /// The pixel base tokenizer (2-D tokens are patch embeddings; the decoder regresses pixels).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PixelSection {
-    /// Pixel loss: "l1" or "mse".
-    #[serde(default = "default_pixel_loss")]
-    pub loss: String,
+    /// Pixel loss.
+    #[serde(default)]
+    pub loss: PixelLossKind,
     /// Standard deviation of the patch-embedding bias at init (see `Karl::new`): 1.0 in the
     /// pixel presets; 0 (a zero bias) when a config file leaves it out, as configs written
     /// before it existed (the built-in model's) did.
     #[serde(default)]
     pub patch_bias_std: f64,
-}
-fn default_pixel_loss() -> String {
-    "l1".to_string()
 }
 
 /// The whole model configuration.
@@ -102,9 +131,9 @@ pub struct KarlConfig {
     /// Model name (also the model id in token files).
     #[serde(default = "default_name")]
     pub name: String,
-    /// "vqgan" or "pixel".
-    #[serde(default = "default_base")]
-    pub base_tokenizer: String,
+    /// The base tokenizer.
+    #[serde(default)]
+    pub base_tokenizer: BaseKind,
     /// VQGAN settings (base_tokenizer = vqgan).
     #[serde(default)]
     pub vqgan: Option<VqganSection>,
@@ -150,9 +179,6 @@ pub struct KarlConfig {
 fn default_name() -> String {
     "karl".to_string()
 }
-fn default_base() -> String {
-    "vqgan".to_string()
-}
 fn default_bins() -> Vec<f32> {
     EPS_BINS.to_vec()
 }
@@ -181,9 +207,9 @@ impl KarlConfig {
     }
     /// Channels the base tokenizer contributes to each 2-D token.
     pub fn base_feature_channels(&self) -> usize {
-        match self.base_tokenizer.as_str() {
-            "vqgan" => self.vqgan.as_ref().map_or(0, |v| v.ddconfig.z_channels),
-            _ => 0,
+        match self.base_tokenizer {
+            BaseKind::Vqgan => self.vqgan.as_ref().map_or(0, |v| v.ddconfig.z_channels),
+            BaseKind::Pixel => 0,
         }
     }
     /// Checks every size relation; the message names the numbers.
@@ -224,8 +250,8 @@ impl KarlConfig {
         if self.eps_bins.is_empty() || self.eps_bins.windows(2).any(|w| w[0] >= w[1]) {
             return err(format!("eps bins must be increasing, got {:?}", self.eps_bins));
         }
-        match self.base_tokenizer.as_str() {
-            "vqgan" => {
+        match self.base_tokenizer {
+            BaseKind::Vqgan => {
                 let Some(v) = &self.vqgan else {
                     return err("base_tokenizer is vqgan but the vqgan section is missing".into());
                 };
@@ -242,14 +268,13 @@ impl KarlConfig {
                     return err(format!("z_channels {} must equal embed_dim {}", v.ddconfig.z_channels, v.embed_dim));
                 }
             }
-            "pixel" => {
+            BaseKind::Pixel => {
                 if let Some(p) = &self.pixel
                     && !(p.patch_bias_std.is_finite() && p.patch_bias_std >= 0.0)
                 {
                     return err(format!("pixel.patch_bias_std must be a finite number >= 0, got {}", p.patch_bias_std));
                 }
             }
-            other => return err(format!("unknown base tokenizer {other:?} (expected \"vqgan\" or \"pixel\")")),
         }
         Ok(())
     }
@@ -270,7 +295,7 @@ impl KarlConfig {
     fn official(name: &str, enc: (usize, usize, usize), dec: (usize, usize, usize)) -> Self {
         KarlConfig {
             name: name.to_string(),
-            base_tokenizer: "vqgan".to_string(),
+            base_tokenizer: BaseKind::Vqgan,
             vqgan: Some(VqganSection {
                 ddconfig: DdConfig { ch: 128, ch_mult: vec![1, 1, 2, 2, 4], num_res_blocks: 2, z_channels: 256 },
                 n_embed: 1024,
@@ -328,9 +353,9 @@ impl KarlConfig {
     ) -> Self {
         KarlConfig {
             name: name.to_string(),
-            base_tokenizer: "pixel".to_string(),
+            base_tokenizer: BaseKind::Pixel,
             vqgan: None,
-            pixel: Some(PixelSection { loss: "l1".to_string(), patch_bias_std: 1.0 }),
+            pixel: Some(PixelSection { loss: PixelLossKind::L1, patch_bias_std: 1.0 }),
             encoder: TransformerConfig { width: enc.0, layers: enc.1, heads: enc.2 },
             decoder: TransformerConfig { width: dec.0, layers: dec.1, heads: dec.2 },
             patch_size: patch,
@@ -414,6 +439,22 @@ mod tests {
         assert!(
             !serde_json::to_string(&KarlConfig::preset("karl_pixel_tiny").unwrap()).unwrap().contains("latent_levels")
         );
+    }
+
+    #[test]
+    fn unknown_base_or_loss_names_are_config_errors_listing_the_known_ones() {
+        let mut v = serde_json::to_value(KarlConfig::preset("karl_pixel_tiny").unwrap()).unwrap();
+        v["base_tokenizer"] = "vae".into();
+        let e = KarlConfig::from_json(&v.to_string()).unwrap_err().to_string();
+        assert!(e.contains("vae") && e.contains("vqgan") && e.contains("pixel"), "{e}");
+        let mut v = serde_json::to_value(KarlConfig::preset("karl_pixel_tiny").unwrap()).unwrap();
+        v["pixel"]["loss"] = "huber".into();
+        let e = KarlConfig::from_json(&v.to_string()).unwrap_err().to_string();
+        assert!(e.contains("huber") && e.contains("l1") && e.contains("mse"), "{e}");
+        // a config without the field is a VQGAN model, as the official ones are
+        let mut v = serde_json::to_value(KarlConfig::preset("karl_tiny").unwrap()).unwrap();
+        v.as_object_mut().unwrap().remove("base_tokenizer");
+        assert_eq!(KarlConfig::from_json(&v.to_string()).unwrap().base_tokenizer, BaseKind::Vqgan);
     }
 
     #[test]

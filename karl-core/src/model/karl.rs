@@ -3,7 +3,7 @@
 //! halting head; the latent quantizer; the decoder over `[mask tokens + pos ; kept latents +
 //! their timestep rows]`; the head back to the base tokenizer's space.
 use super::base::{Base, BaseEncoding, BaseTokenizer, PixelBase, VqganBase};
-use super::config::KarlConfig;
+use super::config::{BaseKind, KarlConfig};
 use super::quantizer::{Quantized, quantize};
 use super::vqgan::Vqgan;
 use crate::backend::Backend;
@@ -125,7 +125,7 @@ impl<B: Backend> Karl<B> {
         config.validate()?;
         let mut rng = Rng::new(seed);
         let c = &config;
-        let pixel = c.base_tokenizer != "vqgan";
+        let pixel = c.base_tokenizer == BaseKind::Pixel;
         // the pixel base trains from scratch in minutes at small widths: unit-gain Linear
         // weights (see `Init::linear_gain`); the VQGAN-base models keep the official init
         let linear_gain = pixel.then_some(1.0);
@@ -133,9 +133,11 @@ impl<B: Backend> Karl<B> {
         let mut init = Init::<B> { device: device.clone(), rng: &mut rng, linear_gain, attn_qk_gain };
         let (we, wd) = (c.encoder.width, c.decoder.width);
         let g = c.max_grid_tokens;
-        let base = match c.base_tokenizer.as_str() {
-            "vqgan" => Base::Vqgan(VqganBase { vqgan: Vqgan::new(&c.vqgan_config().expect("validated"), &mut init) }),
-            _ => Base::Pixel(PixelBase::new(c.patch_size)),
+        let base = match c.base_tokenizer {
+            BaseKind::Vqgan => {
+                Base::Vqgan(VqganBase { vqgan: Vqgan::new(&c.vqgan_config().expect("validated"), &mut init) })
+            }
+            BaseKind::Pixel => Base::Pixel(PixelBase::new(c.patch_size)),
         };
         let head = base.head_dim();
         let se = 1.0 / libm::sqrt(we as f64);

@@ -15,6 +15,7 @@ use super::two_phase::{StepLosses, two_phase_loss};
 use crate::backend::AutodiffBackend;
 use crate::data::TensorData;
 use crate::error::{Error, Result};
+use crate::model::config::{BaseKind, PixelLossKind};
 use crate::model::{Karl, KarlConfig};
 use crate::nn::{load_module, module_tensors};
 use crate::record::safetensors::{read_safetensors, write_safetensors};
@@ -152,9 +153,9 @@ pub struct Trainer<B: AutodiffBackend> {
 }
 
 fn loss_for<B: AutodiffBackend>(c: &KarlConfig) -> Box<dyn ReconLoss<B> + Send> {
-    match c.base_tokenizer.as_str() {
-        "vqgan" => Box::new(VqganStage1),
-        _ => Box::new(PixelLoss { mse: c.pixel.as_ref().is_some_and(|p| p.loss == "mse") }),
+    match c.base_tokenizer {
+        BaseKind::Vqgan => Box::new(VqganStage1),
+        BaseKind::Pixel => Box::new(PixelLoss { mse: c.pixel.as_ref().is_some_and(|p| p.loss == PixelLossKind::Mse) }),
     }
 }
 
