@@ -1,6 +1,7 @@
 //! Throughput of the CPU backend's matrix product and convolution, printed as markdown tables.
-//! Not a timed test: run it by hand with `cargo bench -p karl-core --bench ops` (sections
-//! `sgemm`, `conv`, `ssim`: `-- ssim` runs one).
+//! Not a timed test: run it by hand with
+//! `cargo bench -p karl-core --features bench-gemm --bench ops` (sections `sgemm`, `conv`,
+//! `ssim`: `-- ssim` runs one).
 //!
 //! * sgemm: ours (`Tensor::matmul` on `Cpu<f32>`, i.e. faer's gemm) beside the `gemm` crate
 //!   0.19 called directly on the same row-major buffers, at 512³, 1024³ and the karl_small
@@ -250,7 +251,8 @@ fn main() -> Result<(), Box<dyn Error>> {
             name: "16×16/s16 3→768 @256² (info)", cin: 3, cout: 768, hw: 256, k: 16, stride: 16, padding: 0
         },
     ];
-    // `cargo bench -p karl-core --bench ops -- conv` (or `sgemm`) runs one section only.
+    // `cargo bench -p karl-core --features bench-gemm --bench ops -- conv` (or `sgemm`, `ssim`)
+    // runs one section only.
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let want = |section: &str| args.is_empty() || args.iter().any(|a| a == section);
     let mats: &[MatShape] = if want("sgemm") { &mats } else { &[] };
