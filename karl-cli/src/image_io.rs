@@ -71,10 +71,18 @@ pub fn image_dimensions(path: &Path) -> Result<(usize, usize)> {
     Ok((w as usize, h as usize))
 }
 
-/// Reads an image at its own size as `[3, height, width]` values in [0, 1].
-pub fn load_image_full(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
+/// Reads an image at its own size as `[3, height, width]` values in [0, 1], for a grid of
+/// `tile`-px tiles: the grid is checked against `max_pixels` from the header, before decoding.
+pub fn load_image_for_tiles(path: &Path, tile: usize, max_pixels: u64) -> Result<(Vec<f32>, usize, usize)> {
+    let (w, h) = image_dimensions(path)?;
+    karl_core::model::TileGrid::new(w, h, tile, max_pixels).with_context(|| format!("{}", path.display()))?;
     let (data, w, h) = read_rgb8(path)?;
     Ok((Rgb8::new(&data, w, h, w * 3)?.to_chw(), w, h))
+}
+
+/// The file name without its extension (`image` when there is none).
+pub fn file_stem(path: &Path) -> String {
+    path.file_stem().map_or_else(|| "image".to_string(), |s| s.to_string_lossy().to_string())
 }
 
 /// Reads and preprocesses an image to `[3, size, size]` values in [0, 1].

@@ -7,12 +7,12 @@ use super::load;
 use crate::args::ComplexityArgs;
 use crate::device::BackendJob;
 use crate::heatmap::complexity_map;
-use crate::image_io::{collect_images, image_dimensions, load_image, load_image_full};
+use crate::image_io::{collect_images, file_stem, load_image, load_image_for_tiles};
 use crate::progress::bar;
 use anyhow::{Context, Result, bail};
 use karl_core::eval::plot::{contact_sheet, downsample_rgb};
 use karl_core::model::tiles::describe;
-use karl_core::model::{EncodeOptions, TileGrid, Tokenizer};
+use karl_core::model::{EncodeOptions, Tokenizer};
 use karl_core::preprocess::to_rgb8;
 use karl_core::{Backend, Tensor};
 use std::io::Write;
@@ -118,7 +118,7 @@ fn run<B: Backend>(a: ComplexityArgs, device: &B::Device) -> Result<()> {
         }
         let pb = bar(rows.len(), "complexity maps");
         for r in &rows {
-            let out = if single { map.clone() } else { map.join(format!("{}-map.png", stem(&r.path))) };
+            let out = if single { map.clone() } else { map.join(format!("{}-map.png", file_stem(&r.path))) };
             let res = write_map(&tok, &r.path, &out, opts, a.max_pixels);
             match res {
                 Ok(line) => pb.suspend(|| eprintln!("{line}")),
@@ -137,10 +137,6 @@ fn run<B: Backend>(a: ComplexityArgs, device: &B::Device) -> Result<()> {
     Ok(())
 }
 
-fn stem(path: &Path) -> String {
-    path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default()
-}
-
 /// Tokenizes `path` at its full size as tiles and writes its complexity map to `out`.
 fn write_map<B: Backend>(
     tok: &Tokenizer<B>,
@@ -149,12 +145,9 @@ fn write_map<B: Backend>(
     opts: EncodeOptions,
     max_pixels: u64,
 ) -> Result<String> {
-    let size = tok.model.config.image_size;
-    let (w, h) = image_dimensions(path)?;
-    TileGrid::new(w, h, size, max_pixels).with_context(|| format!("{}", path.display()))?;
-    let (x, w, h) = load_image_full(path)?;
+    let (x, w, h) = load_image_for_tiles(path, tok.model.config.image_size, max_pixels)?;
     let t = tok.encode_tiled(&x, w, h, opts, max_pixels, 16)?;
-    let title = format!("{}: KC {} in {} tiles at eps {}", stem(path), t.kc(), t.grid.len(), opts.quality);
+    let title = format!("{}: KC {} in {} tiles at eps {}", file_stem(path), t.kc(), t.grid.len(), opts.quality);
     let m = complexity_map(&to_rgb8(&x, w, h), &t.grid, &t.tile_kc(), opts.budget, &title, 1024);
     write_rgb_png(out, &m.pixels, m.width, m.height)?;
     Ok(format!("{}: {} map, KC {} -> {}", path.display(), describe(&t.grid), t.kc(), out.display()))

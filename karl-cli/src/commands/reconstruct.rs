@@ -3,7 +3,7 @@
 use super::load;
 use crate::args::ReconstructArgs;
 use crate::device::BackendJob;
-use crate::image_io::write_png;
+use crate::image_io::{file_stem, write_png};
 use crate::progress::bar;
 use anyhow::{Context, Result, bail};
 use karl_core::Backend;
@@ -27,8 +27,7 @@ fn run<B: Backend>(a: ReconstructArgs, device: &B::Device) -> Result<()> {
         let r = (|| -> Result<()> {
             let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
             let file = TokenFile::from_bytes(&bytes, a.max_pixels).with_context(|| format!("{}", path.display()))?;
-            let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-            let out = a.out.join(format!("{stem}.png"));
+            let out = a.out.join(format!("{}.png", file_stem(path)));
             let kc = match &file {
                 TokenFile::Single(t) => {
                     let img =

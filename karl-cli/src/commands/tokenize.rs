@@ -3,9 +3,10 @@
 use super::load;
 use crate::args::TokenizeArgs;
 use crate::device::BackendJob;
-use crate::image_io::{collect_images, image_dimensions, load_image, load_image_full, write_png};
+use crate::image_io::{collect_images, file_stem, image_dimensions, load_image, load_image_for_tiles, write_png};
 use crate::progress::bar;
 use anyhow::{Context, Result, bail};
+use karl_core::metrics::ImageRef;
 use karl_core::model::tiles::describe;
 use karl_core::model::tokens::TokenCodes;
 use karl_core::model::{EncodeOptions, TiledTokens, Tokenizer, Tokens};
@@ -41,14 +42,12 @@ fn json_line(image: &Path, t: &Tokens, recon_l1: Option<f64>) -> serde_json::Val
     v
 }
 
-fn stem(path: &Path) -> String {
-    path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default()
-}
-
-/// L1 of the 8-bit reconstruction against the input, as the official protocol measures it.
-fn l1_8bit(img: &[f32], x: &[f32]) -> f64 {
-    let q = img.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() / 255.0);
-    q.zip(x).map(|(a, b)| (a - b).abs() as f64).sum::<f64>() / x.len() as f64
+/// L1 of the 8-bit reconstruction `[3, h, w]` against the input, as the official protocol
+/// measures it.
+fn l1_8bit(img: &[f32], x: &[f32], w: usize, h: usize) -> Result<f64> {
+    let mut q = img.to_vec();
+    karl_core::eval::image::quantize_8bit(&mut q);
+    Ok(karl_core::metrics::l1(ImageRef::new(&q, 3, h, w)?, ImageRef::new(x, 3, h, w)?)?)
 }
 
 /// Codes of one token set as JSON (indices, or one list of floats per token).
@@ -67,21 +66,17 @@ fn codes_json(t: &Tokens) -> serde_json::Value {
 fn tokenize_tiled<B: Backend>(
     tok: &Tokenizer<B>,
     path: &Path,
-    (w, h): (usize, usize),
     opts: EncodeOptions,
     a: &TokenizeArgs,
 ) -> Result<(serde_json::Value, String)> {
-    let size = tok.model.config.image_size;
-    // the grid is checked against the pixel limit from the header, before decoding
-    karl_core::model::TileGrid::new(w, h, size, a.max_pixels).with_context(|| format!("{}", path.display()))?;
-    let (x, w, h) = load_image_full(path)?;
+    let (x, w, h) = load_image_for_tiles(path, tok.model.config.image_size, a.max_pixels)?;
     let t: TiledTokens = tok.encode_tiled(&x, w, h, opts, a.max_pixels, 16)?;
     karl_core::record::write_atomic(&token_path(path, a.out.as_deref()), &t.to_bytes())?;
     let mut recon_l1 = None;
     if let Some(dir) = &a.reconstruct {
         let img = tok.decode_tiled(&t, a.max_pixels)?;
-        write_png(&dir.join(format!("{}.png", stem(path))), &img, w, h)?;
-        recon_l1 = Some(l1_8bit(&img, &x));
+        write_png(&dir.join(format!("{}.png", file_stem(path))), &img, w, h)?;
+        recon_l1 = Some(l1_8bit(&img, &x, w, h)?);
     }
     let first = &t.tiles[0];
     let mut v = serde_json::json!({
@@ -146,7 +141,7 @@ fn run<B: Backend>(a: TokenizeArgs, device: &B::Device) -> Result<()> {
             let (w, h) = image_dimensions(path)?;
             let tiled = !a.no_resize && !a.resize && (w, h) != (size, size);
             let line = if tiled {
-                tokenize_tiled::<B>(&tok, path, (w, h), opts, &a)?
+                tokenize_tiled::<B>(&tok, path, opts, &a)?
             } else {
                 let x = load_image(path, size, !a.no_resize)?;
                 let xt = Tensor::<B, 4>::from_f32(x.clone(), [1, 3, size, size], device)?;
@@ -156,8 +151,8 @@ fn run<B: Backend>(a: TokenizeArgs, device: &B::Device) -> Result<()> {
                 let mut recon_l1 = None;
                 if let Some(dir) = &a.reconstruct {
                     let img = tok.decode(std::slice::from_ref(&t))?.to_vec();
-                    write_png(&dir.join(format!("{}.png", stem(path))), &img, size, size)?;
-                    recon_l1 = Some(l1_8bit(&img, &x));
+                    write_png(&dir.join(format!("{}.png", file_stem(path))), &img, size, size)?;
+                    recon_l1 = Some(l1_8bit(&img, &x, size, size)?);
                 }
                 let extra = recon_l1.map(|l| format!(", recon L1 {l:.4}")).unwrap_or_default();
                 let summary = format!("{}: {size}×{size}, KC {} of {}{extra}", path.display(), t.kc(), t.budget);
