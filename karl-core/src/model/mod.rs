@@ -8,6 +8,9 @@ pub mod karl;
 #[cfg(feature = "std")]
 pub mod load;
 pub mod quantizer;
+pub mod shard;
+#[cfg(feature = "std")]
+pub mod shard_file;
 pub mod tiles;
 pub mod tokenizer;
 pub mod tokens;

@@ -213,6 +213,38 @@ pub enum TokenFile {
 }
 
 impl TokenFile {
+    /// The model that made the tokens.
+    pub fn model_id(&self) -> &str {
+        match self {
+            TokenFile::Single(t) => &t.model_id,
+            TokenFile::Tiled(t) => t.tiles.first().map_or("", |t| t.model_id.as_str()),
+        }
+    }
+
+    /// KC: tokens kept, summed over tiles.
+    pub fn kc(&self) -> usize {
+        match self {
+            TokenFile::Single(t) => t.kc(),
+            TokenFile::Tiled(t) => t.kc(),
+        }
+    }
+
+    /// Tiles: 1 for a single image.
+    pub fn tile_count(&self) -> usize {
+        match self {
+            TokenFile::Single(_) => 1,
+            TokenFile::Tiled(t) => t.tiles.len(),
+        }
+    }
+
+    /// Serialises to the container of its kind.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            TokenFile::Single(t) => t.to_bytes(),
+            TokenFile::Tiled(t) => t.to_bytes(),
+        }
+    }
+
     /// Parses either container, chosen by its magic.
     pub fn from_bytes(bytes: &[u8], max_pixels: u64) -> Result<Self> {
         if bytes.len() >= 8 && bytes[..8] == TILED_MAGIC {
