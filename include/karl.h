@@ -100,6 +100,12 @@ typedef enum karl_status {
 typedef struct karl_model karl_model;
 
 /**
+ * An open token shard (opaque): its index in memory, the file kept open for reading records.
+ * May be used by several threads at once (reads are serialised).
+ */
+typedef struct karl_shard karl_shard;
+
+/**
  * One image's tokens as a grid of tiles (opaque): the grid and each tile's token set.
  * Immutable: may be read by several threads at once.
  */
@@ -515,6 +521,103 @@ enum karl_status karl_tiled_deserialize(const uint8_t *buf,
  * `t` is NULL or tiled tokens from this library that were not freed before.
  */
 void karl_tiled_free(struct karl_tiled_tokens *t);
+
+/**
+ * Opens a token shard: reads and checks its header, footer and index (the records are read
+ * and checked one by one by `karl_shard_read`). `path` is a NUL-terminated string borrowed for
+ * the call. On success `*out` receives a shard the caller owns and closes with
+ * `karl_shard_free`; on failure `*out` is not written.
+ *
+ * Errors: `KARL_NULL_ARGUMENT`, `KARL_IO` (missing or unreadable file), `KARL_FORMAT` (not a
+ * token shard, another format version, truncated or corrupted index).
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `out` is NULL or writable.
+ */
+enum karl_status karl_shard_open(const char *path,
+                                 struct karl_shard **out);
+
+/**
+ * The number of images (records) in the shard; 0 when `s` is NULL (and sets the last error).
+ *
+ * # Safety
+ * `s` is NULL or a live shard.
+ */
+size_t karl_shard_count(const struct karl_shard *s);
+
+/**
+ * The number of inputs that failed when the shard was written (corrupt images, ...; their
+ * keys and reasons are in the run's manifest and `karl info SHARD`); 0 when `s` is NULL.
+ *
+ * # Safety
+ * `s` is NULL or a live shard.
+ */
+size_t karl_shard_failure_count(const struct karl_shard *s);
+
+/**
+ * Copies the key of image `index` (0-based, file order) into `buf` as a NUL-terminated UTF-8
+ * string. `*written` receives the key's length in bytes without the NUL, also when `buf` is
+ * too small (`KARL_BUFFER_TOO_SMALL`: `*written + 1` bytes are needed); call with `buf = NULL`,
+ * `len = 0` to learn the size.
+ *
+ * # Safety
+ * `s` is NULL or a live shard; `buf` is NULL or points to `len` writable bytes; `written` is
+ * NULL or writable.
+ */
+enum karl_status karl_shard_key(const struct karl_shard *s,
+                                size_t index,
+                                char *buf,
+                                size_t len,
+                                size_t *written);
+
+/**
+ * Finds the image whose key is `key` (NUL-terminated, compared as bytes): `*index` receives
+ * its position. A key not in the shard is `KARL_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `s` is NULL or a live shard; `key` is NULL or NUL-terminated; `index` is NULL or writable.
+ */
+enum karl_status karl_shard_find(const struct karl_shard *s,
+                                 const char *key,
+                                 size_t *index);
+
+/**
+ * KC (tokens kept, summed over tiles) and tile count (1 for an image at the model's size) of
+ * image `index`, from the index without reading the record. Either output may be NULL.
+ *
+ * # Safety
+ * `s` is NULL or a live shard; `kc` and `tiles` are NULL or writable.
+ */
+enum karl_status karl_shard_kc(const struct karl_shard *s,
+                               size_t index,
+                               uint32_t *kc,
+                               uint32_t *tiles);
+
+/**
+ * Reads image `index`'s record (checking its CRC, key and model against the index). An image
+ * at the model's size gives `*tokens` (and `*tiled = NULL`); an image tokenized as a tile grid
+ * gives `*tiled` (and `*tokens = NULL`). Both out-parameters are required; the one written is
+ * owned by the caller (`karl_tokens_free` / `karl_tiled_free`). Decode it with `karl_decode`
+ * or `karl_tiled_decode` and the model that made the shard.
+ *
+ * Errors: `KARL_NULL_ARGUMENT`, `KARL_INVALID_ARGUMENT` (index out of range), `KARL_IO`,
+ * `KARL_FORMAT` (a corrupted or truncated record).
+ *
+ * # Safety
+ * `s` is NULL or a live shard; `tokens` and `tiled` are NULL or writable.
+ */
+enum karl_status karl_shard_read(const struct karl_shard *s,
+                                 size_t index,
+                                 struct karl_tokens **tokens,
+                                 struct karl_tiled_tokens **tiled);
+
+/**
+ * Closes a shard from `karl_shard_open`. NULL is a no-op; `s` must not be used afterwards.
+ *
+ * # Safety
+ * `s` is NULL or a shard from this library that was not freed before.
+ */
+void karl_shard_free(struct karl_shard *s);
 
 /**
  * Computes L1, MSE, PSNR and SSIM between `a` (reference) and `b`, both 8-bit interleaved RGB

@@ -2,7 +2,7 @@
 //! cbindgen from this crate, see `tests/header.rs`).
 //!
 //! Conventions (architecture.md §7):
-//! - opaque handles (`karl_model`, `karl_tokens`, `karl_tiled_tokens`), each owned through a `Box`, created through an
+//! - opaque handles (`karl_model`, `karl_tokens`, `karl_tiled_tokens`, `karl_shard`), each owned through a `Box`, created through an
 //!   out-parameter and released by exactly one `_free` (`_free(NULL)` is a no-op);
 //! - every fallible function returns a [`karl_status`] and writes its outputs only on success;
 //!   the message with context goes to a thread-local last error ([`karl_last_error_message`]);
@@ -35,6 +35,8 @@ mod tokens; // karl_tokens_*
 
 mod tiled; // karl_encode_tiled, karl_tiled_*
 
+mod shard; // karl_shard_*
+
 mod metrics; // karl_image_metrics
 
 mod error; // karl_last_error_message
@@ -46,5 +48,6 @@ pub use error::karl_last_error_message;
 pub use metrics::*;
 pub use model::*;
 pub use status::{karl_status, karl_status_name, karl_version};
+pub use shard::*;
 pub use tiled::*;
 pub use tokens::*;

@@ -415,3 +415,40 @@ fn c_tiled_path_runs_clean_under_valgrind() {
     assert_eq!(line_values(&stdout, "kc")[0], tiles.iter().sum::<u32>());
     assert_eq!(std::fs::metadata(&decoded).unwrap().len(), 75 * 50 * 3);
 }
+
+/// `karl_shards.c` on a token shard of the tiny model written here (two images at the model
+/// size, one 75×50 image as a tile grid): every record is read, checked against the index and
+/// decoded; one image is found by key; bad calls get their status; all under valgrind.
+#[test]
+fn c_shard_reader_runs_clean_under_valgrind() {
+    use karl_core::model::shard::{ShardBuilder, header};
+    use karl_core::model::tiles::DEFAULT_MAX_PIXELS;
+    use karl_core::model::{EncodeOptions, TokenFile};
+    let f = fixture();
+    let tok = karl_core::model::load::load_tokenizer::<Cpu<f32>>(&f.tiny, None, &CpuDevice).unwrap();
+    let opts = EncodeOptions { budget: 16, quality: 0.05, fixed: false };
+    let img =
+        |w: usize, h: usize, k: usize| -> Vec<f32> { (0..3 * w * h).map(|i| ((i * k) % 97) as f32 / 96.0).collect() };
+    let mut b = ShardBuilder::new(&tok.model_id, "test");
+    let mut bytes = header().to_vec();
+    for (key, k) in [("a/first", 3), ("a/second", 5)] {
+        let x = karl_core::Tensor::<Cpu<f32>, 4>::from_f32(img(32, 32, k), [1, 3, 32, 32], &CpuDevice).unwrap();
+        let t = tok.encode(&x, opts).unwrap().remove(0);
+        bytes.extend(b.record(key, &TokenFile::Single(t)).unwrap());
+    }
+    let tiled = tok.encode_tiled(&img(75, 50, 7), 75, 50, opts, DEFAULT_MAX_PIXELS, 4).unwrap();
+    bytes.extend(b.record("wide", &TokenFile::Tiled(tiled)).unwrap());
+    b.failure("broken", "not a readable image");
+    bytes.extend(b.finish());
+    let shard = f.dir.join("test.karlshard");
+    std::fs::write(&shard, &bytes).unwrap();
+
+    let exe = build("karl_shards", Link::Shared);
+    let out = run(&exe, &[&f.tiny, &shard, Path::new("wide")], valgrind_available());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("images 3 failures 1"), "{stdout}");
+    assert!(stdout.contains("image a/second kc"), "{stdout}");
+    assert!(stdout.contains("tiles 6 decoded 75x50"), "{stdout}");
+    assert!(stdout.contains("found wide at 2"), "{stdout}");
+    assert!(stdout.contains(", 0 failures"), "{stdout}");
+}
