@@ -15,6 +15,8 @@ pub mod data;
 pub mod error;
 #[cfg(feature = "std")]
 pub mod eval;
+#[cfg(feature = "image")]
+pub mod image_file;
 pub mod init;
 pub mod metrics;
 pub mod model;

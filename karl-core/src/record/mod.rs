@@ -14,7 +14,7 @@ pub mod pickle;
 pub mod pth;
 pub mod safetensors;
 
-pub use self::pth::{PthCheckpoint, read_pth};
+pub use self::pth::{PthCheckpoint, read_pth, read_pth_bytes};
 pub use self::safetensors::{read_safetensors, read_safetensors_bytes, safetensors_bytes, write_safetensors};
 
 /// Reads the tensors of a weights file, sorted by name, whatever its kind.

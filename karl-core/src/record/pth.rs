@@ -41,6 +41,11 @@ pub fn read_pth(path: &Path, entry: Option<&str>) -> Result<PthCheckpoint> {
     })
 }
 
+/// [`read_pth`] on a checkpoint held in memory (errors name no file).
+pub fn read_pth_bytes(bytes: &[u8], entry: Option<&str>) -> Result<PthCheckpoint> {
+    read_pth_from(std::io::Cursor::new(bytes), entry)
+}
+
 fn read_pth_from<R: Read + std::io::Seek>(reader: R, entry: Option<&str>) -> Result<PthCheckpoint> {
     let mut archive = Archive::open(reader)?;
     let root = archive.read_pickle()?;
@@ -448,6 +453,8 @@ mod tests {
         assert_eq!(model.entry.as_deref(), Some("model"));
         check_against_expected(&model.tensors);
         assert_eq!(model.tensors, default.tensors);
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(read_pth_bytes(&bytes, None).unwrap(), default);
     }
 
     #[test]
