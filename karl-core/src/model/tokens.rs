@@ -116,7 +116,7 @@ pub(crate) fn container_to_bytes<T: Serialize>(magic: [u8; 8], version: u16, val
 }
 
 /// Reads a container written by `container_to_bytes`; `what` names the file kind in errors.
-pub(crate) fn container_from_bytes<T: serde::de::DeserializeOwned>(
+pub(crate) fn container_from_bytes<T: serde::de::DeserializeOwned + Serialize>(
     bytes: &[u8],
     magic: [u8; 8],
     version: u16,
@@ -142,5 +142,83 @@ pub(crate) fn container_from_bytes<T: serde::de::DeserializeOwned>(
     if crc32fast::hash(body) != crc {
         return fmt(format!("{what} checksum mismatch (corrupted)"));
     }
-    postcard::from_bytes(&bytes[14..14 + len]).map_err(|e| Error::Format(format!("{what} payload: {e}")))
+    let payload = &bytes[14..14 + len];
+    let value: T = postcard::from_bytes(payload).map_err(|e| Error::Format(format!("{what} payload: {e}")))?;
+    // postcard ignores trailing bytes and accepts over-long integers: only the canonical
+    // encoding is a valid file, so that a file that reads writes back to the same bytes.
+    let canonical = postcard::to_allocvec(&value).expect("in-memory serialisation cannot fail");
+    if canonical != payload {
+        return fmt(format!(
+            "{what} payload of {len} bytes is not in canonical form (its content encodes to {} bytes: \
+             trailing bytes or over-long integers)",
+            canonical.len()
+        ));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Tokens {
+        Tokens {
+            model_id: "m".into(),
+            budget: 300,
+            quality: 0.05,
+            quality_bin: 5,
+            fixed: false,
+            image_size: [32, 32],
+            positions: vec![0, 3, 299],
+            codes: TokenCodes::Quantized(vec![1, 2, 1000]),
+        }
+    }
+
+    /// `payload` in a container with a valid length and checksum.
+    fn seal(payload: &[u8]) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(payload);
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn round_trip_and_corruption() {
+        let t = sample();
+        let bytes = t.to_bytes();
+        assert_eq!(Tokens::from_bytes(&bytes).unwrap(), t);
+        let mut flipped = bytes.clone();
+        flipped[16] ^= 1;
+        assert!(Tokens::from_bytes(&flipped).unwrap_err().to_string().contains("checksum"));
+        let mut version = bytes.clone();
+        version[8] = 2;
+        assert!(Tokens::from_bytes(&version).unwrap_err().to_string().contains("version 2"));
+    }
+
+    /// Found by the `token_file` fuzz target: a payload with bytes after the value read as the
+    /// value alone, so the file did not write back to the same bytes.
+    #[test]
+    fn trailing_payload_bytes_are_refused() {
+        let mut payload = postcard::to_allocvec(&sample()).unwrap();
+        assert!(Tokens::from_bytes(&seal(&payload)).is_ok());
+        payload.extend_from_slice(&[0, 0, 7]);
+        let e = Tokens::from_bytes(&seal(&payload)).unwrap_err().to_string();
+        assert!(e.contains("not in canonical form") && e.contains("encodes to"), "{e}");
+    }
+
+    /// An integer written with more varint bytes than needed (budget 300 as 3 bytes instead of 2).
+    #[test]
+    fn over_long_integers_are_refused() {
+        let payload = postcard::to_allocvec(&sample()).unwrap();
+        // model_id "m" is 2 bytes (length, 'm'); the budget 300 = 0xac 0x02 follows.
+        assert_eq!(&payload[2..4], &[0xac, 0x02]);
+        let mut long = payload[..2].to_vec();
+        long.extend_from_slice(&[0xac, 0x82, 0x00]);
+        long.extend_from_slice(&payload[4..]);
+        let e = Tokens::from_bytes(&seal(&long)).unwrap_err().to_string();
+        assert!(e.contains("not in canonical form"), "{e}");
+    }
 }
