@@ -74,9 +74,28 @@ pub enum Command {
 /// `karl tokenize`.
 #[derive(Args, Debug)]
 pub struct TokenizeArgs {
-    /// Images or directories (walked recursively for PNG/JPEG/WebP/BMP).
-    #[arg(required = true)]
+    /// Images, directories (walked recursively for PNG/JPEG/WebP/BMP) or WebDataset tar shards
+    /// (`train-{000000..000146}.tar`: brace ranges are expanded, quote them).
+    #[arg(required_unless_present = "list")]
     pub inputs: Vec<PathBuf>,
+    /// Also read the inputs listed in this file, one path per line (`#` starts a comment line).
+    #[arg(long)]
+    pub list: Option<PathBuf>,
+    /// Write token shards (`.karlshard`, many images each, with a manifest) into --out instead
+    /// of one .karl file per image; implied by tar inputs, --list, --shard and --shard-size.
+    #[arg(long)]
+    pub shards: bool,
+    /// This process's part of the work, I/N (0 ≤ I < N): the input shards and chunks of loose
+    /// images, in name order, at positions ≡ I mod N. Run N processes (a Slurm array, a
+    /// Kubernetes Indexed Job) with the same arguments and I = 0 … N−1.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::dataset::ShardSpec>,
+    /// Loose images per output shard (tar inputs give one output shard each).
+    #[arg(long, value_name = "K")]
+    pub shard_size: Option<usize>,
+    /// Images of the model's size per encoder pass when writing shards.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub batch: u16,
     #[command(flatten)]
     pub model: ModelArgs,
     /// Desired reconstruction error ε (mean absolute error in [0,1]); smaller = more tokens.
@@ -91,7 +110,7 @@ pub struct TokenizeArgs {
     /// Fixed-length mode: keep all budget tokens.
     #[arg(long)]
     pub fixed: bool,
-    /// Directory for the .karl files (default: beside each image).
+    /// Directory for the .karl files (default: beside each image) or the token shards.
     #[arg(long, short = 'o')]
     pub out: Option<PathBuf>,
     /// Print one JSON object per image: image, budget, quality, quality_bin, kc, positions, codes.
@@ -116,9 +135,13 @@ pub struct TokenizeArgs {
 /// `karl reconstruct`.
 #[derive(Args, Debug)]
 pub struct ReconstructArgs {
-    /// .karl token files.
+    /// .karl token files or token shards (.karlshard: every image, or those of --key).
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
+    /// Only the image with this key from each token shard (repeatable); the PNG is named after
+    /// the key.
+    #[arg(long)]
+    pub key: Vec<String>,
     #[command(flatten)]
     pub model: ModelArgs,
     /// Output directory for the PNGs.
@@ -132,7 +155,8 @@ pub struct ReconstructArgs {
 /// `karl info`.
 #[derive(Args, Debug)]
 pub struct InfoArgs {
-    /// A model path, a preset name (karl_small, ...) or `builtin`.
+    /// A model path, a preset name (karl_small, ...), `builtin`, or a token shard
+    /// (`.karlshard`: its images, failures and KC histogram).
     #[arg(default_value = "builtin")]
     pub model: String,
     /// Print JSON.

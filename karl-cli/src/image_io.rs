@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 /// File extensions read as images.
 pub const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "webp", "bmp", "PNG"];
 
-fn is_image(p: &Path) -> bool {
+/// Whether a path has an image file extension.
+pub fn is_image(p: &Path) -> bool {
     p.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 

@@ -5,6 +5,7 @@
 mod args;
 mod commands;
 mod data;
+mod dataset;
 mod device;
 mod heatmap;
 mod image_io;

@@ -47,7 +47,7 @@ pub use default_model::default_model_bytes;
 pub use error::karl_last_error_message;
 pub use metrics::*;
 pub use model::*;
-pub use status::{karl_status, karl_status_name, karl_version};
 pub use shard::*;
+pub use status::{karl_status, karl_status_name, karl_version};
 pub use tiled::*;
 pub use tokens::*;

@@ -1,5 +1,5 @@
 //! `karl info`: configuration, parameter count and size of a model or preset, and the compute
-//! devices of this build (compiled in, usable here).
+//! devices of this build (compiled in, usable here); or a token shard's content.
 use crate::args::InfoArgs;
 use crate::device::{BackendJob, report};
 use anyhow::{Context, Result};
@@ -7,6 +7,41 @@ use karl_core::Backend;
 use karl_core::model::{Karl, KarlConfig};
 use karl_core::nn::num_params;
 use std::path::Path;
+
+/// `karl info SHARD`: model, source, image count, failures and the KC histogram of a token
+/// shard, read from its index (every record is also verified).
+pub fn shard(a: &InfoArgs) -> Result<()> {
+    let path = Path::new(&a.model);
+    let mut f = karl_core::model::shard_file::ShardFile::open(path, karl_core::model::tiles::DEFAULT_MAX_PIXELS)?;
+    let verified = f.verify();
+    let index = f.index();
+    let kc = crate::dataset::KcStats::of(&index.entries.iter().map(|e| e.kc).collect::<Vec<_>>());
+    let tiled = index.entries.iter().filter(|e| e.tiles > 1).count();
+    if a.json {
+        let v = serde_json::json!({
+            "shard": path.display().to_string(), "model_id": index.model_id, "source": index.source,
+            "images": index.entries.len(), "tiled_images": tiled, "failures": index.failures, "kc": kc,
+            "verified": verified.is_ok(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("shard        {}", path.display());
+        println!("model        {}", index.model_id);
+        println!("source       {}", index.source);
+        println!("images       {} ({tiled} tiled), {} failed", index.entries.len(), index.failures.len());
+        for x in &index.failures {
+            println!("failed       {}: {}", x.key, x.reason);
+        }
+        println!(
+            "KC           mean {:.1}, min {}, p10 {}, median {}, p90 {}, max {}",
+            kc.mean, kc.min, kc.p10, kc.p50, kc.p90, kc.max
+        );
+        for line in kc.render() {
+            println!("  {line}");
+        }
+    }
+    verified.with_context(|| format!("{}: a record does not verify", path.display()))
+}
 
 /// `karl info` with the model loaded on backend `B`.
 impl BackendJob for InfoArgs {

@@ -25,6 +25,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Tokenize(a) => on_device(a.model.device, a.model.precision, a),
         Command::Reconstruct(a) => on_device(a.model.device, a.model.precision, a),
+        Command::Info(a) if karl_core::model::shard_file::is_shard(std::path::Path::new(&a.model)) => info::shard(&a),
         Command::Info(a) => on_device(a.device, a.precision, a),
         Command::Convert(a) => convert::run(a),
         Command::Metrics(a) => metrics::run(a),

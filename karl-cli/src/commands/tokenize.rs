@@ -116,9 +116,24 @@ impl BackendJob for TokenizeArgs {
     }
 }
 
+/// Whether the run writes token shards: asked for, or implied by tar inputs, a list or a split.
+fn writes_shards(a: &TokenizeArgs) -> bool {
+    a.shards
+        || a.list.is_some()
+        || a.shard.is_some()
+        || a.shard_size.is_some()
+        || a.inputs.iter().any(|p| p.to_string_lossy().to_ascii_lowercase().ends_with(".tar"))
+}
+
 fn run<B: Backend>(a: TokenizeArgs, device: &B::Device) -> Result<()> {
-    let images = collect_images(&a.inputs)?;
-    if images.is_empty() {
+    let shards = writes_shards(&a);
+    if shards && (a.json || a.reconstruct.is_some()) {
+        bail!(
+            "--json and --reconstruct write per-image output: with token shards use `karl info SHARD` and `karl reconstruct SHARD`"
+        );
+    }
+    let images = if shards { Vec::new() } else { collect_images(&a.inputs)? };
+    if !shards && images.is_empty() {
         bail!("no images found in {:?}", a.inputs);
     }
     let tok = load::<B>(&a.model, device)?;
@@ -129,6 +144,9 @@ fn run<B: Backend>(a: TokenizeArgs, device: &B::Device) -> Result<()> {
     };
     let opts = EncodeOptions { budget, quality: a.quality, fixed };
     tok.check_options(&opts)?;
+    if shards {
+        return crate::dataset::run_shards(&a, &tok, opts, device);
+    }
     for dir in [a.out.as_ref(), a.reconstruct.as_ref()].into_iter().flatten() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
