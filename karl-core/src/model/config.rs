@@ -7,6 +7,19 @@ use alloc::vec;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
+/// Largest `image_size` a config may have (pixels per side).
+pub const MAX_IMAGE_SIZE: usize = 8192;
+/// Largest transformer depth (`encoder.layers`, `decoder.layers`).
+pub const MAX_LAYERS: usize = 1024;
+/// Largest positional grid side `max_grid_tokens` (the token grid is at most this too).
+pub const MAX_GRID: usize = 128;
+/// Largest `max_latent_tokens` (the token budget itself is at most 512).
+pub const MAX_LATENT_TOKENS: usize = 65536;
+/// Largest parameter count a config may describe, by [`KarlConfig::param_bound`]: 2^31
+/// (8 GiB of f32), at least twice the bound of the largest preset. A config above it is refused
+/// before anything is allocated.
+pub const MAX_PARAMS: u64 = 1 << 31;
+
 /// The 19 official ε bins.
 pub const EPS_BINS: [f32; 19] =
     [0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.09, 0.1, 0.12, 0.14, 0.16, 0.18, 0.2, 0.24, 0.28, 0.32, 0.38];
@@ -212,9 +225,84 @@ impl KarlConfig {
             BaseKind::Pixel => 0,
         }
     }
-    /// Checks every size relation; the message names the numbers.
+    /// An upper bound on the model's parameter count (every weight, bias and table), computed in
+    /// saturating 128-bit arithmetic, so that a config can be judged before anything is
+    /// allocated. Within a factor of 2 of the real count for the presets and golden configs.
+    pub fn param_bound(&self) -> u128 {
+        let n = |v: usize| v as u128;
+        let mul = |a: u128, b: u128| a.saturating_mul(b);
+        let (we, wd) = (n(self.encoder.width), n(self.decoder.width));
+        // attention 4w² + 4w, MLP (ratio 4) 8w² + 5w, two LayerNorms 4w
+        let block = |w: u128| mul(12, mul(w, w)).saturating_add(mul(13, w));
+        let g2 = mul(n(self.max_grid_tokens), n(self.max_grid_tokens));
+        let p2 = mul(n(self.patch_size), n(self.patch_size));
+        let head = match self.base_tokenizer {
+            BaseKind::Vqgan => self.vqgan.as_ref().map_or(0, |v| n(v.n_embed)),
+            BaseKind::Pixel => mul(3, p2),
+        };
+        let vqgan = self.vqgan.as_ref().filter(|_| self.base_tokenizer == BaseKind::Vqgan).map_or(0, |v| {
+            let d = &v.ddconfig;
+            let cmax = mul(n(d.ch), n(d.ch_mult.iter().copied().max().unwrap_or(1)));
+            // per level: the encoder's and the decoder's residual blocks (2 convs + shortcut)
+            // and a down/up-sampling conv; the middle blocks and the in/out convs around them
+            let convs =
+                mul(mul(2, n(d.ch_mult.len())), mul(3, n(d.num_res_blocks).saturating_add(1)).saturating_add(1))
+                    .saturating_add(16);
+            mul(convs, mul(9, mul(cmax, cmax)).saturating_add(mul(4, cmax)))
+                .saturating_add(mul(mul(18, cmax), n(d.z_channels).saturating_add(3)))
+                .saturating_add(mul(n(v.n_embed), n(v.embed_dim)))
+        });
+        [
+            mul(n(self.encoder.layers), block(we)),
+            mul(n(self.decoder.layers), block(wd)),
+            mul(we.saturating_add(wd), g2),
+            mul(n(self.max_latent_tokens), we.saturating_add(wd)),
+            mul(n(self.eps_bins.len()), we),
+            mul(n(self.patch_embed_out_channels), mul(3, p2).saturating_add(1)),
+            mul(we.saturating_add(2), n(self.halting_mlp_hidden).saturating_add(1)),
+            mul(we.saturating_add(wd).saturating_add(n(self.vq_codebook_size)).saturating_add(1), n(self.vq_token_dim)),
+            mul(wd, wd.saturating_add(head).saturating_add(2).saturating_mul(2)).saturating_add(head),
+            mul(8, we.saturating_add(wd)),
+            vqgan,
+        ]
+        .into_iter()
+        .fold(0u128, u128::saturating_add)
+    }
+
+    /// Checks every size relation and bound; the message names the numbers.
     pub fn validate(&self) -> Result<()> {
         let err = |m: String| Err(Error::Config(m));
+        for (what, v, max) in [
+            ("image_size", self.image_size, MAX_IMAGE_SIZE),
+            ("encoder.layers", self.encoder.layers, MAX_LAYERS),
+            ("decoder.layers", self.decoder.layers, MAX_LAYERS),
+            ("max_grid_tokens", self.max_grid_tokens, MAX_GRID),
+            ("max_latent_tokens", self.max_latent_tokens, MAX_LATENT_TOKENS),
+            ("eps_bins (count)", self.eps_bins.len(), 256),
+            ("vq_codebook_size", self.vq_codebook_size, 65536),
+            ("vq_token_dim", self.vq_token_dim, 65535),
+        ] {
+            if v > max {
+                return err(format!("{what} {v} is above the limit of {max}"));
+            }
+        }
+        if self.vq_token_dim == 0 || (self.quantize_latent && self.vq_codebook_size == 0) {
+            return err(format!(
+                "vq_token_dim {} and vq_codebook_size {} must be at least 1",
+                self.vq_token_dim, self.vq_codebook_size
+            ));
+        }
+        if self.eps_bins.iter().any(|b| !b.is_finite()) {
+            return err(format!("eps bins must be finite, got {:?}", self.eps_bins));
+        }
+        let params = self.param_bound();
+        if params > MAX_PARAMS as u128 {
+            return err(format!(
+                "the model would have up to {params} parameters, above the limit of {MAX_PARAMS} \
+                 ({} GiB of f32)",
+                (MAX_PARAMS * 4) >> 30
+            ));
+        }
         let (e, d) = (&self.encoder, &self.decoder);
         if e.width == 0 || e.heads == 0 || e.width % e.heads != 0 {
             return err(format!("encoder width {} is not divisible by {} heads", e.width, e.heads));
@@ -266,6 +354,13 @@ impl KarlConfig {
                 }
                 if v.ddconfig.z_channels != v.embed_dim {
                     return err(format!("z_channels {} must equal embed_dim {}", v.ddconfig.z_channels, v.embed_dim));
+                }
+                let gn = v.groupnorm_groups;
+                if let Some(c) = core::iter::once(v.ddconfig.ch)
+                    .chain(v.ddconfig.ch_mult.iter().map(|m| v.ddconfig.ch * m))
+                    .find(|&c| gn == 0 || c == 0 || c % gn != 0)
+                {
+                    return err(format!("VQGAN channel count {c} is not a positive multiple of {gn} GroupNorm groups"));
                 }
             }
             BaseKind::Pixel => {
@@ -413,6 +508,59 @@ impl KarlConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::{Cpu, CpuDevice};
+
+    fn real_params(c: &KarlConfig) -> u128 {
+        let m = crate::model::Karl::<Cpu<f32>>::new(c.clone(), &CpuDevice, 0).unwrap();
+        crate::nn::num_params(&m) as u128
+    }
+
+    #[test]
+    fn param_bound_is_within_twice_the_real_count() {
+        let text = std::fs::read_to_string(crate::record::shared_dir().join("golden/mini/config.json")).unwrap();
+        let mini = KarlConfig::from_json(&text).unwrap();
+        let tiny = KarlConfig::pixel("t", 32, 8, (32, 1, 2), (32, 1, 2), 256);
+        for c in [mini, tiny, KarlConfig::preset("karl_pixel_tiny").unwrap()] {
+            let (real, bound) = (real_params(&c), c.param_bound());
+            assert!(real <= bound && bound <= 2 * real, "{}: {real} parameters, bound {bound}", c.name);
+        }
+        // the released karl_small: 270,911,120 inference parameters (golden layout file)
+        let bound = KarlConfig::preset("karl_small").unwrap().param_bound();
+        assert!((270_911_120..=2 * 270_911_120).contains(&bound), "{bound}");
+        let largest = KarlConfig::PRESETS.iter().map(|p| KarlConfig::preset(p).unwrap().param_bound()).max().unwrap();
+        assert!(largest * 2 <= MAX_PARAMS as u128, "largest preset bound {largest}");
+    }
+
+    #[test]
+    fn sizes_that_would_allocate_terabytes_are_refused_before_allocating() {
+        let base = KarlConfig::preset("karl_pixel_tiny").unwrap();
+        let refused = |f: &dyn Fn(&mut KarlConfig), needle: &str| {
+            let mut c = base.clone();
+            f(&mut c);
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(needle), "{needle}: {e}");
+        };
+        refused(
+            &|c| {
+                c.encoder.width = 1 << 20;
+                c.patch_embed_out_channels = 1 << 20;
+            },
+            "parameters, above the limit of 2147483648",
+        );
+        refused(&|c| c.decoder.width = usize::MAX - usize::MAX % 3, "above the limit");
+        refused(&|c| c.max_latent_tokens = usize::MAX, "max_latent_tokens");
+        refused(&|c| c.encoder.layers = 1 << 40, "encoder.layers");
+        refused(&|c| c.vq_codebook_size = 65537, "vq_codebook_size 65537");
+        refused(&|c| c.vq_token_dim = 0, "vq_token_dim 0");
+        refused(&|c| c.eps_bins = (0..300).map(|i| i as f32).collect(), "eps_bins (count) 300");
+        refused(&|c| c.eps_bins = vec![0.1, f32::INFINITY], "finite");
+        refused(&|c| c.image_size = 1 << 20, "image_size");
+        let mut v = KarlConfig::preset("karl_small").unwrap();
+        v.vqgan.as_mut().unwrap().groupnorm_groups = 0;
+        assert!(v.validate().unwrap_err().to_string().contains("GroupNorm"));
+        v.vqgan.as_mut().unwrap().groupnorm_groups = 48;
+        assert!(v.validate().unwrap_err().to_string().contains("128 is not a positive multiple of 48"));
+    }
     #[test]
     fn pixel_patch_bias_std_defaults_to_zero_in_files_and_one_in_presets() {
         let mut v = serde_json::to_value(KarlConfig::preset("karl_pixel_tiny").unwrap()).unwrap();
