@@ -43,6 +43,9 @@ mod error; // karl_last_error_message
 
 mod default_model;
 
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
 pub use default_model::default_model_bytes;
 pub use error::karl_last_error_message;
 pub use metrics::*;

@@ -10,8 +10,11 @@
 //!
 //! The test files live in `tests/tests/`: `gradcheck.rs` (finite differences on
 //! `Autodiff<Cpu<f64>>` for every differentiable op), `ops_reference.rs` (fast CPU kernels vs
-//! naive loops), `properties.rs` (proptest invariants) and `dfdx_oracle.rs` (dfdx as an
-//! independent implementation).
+//! naive loops), `properties.rs` (proptest invariants), `dfdx_oracle.rs` (dfdx as an
+//! independent implementation) and `fuzz_corpus.rs` (replays the committed fuzz corpus through
+//! [`fuzzing`], the bodies of the cargo-fuzz targets in `fuzz/`).
+
+pub mod fuzzing;
 
 use karl_core::autodiff::Autodiff;
 use karl_core::cpu::{Cpu, CpuDevice};
