@@ -67,12 +67,13 @@ fn cubic(x: f64) -> f64 {
     }
 }
 
-/// PIL-style antialiased resampling weights: for each output index, (first input, weights).
-fn weights(inp: usize, out: usize) -> Vec<(usize, Vec<f64>)> {
+/// PIL-style antialiased resampling weights of a resize from `inp` to `out` pixels, for the
+/// output indices `range`: for each, (first input, weights).
+fn weights(inp: usize, out: usize, range: core::ops::Range<usize>) -> Vec<(usize, Vec<f64>)> {
     let scale = inp as f64 / out as f64;
     let fscale = scale.max(1.0);
     let support = 2.0 * fscale;
-    (0..out)
+    range
         .map(|i| {
             let center = (i as f64 + 0.5) * scale;
             let lo = libm::floor(center - support + 0.5).max(0.0) as usize;
@@ -98,9 +99,52 @@ fn clamp_u8(v: f64) -> f64 {
     libm::round(v).clamp(0.0, 255.0)
 }
 
-/// Resizes (keeping 8-bit values between passes) interleaved RGB `src (w×h)` to `ow×oh`.
+/// The `size×size` window at (`left`, `top`) of interleaved RGB `src (w×h)` resized to `ow×oh`
+/// (8-bit values between the two passes, as PIL). Only the window is computed: memory is
+/// O(h·size), whatever the aspect ratio, and the values are those of the full resize.
+fn resize_window(
+    src: &[f64],
+    (w, h): (usize, usize),
+    (ow, oh): (usize, usize),
+    (left, top): (usize, usize),
+    size: usize,
+) -> Vec<f64> {
+    // horizontal pass: every input row, the window's columns
+    let wx = weights(w, ow, left..left + size);
+    let mut tmp = vec![0.0; h * size * 3];
+    for y in 0..h {
+        for (x, (lo, ws)) in wx.iter().enumerate() {
+            for c in 0..3 {
+                tmp[(y * size + x) * 3 + c] = if ow == w {
+                    src[(y * w + left + x) * 3 + c]
+                } else {
+                    clamp_u8(ws.iter().enumerate().map(|(k, wk)| wk * src[(y * w + lo + k) * 3 + c]).sum())
+                };
+            }
+        }
+    }
+    // vertical pass: the window's rows
+    if oh == h {
+        return tmp[top * size * 3..(top + size) * size * 3].to_vec();
+    }
+    let wy = weights(h, oh, top..top + size);
+    let mut out = vec![0.0; size * size * 3];
+    for (y, (lo, ws)) in wy.iter().enumerate() {
+        for x in 0..size {
+            for c in 0..3 {
+                let s: f64 = ws.iter().enumerate().map(|(k, wk)| wk * tmp[((lo + k) * size + x) * 3 + c]).sum();
+                out[(y * size + x) * 3 + c] = clamp_u8(s);
+            }
+        }
+    }
+    out
+}
+
+/// Resizes (keeping 8-bit values between passes) interleaved RGB `src (w×h)` to `ow×oh`: the
+/// whole image, the oracle [`resize_window`] is tested against.
+#[cfg(test)]
 fn resize(src: &[f64], w: usize, h: usize, ow: usize, oh: usize) -> Vec<f64> {
-    let wx = weights(w, ow);
+    let wx = weights(w, ow, 0..ow);
     let mut tmp = vec![0.0; oh.max(h) * ow * 3];
     for y in 0..h {
         for (x, (lo, ws)) in wx.iter().enumerate() {
@@ -114,7 +158,7 @@ fn resize(src: &[f64], w: usize, h: usize, ow: usize, oh: usize) -> Vec<f64> {
         tmp.truncate(oh * ow * 3);
         return tmp;
     }
-    let wy = weights(h, oh);
+    let wy = weights(h, oh, 0..oh);
     let mut out = vec![0.0; oh * ow * 3];
     for (y, (lo, ws)) in wy.iter().enumerate() {
         for x in 0..ow {
@@ -145,14 +189,16 @@ pub fn preprocess(img: Rgb8<'_>, size: usize, resize_image: bool) -> Result<Vec<
     } else {
         ((size as f64 * w as f64 / h as f64) as usize, size)
     };
-    let px = if (rw, rh) == (w, h) { px } else { resize(&px, w, h, rw, rh) };
     let top = center_offset(rh - size);
     let left = center_offset(rw - size);
+    // Only the centre crop of the resized image is computed: a 1×60000 image resizes to
+    // size × 60000·size, which would take terabytes in full.
+    let px = resize_window(&px, (w, h), (rw, rh), (left, top), size);
     let mut out = vec![0.0f32; 3 * size * size];
     for c in 0..3 {
         for y in 0..size {
             for x in 0..size {
-                out[(c * size + y) * size + x] = (px[((top + y) * rw + left + x) * 3 + c] / 255.0) as f32;
+                out[(c * size + y) * size + x] = (px[(y * size + x) * 3 + c] / 255.0) as f32;
             }
         }
     }
@@ -197,6 +243,51 @@ mod tests {
         }
         let t = preprocess(Rgb8::new(&data, 256, 281, 768).unwrap(), 256, true).unwrap();
         assert_eq!((t[0] * 255.0).round() as usize, 12);
+    }
+
+    /// The pre-window preprocessing: the whole image resized, then cropped.
+    fn preprocess_full(img: Rgb8<'_>, size: usize) -> Vec<f32> {
+        let (w, h) = (img.width, img.height);
+        let px: Vec<f64> =
+            (0..h).flat_map(|y| img.data[y * img.stride..y * img.stride + w * 3].iter().map(|&b| b as f64)).collect();
+        let (rw, rh) = if w <= h {
+            (size, (size as f64 * h as f64 / w as f64) as usize)
+        } else {
+            ((size as f64 * w as f64 / h as f64) as usize, size)
+        };
+        let px = if (rw, rh) == (w, h) { px } else { resize(&px, w, h, rw, rh) };
+        let (top, left) = (center_offset(rh - size), center_offset(rw - size));
+        let mut out = vec![0.0f32; 3 * size * size];
+        for c in 0..3 {
+            for y in 0..size {
+                for x in 0..size {
+                    out[(c * size + y) * size + x] = (px[((top + y) * rw + left + x) * 3 + c] / 255.0) as f32;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_centre_window_equals_the_full_resize_then_crop() {
+        for (w, h, size) in [(30, 20, 8), (20, 30, 8), (8, 8, 8), (5, 9, 8), (1, 40, 4), (77, 3, 16), (33, 33, 32)] {
+            let data: Vec<u8> = (0..w * h * 3 + 5).map(|i| ((i * 97 + i / 7) % 256) as u8).collect();
+            let img = Rgb8::new(&data, w, h, w * 3 + usize::from(h > 1 && w % 2 == 0))
+                .unwrap_or(Rgb8::new(&data, w, h, w * 3).unwrap());
+            assert_eq!(preprocess(img, size, true).unwrap(), preprocess_full(img, size), "{w}×{h} → {size}");
+        }
+    }
+
+    /// Found while writing the image and C API fuzz targets: a 1-pixel-wide image resizes to
+    /// size × (size·height), which
+    /// the whole-image resize allocated in full (1×65536 to 256 px: 100 GB).
+    #[test]
+    fn extreme_aspect_ratios_preprocess_in_bounded_memory() {
+        for (w, h) in [(1, 65536), (65536, 1)] {
+            let data = vec![90u8; w * h * 3];
+            let t = preprocess(Rgb8::new(&data, w, h, w * 3).unwrap(), 256, true).unwrap();
+            assert!(t.iter().all(|&v| (v - 90.0 / 255.0).abs() < 1e-6), "{w}×{h}");
+        }
     }
 
     #[test]
