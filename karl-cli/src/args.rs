@@ -1,6 +1,7 @@
 //! Command-line arguments (clap derive); every flag is documented here.
 use clap::{Args, Parser, Subcommand};
 use karl_core::Precision;
+use karl_device::Device;
 use std::path::PathBuf;
 
 /// KARL: single-pass adaptive image tokenization. The number of tokens an image needs to reach
@@ -11,22 +12,6 @@ pub struct Cli {
     /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// The compute device of `--device`. Every name is accepted here; whether this build has the
-/// backend and whether it can run on this machine is checked when the command starts
-/// (`crate::device`).
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum DeviceName {
-    /// The reference CPU backend (always compiled in).
-    #[default]
-    Cpu,
-    /// NVIDIA GPUs through CUDA (feature `cuda`; needs libcuda + libnvrtc at run time).
-    Cuda,
-    /// AMD GPUs through ROCm/HIP (feature `rocm`; needs libamdhip64 at run time).
-    Rocm,
-    /// wgpu: Vulkan / Metal / DX12 (feature `wgpu`; needs a GPU driver or Mesa's lavapipe).
-    Wgpu,
 }
 
 /// Which model to use, and where to run it.
@@ -40,8 +25,8 @@ pub struct ModelArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Compute device: cpu, or cuda / rocm / wgpu when karl was built with that feature.
-    #[arg(long, value_enum, default_value_t)]
-    pub device: DeviceName,
+    #[arg(long, default_value = "cpu", value_parser = crate::device::parser())]
+    pub device: Device,
     /// Compute precision on a GPU device: f32, f16 (cuda, rocm, wgpu with SHADER_F16) or bf16
     /// (cuda, rocm). Half precision stores tensors in 16 bits and accumulates sums in f32; the
     /// CPU backend is f32 only.
@@ -164,8 +149,8 @@ pub struct InfoArgs {
     pub json: bool,
     /// Compute device the model is loaded on: cpu, or cuda / rocm / wgpu when karl was built
     /// with that feature.
-    #[arg(long, value_enum, default_value_t)]
-    pub device: DeviceName,
+    #[arg(long, default_value = "cpu", value_parser = crate::device::parser())]
+    pub device: Device,
     /// Compute precision on a GPU device: f32, f16 or bf16 (see `karl tokenize --help`).
     #[arg(long, default_value_t)]
     pub precision: Precision,
@@ -365,8 +350,8 @@ pub struct TrainArgs {
     #[arg(long, value_delimiter = ',')]
     pub budgets_a: Option<Vec<usize>>,
     /// Compute device: cpu, or cuda / rocm / wgpu when karl was built with that feature.
-    #[arg(long, value_enum, default_value_t)]
-    pub device: DeviceName,
+    #[arg(long, default_value = "cpu", value_parser = crate::device::parser())]
+    pub device: Device,
 }
 
 /// `--halting-labels`.

@@ -1,5 +1,5 @@
 //! `karl_model`: loading a tokenizer, encoding 8-bit RGB images to tokens, decoding tokens.
-use crate::device::DeviceSpec;
+use karl_device::DeviceSpec;
 use crate::error::FfiError;
 use crate::handle::{borrow, buffer, bytes, c_path, c_str, check_out, give, release};
 use crate::runtime::{AnyTokenizer, CpuBackend};
@@ -109,7 +109,7 @@ pub unsafe extern "C" fn karl_model_load_on(
             DeviceSpec::CPU
         } else {
             // SAFETY: non-NULL and NUL-terminated (caller).
-            DeviceSpec::parse(unsafe { CStr::from_ptr(device) }.to_bytes())?
+            crate::device::parse_spec(unsafe { CStr::from_ptr(device) }.to_bytes())?
         };
         // SAFETY: forwarded from the caller.
         unsafe { load_on(path, device, out) }

@@ -32,6 +32,7 @@ fn csv_field(s: &str) -> String {
 /// `karl complexity` on backend `B`.
 impl BackendJob for ComplexityArgs {
     type Output = ();
+    type Error = anyhow::Error;
     fn run<B: Backend>(self, device: &B::Device) -> Result<()> {
         run::<B>(self, device)
     }

@@ -250,6 +250,7 @@ fn write_plots(out: &Path, r: &EvalReport) -> Result<Vec<String>> {
 /// `karl eval` on backend `B`.
 impl BackendJob for EvalArgs {
     type Output = ();
+    type Error = anyhow::Error;
     fn run<B: Backend>(self, device: &B::Device) -> Result<()> {
         run::<B>(self, device)
     }

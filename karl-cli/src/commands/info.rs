@@ -46,6 +46,7 @@ pub fn shard(a: &InfoArgs) -> Result<()> {
 /// `karl info` with the model loaded on backend `B`.
 impl BackendJob for InfoArgs {
     type Output = ();
+    type Error = anyhow::Error;
     fn run<B: Backend>(self, device: &B::Device) -> Result<()> {
         run::<B>(self, device)
     }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 /// `karl reconstruct` on backend `B`.
 impl BackendJob for ReconstructArgs {
     type Output = ();
+    type Error = anyhow::Error;
     fn run<B: Backend>(self, device: &B::Device) -> Result<()> {
         run::<B>(self, device)
     }

@@ -111,6 +111,7 @@ fn tokenize_tiled<B: Backend>(
 /// `karl tokenize` on backend `B`.
 impl BackendJob for TokenizeArgs {
     type Output = ();
+    type Error = anyhow::Error;
     fn run<B: Backend>(self, device: &B::Device) -> Result<()> {
         run::<B>(self, device)
     }

@@ -55,6 +55,7 @@ impl EventSink for Renderer {
 /// `karl train` on backend `B`, differentiated by the autodiff decorator.
 impl BackendJob for TrainArgs {
     type Output = ();
+    type Error = anyhow::Error;
     fn run<B: Backend>(self, device: &B::Device) -> Result<()> {
         run::<Autodiff<B>>(self, device)
     }
