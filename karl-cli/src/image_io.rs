@@ -1,6 +1,8 @@
 //! Image files: decoding (PNG/JPEG/WebP/BMP) into the model's input tensor with the official
 //! preprocessing, walking directories, and writing PNGs atomically.
 use anyhow::{Context, Result, bail};
+use karl_core::image_file::decode_rgb8;
+use karl_core::model::tiles::DEFAULT_MAX_PIXELS;
 use karl_core::preprocess::{Rgb8, preprocess, to_rgb8};
 use std::path::{Path, PathBuf};
 
@@ -44,19 +46,17 @@ pub fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Decodes an image file to 8-bit RGB.
+/// Decodes an image file to 8-bit RGB; an image above [`DEFAULT_MAX_PIXELS`] (64 Mpx) is
+/// refused from its header, before decoding.
 pub fn read_rgb8(path: &Path) -> Result<(Vec<u8>, usize, usize)> {
-    let img = image::ImageReader::open(path)
-        .with_context(|| format!("{}: cannot open", path.display()))?
-        .with_guessed_format()
-        .with_context(|| format!("{}: cannot read", path.display()))?
-        .decode()
-        .with_context(|| {
-            format!("{}: not a readable image (corrupt, truncated or unsupported format)", path.display())
-        })?;
-    let rgb = img.to_rgb8();
-    let (w, h) = (rgb.width() as usize, rgb.height() as usize);
-    Ok((rgb.into_raw(), w, h))
+    read_rgb8_limited(path, DEFAULT_MAX_PIXELS)
+}
+
+/// [`read_rgb8`] with another pixel limit.
+pub fn read_rgb8_limited(path: &Path, max_pixels: u64) -> Result<(Vec<u8>, usize, usize)> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let img = decode_rgb8(&bytes, max_pixels).with_context(|| format!("{}", path.display()))?;
+    Ok((img.data, img.width, img.height))
 }
 
 /// The pixel size of an image file, read from its header without decoding it.
@@ -77,7 +77,7 @@ pub fn image_dimensions(path: &Path) -> Result<(usize, usize)> {
 pub fn load_image_for_tiles(path: &Path, tile: usize, max_pixels: u64) -> Result<(Vec<f32>, usize, usize)> {
     let (w, h) = image_dimensions(path)?;
     karl_core::model::TileGrid::new(w, h, tile, max_pixels).with_context(|| format!("{}", path.display()))?;
-    let (data, w, h) = read_rgb8(path)?;
+    let (data, w, h) = read_rgb8_limited(path, max_pixels)?;
     Ok((Rgb8::new(&data, w, h, w * 3)?.to_chw(), w, h))
 }
 

@@ -126,6 +126,36 @@ fn corrupt_and_truncated_images_are_clear_errors() {
     }
 }
 
+/// A valid 1×1 PNG whose header (with a correct CRC) claims `w`×`h` pixels.
+fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    image::RgbImage::new(1, 1).write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).unwrap();
+    bytes[16..20].copy_from_slice(&w.to_be_bytes());
+    bytes[20..24].copy_from_slice(&h.to_be_bytes());
+    // CRC-32 of the IHDR chunk type and data (bytes 12..29), stored at 29..33
+    let mut crc = !0u32;
+    for &b in &bytes[12..29] {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    bytes[29..33].copy_from_slice(&(!crc).to_be_bytes());
+    bytes
+}
+
+#[test]
+fn images_above_the_pixel_limit_are_refused_before_decoding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let huge = tmp.path().join("huge.png");
+    std::fs::write(&huge, png_claiming(60000, 60000)).unwrap();
+    // resized to the model size (the official preprocessing) and as tiles
+    let o = karl(&["tokenize", huge.to_str().unwrap(), "--resize", "--model", mini().to_str().unwrap()]);
+    fails_with(&o, "60000×60000 = 3600000000 pixels, above the limit of 67108864");
+    let o = karl(&["tokenize", huge.to_str().unwrap(), "--model", mini().to_str().unwrap()]);
+    fails_with(&o, "3619225600 pixels, above the limit of 67108864");
+}
+
 #[test]
 fn not_a_checkpoint_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();

@@ -279,8 +279,8 @@ mod tests {
     }
 
     /// Found while writing the image and C API fuzz targets: a 1-pixel-wide image resizes to
-    /// size × (size·height), which
-    /// the whole-image resize allocated in full (1×65536 to 256 px: 100 GB).
+    /// size × (size·height), which the whole-image resize allocated in full (1×65536 to 256 px:
+    /// 100 GB).
     #[test]
     fn extreme_aspect_ratios_preprocess_in_bounded_memory() {
         for (w, h) in [(1, 65536), (65536, 1)] {
