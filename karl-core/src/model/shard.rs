@@ -288,8 +288,8 @@ pub fn read_record(bytes: &[u8], entry: &ShardEntry, model_id: &str, max_pixels:
     if file.model_id() != model_id {
         return bad("tokens of another model than the shard's");
     }
-    if file.kc() as u64 != entry.kc as u64 {
-        return bad("KC does not match the index");
+    if file.kc() as u64 != entry.kc as u64 || file.tile_count() as u64 != entry.tiles as u64 {
+        return bad("KC or tile count does not match the index");
     }
     Ok(file)
 }
@@ -370,6 +370,25 @@ mod tests {
         assert!(b.record("x", &tokens("other", 1)).unwrap_err().to_string().contains("model other"));
         assert!(b.record("", &tokens("m", 1)).is_err());
         assert_eq!(b.len(), 1);
+    }
+
+    #[test]
+    fn an_index_that_disagrees_with_its_records_is_refused() {
+        let bytes = shard(&[("a", 3)]);
+        let (mut index, _) = parse_all(&bytes, 1 << 26).unwrap();
+        let offset = index.entries.iter().map(|e| e.offset + e.len as u64).max().unwrap();
+        for (kc, tiles) in [(4, 1), (3, 2)] {
+            index.entries[0].kc = kc;
+            index.entries[0].tiles = tiles;
+            let mut forged = bytes[..offset as usize].to_vec();
+            let ix = container_to_bytes(INDEX_MAGIC, SHARD_FORMAT_VERSION, &index);
+            forged.extend_from_slice(&ix);
+            forged.extend_from_slice(&offset.to_le_bytes());
+            forged.extend_from_slice(&(ix.len() as u32).to_le_bytes());
+            forged.extend_from_slice(&FOOTER_MAGIC);
+            let e = parse_all(&forged, 1 << 26).unwrap_err().to_string();
+            assert!(e.contains("KC or tile count does not match the index"), "{e}");
+        }
     }
 
     #[test]
