@@ -1,6 +1,7 @@
 //! Base tokenizers: what turns an image into 2-D token features and what turns the decoder's
-//! per-token head output back into an image. The VQGAN base (official) and a pixel base (patch
-//! embeddings in, patch pixels out) implement the same trait; a VAE base can plug in here.
+//! per-token head output back into an image. The VQGAN and VAE bases (official) and a pixel
+//! base (patch embeddings in, patch pixels out) implement the same trait.
+use super::vae::{LatentDraw, Posterior, Vae};
 use super::vqgan::Vqgan;
 use crate::backend::Backend;
 use crate::nn::Module;
@@ -10,7 +11,8 @@ use alloc::vec::Vec;
 /// What the base tokenizer gives for a batch of images.
 #[derive(Clone, Debug)]
 pub struct BaseEncoding<B: Backend> {
-    /// Features appended to each 2-D token `[N, tokens, C]` (None for the pixel base).
+    /// Features appended to each 2-D token `[N, tokens, C]` (None for the pixel base). For the
+    /// VAE base these are the scaled latent `z`, which is also the stage-1 regression target.
     pub features: Option<Tensor<B, 3>>,
     /// VQGAN code indices per token (row-major `(n, token)`), the stage-1 targets.
     pub code_indices: Vec<usize>,
@@ -83,6 +85,69 @@ impl<B: Backend> BaseTokenizer<B> for VqganBase<B> {
     }
 }
 
+/// The VAE base (`base_tokenizer.vae.*`): the 2-D token features are the scaled posterior
+/// latent `z` (drawn as `draw` says), the decoder head regresses it and the VAE decodes it.
+#[derive(Clone, Debug)]
+pub struct VaeBase<B: Backend> {
+    /// The VAE.
+    pub vae: Vae<B>,
+    /// How encode calls draw the latent.
+    pub draw: LatentDraw,
+}
+
+crate::impl_module!(VaeBase { vae => "vae" });
+
+impl<B: Backend> VaeBase<B> {
+    /// The encoding with the latent drawn from the given noise (`None`: the posterior mean):
+    /// the features are `z` token-major, `[N, h·w, embed_dim]`.
+    pub fn encode_with_noise(&self, images: &Tensor<B, 4>, noise: Option<Tensor<B, 4>>) -> BaseEncoding<B> {
+        self.encode_drawn(images, |_| noise)
+    }
+
+    /// The encoding with the noise `noise(posterior)` gives.
+    fn encode_drawn(
+        &self,
+        images: &Tensor<B, 4>,
+        noise: impl FnOnce(&Posterior<B>) -> Option<Tensor<B, 4>>,
+    ) -> BaseEncoding<B> {
+        let features = self.vae.encode_features(images.clone(), &mut |_, _| {});
+        let posterior = self.vae.posterior(self.vae.quant_conv.forward(features));
+        let z = self.vae.latent(&posterior, noise(&posterior));
+        BaseEncoding { features: Some(latent_tokens(z)), code_indices: Vec::new() }
+    }
+}
+
+/// A latent `[N, C, h, w]` as tokens `[N, h·w, C]` (row-major over the grid).
+pub fn latent_tokens<B: Backend>(z: Tensor<B, 4>) -> Tensor<B, 3> {
+    let [n, c, h, w] = z.dims();
+    z.reshape([n, c, h * w]).permute([0, 2, 1])
+}
+
+/// Tokens `[N, g·g, C]` (row-major over a square grid) as a latent `[N, C, g, g]`.
+pub fn token_grid<B: Backend>(tokens: Tensor<B, 3>) -> Tensor<B, 4> {
+    let [n, t, c] = tokens.dims();
+    let g = isqrt(t);
+    tokens.reshape([n, g, g, c]).permute([0, 3, 1, 2])
+}
+
+impl<B: Backend> BaseTokenizer<B> for VaeBase<B> {
+    fn feature_channels(&self) -> usize {
+        self.vae.embed_dim
+    }
+    fn head_dim(&self) -> usize {
+        self.vae.embed_dim
+    }
+    fn encode(&self, images: &Tensor<B, 4>) -> BaseEncoding<B> {
+        match self.draw {
+            LatentDraw::Mode => self.encode_with_noise(images, None),
+            LatentDraw::Sample { seed } => self.encode_drawn(images, |p| Some(self.vae.noise(p, seed))),
+        }
+    }
+    fn decode(&self, head: Tensor<B, 3>) -> Tensor<B, 4> {
+        self.vae.decode(token_grid(head))
+    }
+}
+
 /// The pixel base: no features; the head regresses each patch's pixels (`3·p·p`, channel-major
 /// within a patch), assembled into the image.
 #[derive(Clone, Debug)]
@@ -146,6 +211,8 @@ impl<B: Backend> BaseTokenizer<B> for PixelBase<B> {
 pub enum Base<B: Backend> {
     /// MaskGIT VQGAN (official).
     Vqgan(VqganBase<B>),
+    /// MAR KL-16 VAE (official).
+    Vae(VaeBase<B>),
     /// Pixel patches.
     Pixel(PixelBase<B>),
 }
@@ -154,12 +221,14 @@ impl<B: Backend> Module<B> for Base<B> {
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &B::FloatTensor)) {
         match self {
             Base::Vqgan(v) => v.visit(prefix, f),
+            Base::Vae(v) => v.visit(prefix, f),
             Base::Pixel(p) => p.visit(prefix, f),
         }
     }
     fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut B::FloatTensor)) {
         match self {
             Base::Vqgan(v) => v.visit_mut(prefix, f),
+            Base::Vae(v) => v.visit_mut(prefix, f),
             Base::Pixel(p) => p.visit_mut(prefix, f),
         }
     }
@@ -169,24 +238,28 @@ impl<B: Backend> BaseTokenizer<B> for Base<B> {
     fn feature_channels(&self) -> usize {
         match self {
             Base::Vqgan(v) => v.feature_channels(),
+            Base::Vae(v) => v.feature_channels(),
             Base::Pixel(p) => p.feature_channels(),
         }
     }
     fn head_dim(&self) -> usize {
         match self {
             Base::Vqgan(v) => v.head_dim(),
+            Base::Vae(v) => v.head_dim(),
             Base::Pixel(p) => p.head_dim(),
         }
     }
     fn encode(&self, images: &Tensor<B, 4>) -> BaseEncoding<B> {
         match self {
             Base::Vqgan(v) => v.encode(images),
+            Base::Vae(v) => v.encode(images),
             Base::Pixel(p) => p.encode(images),
         }
     }
     fn decode(&self, head: Tensor<B, 3>) -> Tensor<B, 4> {
         match self {
             Base::Vqgan(v) => v.decode(head),
+            Base::Vae(v) => v.decode(head),
             Base::Pixel(p) => p.decode(head),
         }
     }

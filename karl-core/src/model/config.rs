@@ -20,6 +20,9 @@ pub const MAX_LATENT_TOKENS: usize = 65536;
 /// before anything is allocated.
 pub const MAX_PARAMS: u64 = 1 << 31;
 
+/// Appended to an official preset name: the same model on the VAE base (`karl_small_vae`).
+pub const VAE_PRESET_SUFFIX: &str = "_vae";
+
 /// The 19 official ε bins.
 pub const EPS_BINS: [f32; 19] =
     [0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.09, 0.1, 0.12, 0.14, 0.16, 0.18, 0.2, 0.24, 0.28, 0.32, 0.38];
@@ -82,6 +85,107 @@ pub struct VqganConfig {
     pub groupnorm_eps: f64,
 }
 
+/// How the VAE base turns its posterior into the latent `z`: the official code always samples
+/// (`mean + std·noise`, inference included); `mode` takes the mean, which is deterministic.
+/// The official code has no such option.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VaeLatent {
+    /// `z = mean · scale` (the default).
+    #[default]
+    Mode,
+    /// `z = (mean + std · noise) · scale`, `noise ~ N(0, 1)` from a generator seeded with the
+    /// section's `latent_seed` at every encode call.
+    Sample,
+}
+
+impl core::fmt::Display for VaeLatent {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            VaeLatent::Mode => "mode",
+            VaeLatent::Sample => "sample",
+        })
+    }
+}
+
+/// The VAE base tokenizer (official `AutoencoderKL`, MAR KL-16 layout; the fields of
+/// `mini_vae/config.json → vae`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VaeSection {
+    /// Base channels (128 released).
+    pub ch: usize,
+    /// Channel multipliers per level (`[1, 1, 2, 2, 4]` released).
+    pub ch_mult: Vec<usize>,
+    /// ResNet blocks per encoder level (the decoder has one more per level).
+    pub num_res_blocks: usize,
+    /// Latent channels (16).
+    pub embed_dim: usize,
+    /// Encoder output channels per moment (16).
+    pub z_channels: usize,
+    /// The encoder outputs mean and log-variance (`2·z_channels` channels).
+    #[serde(default = "default_true")]
+    pub double_z: bool,
+    /// The resolution the attention levels are counted from (256).
+    #[serde(default = "default_resolution")]
+    pub resolution: usize,
+    /// Encoder levels whose side is in this list get an AttnBlock after each ResNet block.
+    #[serde(default = "default_attn_resolutions")]
+    pub encoder_attn_resolutions: Vec<usize>,
+    /// The same for the decoder levels (none in the MAR VAE).
+    #[serde(default)]
+    pub decoder_attn_resolutions: Vec<usize>,
+    /// GroupNorm groups (32).
+    #[serde(default = "default_groups")]
+    pub groupnorm_groups: usize,
+    /// GroupNorm eps (1e-6).
+    #[serde(default = "default_gn_eps")]
+    pub groupnorm_eps: f64,
+    /// Latent scale (0.2325), applied after sampling and not undone before decoding.
+    #[serde(default = "default_latent_scale")]
+    pub latent_scale: f64,
+    /// How the latent is drawn (`mode` unless set).
+    #[serde(default)]
+    pub latent_draw: VaeLatent,
+    /// Seed of the noise of `sample` draws.
+    #[serde(default)]
+    pub latent_seed: u64,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_resolution() -> usize {
+    256
+}
+fn default_attn_resolutions() -> Vec<usize> {
+    vec![16]
+}
+fn default_latent_scale() -> f64 {
+    0.2325
+}
+
+impl VaeSection {
+    /// The MAR KL-16 VAE of the released checkpoints.
+    pub fn mar_kl16() -> Self {
+        VaeSection {
+            ch: 128,
+            ch_mult: vec![1, 1, 2, 2, 4],
+            num_res_blocks: 2,
+            embed_dim: 16,
+            z_channels: 16,
+            double_z: true,
+            resolution: 256,
+            encoder_attn_resolutions: vec![16],
+            decoder_attn_resolutions: Vec::new(),
+            groupnorm_groups: 32,
+            groupnorm_eps: 1e-6,
+            latent_scale: 0.2325,
+            latent_draw: VaeLatent::Mode,
+            latent_seed: 0,
+        }
+    }
+}
+
 /// A transformer's size.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TransformerConfig {
@@ -93,14 +197,16 @@ pub struct TransformerConfig {
     pub heads: usize,
 }
 
-/// Which base tokenizer a model sits on (`"vqgan"` or `"pixel"` in config files; an unknown
-/// name is a config error listing these two).
+/// Which base tokenizer a model sits on (`"vqgan"`, `"vae"` or `"pixel"` in config files; an
+/// unknown name is a config error listing these).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BaseKind {
     /// The official VQGAN (the default when a config leaves the field out).
     #[default]
     Vqgan,
+    /// The MAR KL-16 VAE (official).
+    Vae,
     /// No base: patch embeddings in, pixels out.
     Pixel,
 }
@@ -109,6 +215,7 @@ impl core::fmt::Display for BaseKind {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             BaseKind::Vqgan => "vqgan",
+            BaseKind::Vae => "vae",
             BaseKind::Pixel => "pixel",
         })
     }
@@ -150,6 +257,9 @@ pub struct KarlConfig {
     /// VQGAN settings (base_tokenizer = vqgan).
     #[serde(default)]
     pub vqgan: Option<VqganSection>,
+    /// VAE settings (base_tokenizer = vae).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vae: Option<VaeSection>,
     /// Pixel base settings (base_tokenizer = pixel).
     #[serde(default)]
     pub pixel: Option<PixelSection>,
@@ -173,11 +283,13 @@ pub struct KarlConfig {
     pub halting_threshold: f64,
     /// VQ on the 1-D tokens (false = continuous latents).
     pub quantize_latent: bool,
-    /// Latent codebook size (4096).
+    /// Latent codebook size (4096; `null` in continuous-latent configs reads as 0).
+    #[serde(deserialize_with = "null_is_default")]
     pub vq_codebook_size: usize,
     /// Latent token width (12).
     pub vq_token_dim: usize,
-    /// Commitment cost (0.25).
+    /// Commitment cost (0.25; `null` in continuous-latent configs reads as 0).
+    #[serde(deserialize_with = "null_is_default")]
     pub vq_commitment_cost: f64,
     /// ε bins.
     #[serde(default = "default_bins")]
@@ -187,6 +299,13 @@ pub struct KarlConfig {
     /// `vq_token_dim · log2(levels)` bits. Absent: unbounded continuous latents.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latent_levels: Option<u32>,
+}
+
+/// A field that official continuous-latent configs write as `null` (no codebook).
+fn null_is_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(
+    d: D,
+) -> core::result::Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 fn default_name() -> String {
@@ -222,6 +341,7 @@ impl KarlConfig {
     pub fn base_feature_channels(&self) -> usize {
         match self.base_tokenizer {
             BaseKind::Vqgan => self.vqgan.as_ref().map_or(0, |v| v.ddconfig.z_channels),
+            BaseKind::Vae => self.vae.as_ref().map_or(0, |v| v.embed_dim),
             BaseKind::Pixel => 0,
         }
     }
@@ -238,8 +358,32 @@ impl KarlConfig {
         let p2 = mul(n(self.patch_size), n(self.patch_size));
         let head = match self.base_tokenizer {
             BaseKind::Vqgan => self.vqgan.as_ref().map_or(0, |v| n(v.n_embed)),
+            BaseKind::Vae => self.vae.as_ref().map_or(0, |v| n(v.embed_dim)),
             BaseKind::Pixel => mul(3, p2),
         };
+        let vae = self.vae.as_ref().filter(|_| self.base_tokenizer == BaseKind::Vae).map_or(0, |v| {
+            // per level of width c (w = the larger of c and the previous level's): the encoder's
+            // and the decoder's residual blocks (two 3×3 convs, a 1×1 shortcut, an attention
+            // block of four 1×1 convs: ≤ 23w² each) and a down/up-sampling conv (9w² each way),
+            // with their biases and norms; then the middle blocks, the in/out convs and the
+            // latent convs
+            let blocks = mul(2, n(v.num_res_blocks)).saturating_add(1);
+            let (mut prev, mut sum) = (n(v.ch), 0u128);
+            for &m in &v.ch_mult {
+                let c = mul(n(v.ch), n(m));
+                let w = c.max(prev);
+                prev = c;
+                sum = sum
+                    .saturating_add(mul(mul(w, w), mul(23, blocks).saturating_add(18)))
+                    .saturating_add(mul(mul(16, w), blocks.saturating_add(1)));
+            }
+            let z = n(v.z_channels).saturating_add(n(v.embed_dim));
+            sum.saturating_add(mul(80, mul(prev, prev)))
+                .saturating_add(mul(64, prev))
+                .saturating_add(mul(72, n(v.ch)))
+                .saturating_add(mul(mul(27, prev), z))
+                .saturating_add(mul(mul(8, z), z))
+        });
         let vqgan = self.vqgan.as_ref().filter(|_| self.base_tokenizer == BaseKind::Vqgan).map_or(0, |v| {
             let d = &v.ddconfig;
             let cmax = mul(n(d.ch), n(d.ch_mult.iter().copied().max().unwrap_or(1)));
@@ -264,6 +408,7 @@ impl KarlConfig {
             mul(wd, wd.saturating_add(head).saturating_add(2).saturating_mul(2)).saturating_add(head),
             mul(8, we.saturating_add(wd)),
             vqgan,
+            vae,
         ]
         .into_iter()
         .fold(0u128, u128::saturating_add)
@@ -363,6 +508,36 @@ impl KarlConfig {
                     return err(format!("VQGAN channel count {c} is not a positive multiple of {gn} GroupNorm groups"));
                 }
             }
+            BaseKind::Vae => {
+                let Some(v) = &self.vae else {
+                    return err("base_tokenizer is vae but the vae section is missing".into());
+                };
+                let levels = v.ch_mult.len();
+                if levels == 0 || levels > 16 || self.image_size >> (levels - 1) != self.grid() {
+                    return err(format!(
+                        "VAE with {levels} levels maps {}px to {}, but the token grid is {}",
+                        self.image_size,
+                        self.image_size >> levels.saturating_sub(1).min(63),
+                        self.grid()
+                    ));
+                }
+                if v.embed_dim == 0 || v.z_channels == 0 || v.num_res_blocks == 0 {
+                    return err(format!(
+                        "VAE embed_dim {}, z_channels {} and num_res_blocks {} must be at least 1",
+                        v.embed_dim, v.z_channels, v.num_res_blocks
+                    ));
+                }
+                let gn = v.groupnorm_groups;
+                if let Some(c) = core::iter::once(v.ch)
+                    .chain(v.ch_mult.iter().map(|m| v.ch * m))
+                    .find(|&c| gn == 0 || c == 0 || c % gn != 0)
+                {
+                    return err(format!("VAE channel count {c} is not a positive multiple of {gn} GroupNorm groups"));
+                }
+                if !(v.latent_scale.is_finite() && v.latent_scale != 0.0) {
+                    return err(format!("VAE latent_scale must be finite and non-zero, got {}", v.latent_scale));
+                }
+            }
             BaseKind::Pixel => {
                 if let Some(p) = &self.pixel
                     && !(p.patch_bias_std.is_finite() && p.patch_bias_std >= 0.0)
@@ -398,6 +573,7 @@ impl KarlConfig {
                 groupnorm_groups: 32,
                 groupnorm_eps: 1e-6,
             }),
+            vae: None,
             pixel: None,
             encoder: TransformerConfig { width: enc.0, layers: enc.1, heads: enc.2 },
             decoder: TransformerConfig { width: dec.0, layers: dec.1, heads: dec.2 },
@@ -450,6 +626,7 @@ impl KarlConfig {
             name: name.to_string(),
             base_tokenizer: BaseKind::Pixel,
             vqgan: None,
+            vae: None,
             pixel: Some(PixelSection { loss: PixelLossKind::L1, patch_bias_std: 1.0 }),
             encoder: TransformerConfig { width: enc.0, layers: enc.1, heads: enc.2 },
             decoder: TransformerConfig { width: dec.0, layers: dec.1, heads: dec.2 },
@@ -469,10 +646,32 @@ impl KarlConfig {
         }
     }
 
-    /// A preset of the official factory table (spec §1.9), VQGAN base, quantised latents; or
-    /// `karl_pixel_tiny` (32 px, patch 8, 64-wide 2-layer encoder and decoder with 2 heads, 32
-    /// latents): small enough to train on a CPU in minutes (the KARL-property test).
+    /// This (official) config on the MAR KL-16 VAE base instead of the VQGAN: the patch conv
+    /// gives `We − 16` channels, the decoder regresses the 16-channel code.
+    pub fn with_vae_base(mut self) -> Self {
+        let vae = VaeSection::mar_kl16();
+        self.patch_embed_out_channels = self.encoder.width - vae.embed_dim;
+        self.base_tokenizer = BaseKind::Vae;
+        self.vqgan = None;
+        self.vae = Some(vae);
+        self
+    }
+
+    /// A preset of the official factory table (spec §1.9), VQGAN base, quantised latents; the
+    /// same name with the suffix `_vae` (e.g. `karl_small_vae`, the released VAE models) for
+    /// the MAR KL-16 VAE base; or `karl_pixel_tiny` (32 px, patch 8, 64-wide 2-layer encoder
+    /// and decoder with 2 heads, 32 latents): small enough to train on a CPU in minutes (the
+    /// KARL-property test).
     pub fn preset(name: &str) -> Result<Self> {
+        if let Some(official) = name.strip_suffix(VAE_PRESET_SUFFIX)
+            && official != "karl_pixel_tiny"
+            && Self::PRESETS.contains(&official)
+        {
+            let mut c = Self::preset(official)?.with_vae_base();
+            c.name = name.to_string();
+            c.validate()?;
+            return Ok(c);
+        }
         if name == "karl_pixel_tiny" {
             let mut c = Self::pixel(name, 32, 8, (64, 2, 2), (64, 2, 2), 32);
             // continuous 12-d latents: the VQ collapses to a few codes in runs this short
@@ -496,7 +695,11 @@ impl KarlConfig {
             "karl_base_decoder_small_semilarge_feat" => ((1024, 12, 16), (1024, 8, 8)),
             "karl_semilarge_decoder_small" => ((1024, 16, 16), (1024, 8, 8)),
             other => {
-                return Err(Error::Config(format!("unknown preset {other:?}; presets: {}", Self::PRESETS.join(", "))));
+                return Err(Error::Config(format!(
+                    "unknown preset {other:?}; presets: {} (each official one also with the suffix \
+                     {VAE_PRESET_SUFFIX} for the VAE base)",
+                    Self::PRESETS.join(", ")
+                )));
             }
         };
         let c = Self::official(name, e, d);
@@ -529,6 +732,20 @@ mod tests {
         assert!((270_911_120..=2 * 270_911_120).contains(&bound), "{bound}");
         let largest = KarlConfig::PRESETS.iter().map(|p| KarlConfig::preset(p).unwrap().param_bound()).max().unwrap();
         assert!(largest * 2 <= MAX_PARAMS as u128, "largest preset bound {largest}");
+    }
+
+    #[test]
+    fn param_bound_of_vae_models_is_within_twice_the_real_count() {
+        let text = std::fs::read_to_string(crate::record::shared_dir().join("golden/mini_vae/config.json")).unwrap();
+        let mini = KarlConfig::from_json(&text).unwrap();
+        // the release layout (multipliers 1,1,2,2,4, two blocks per level) at a quarter of the width
+        let mut release = mini.clone();
+        let v = release.vae.as_mut().unwrap();
+        (v.ch_mult, v.num_res_blocks) = (vec![1, 1, 2, 2, 4], 2);
+        for c in [mini, release] {
+            let (real, bound) = (real_params(&c), c.param_bound());
+            assert!(real <= bound && bound <= 2 * real, "{}: {real} parameters, bound {bound}", c.name);
+        }
     }
 
     #[test]
@@ -592,9 +809,9 @@ mod tests {
     #[test]
     fn unknown_base_or_loss_names_are_config_errors_listing_the_known_ones() {
         let mut v = serde_json::to_value(KarlConfig::preset("karl_pixel_tiny").unwrap()).unwrap();
-        v["base_tokenizer"] = "vae".into();
+        v["base_tokenizer"] = "vit".into();
         let e = KarlConfig::from_json(&v.to_string()).unwrap_err().to_string();
-        assert!(e.contains("vae") && e.contains("vqgan") && e.contains("pixel"), "{e}");
+        assert!(e.contains("vit") && e.contains("vqgan") && e.contains("vae") && e.contains("pixel"), "{e}");
         let mut v = serde_json::to_value(KarlConfig::preset("karl_pixel_tiny").unwrap()).unwrap();
         v["pixel"]["loss"] = "huber".into();
         let e = KarlConfig::from_json(&v.to_string()).unwrap_err().to_string();
@@ -620,5 +837,21 @@ mod tests {
             KarlConfig::preset(p).unwrap();
         }
         assert!(KarlConfig::preset("nope").is_err());
+    }
+
+    #[test]
+    fn vae_presets_are_the_official_sizes_on_the_kl16_vae() {
+        let c = KarlConfig::preset("karl_small_vae").unwrap();
+        assert_eq!((c.base_tokenizer, c.name.as_str()), (BaseKind::Vae, "karl_small_vae"));
+        assert_eq!(c.patch_embed_out_channels, 1024 - 16);
+        assert_eq!(c.vae.as_ref().unwrap().ch_mult, vec![1, 1, 2, 2, 4]);
+        assert!(KarlConfig::preset("karl_pixel_tiny_vae").is_err());
+        let mut bad = c.clone();
+        bad.vae.as_mut().unwrap().ch_mult = vec![1, 2];
+        assert!(bad.validate().unwrap_err().to_string().contains("VAE with 2 levels maps 256px to 128"));
+        let mut bad = c;
+        bad.vae = None;
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(e.contains("base feature channels 0"), "{e}");
     }
 }

@@ -2,9 +2,10 @@
 //! the patch embedding; the encoder over `[ε token ; image tokens + pos ; latent tokens]`; the
 //! halting head; the latent quantizer; the decoder over `[mask tokens + pos ; kept latents +
 //! their timestep rows]`; the head back to the base tokenizer's space.
-use super::base::{Base, BaseEncoding, BaseTokenizer, PixelBase, VqganBase};
-use super::config::{BaseKind, KarlConfig};
+use super::base::{Base, BaseEncoding, BaseTokenizer, PixelBase, VaeBase, VqganBase};
+use super::config::{BaseKind, KarlConfig, VaeLatent};
 use super::quantizer::{Quantized, quantize};
+use super::vae::{LatentDraw, Vae};
 use super::vqgan::Vqgan;
 use crate::backend::Backend;
 use crate::error::Result;
@@ -137,6 +138,10 @@ impl<B: Backend> Karl<B> {
             BaseKind::Vqgan => {
                 Base::Vqgan(VqganBase { vqgan: Vqgan::new(&c.vqgan_config().expect("validated"), &mut init) })
             }
+            BaseKind::Vae => {
+                let section = c.vae.as_ref().expect("validated");
+                Base::Vae(VaeBase { vae: Vae::new(section, &mut init), draw: LatentDraw::of(section) })
+            }
             BaseKind::Pixel => Base::Pixel(PixelBase::new(c.patch_size)),
         };
         let head = base.head_dim();
@@ -203,11 +208,16 @@ impl<B: Backend> Karl<B> {
     /// The encoder's 2-D tokens `[N, tokens, We]` (patch channels first, then base features),
     /// before positional embedding, and the base encoding.
     pub fn image_tokens(&self, images: &Tensor<B, 4>) -> (Tensor<B, 3>, BaseEncoding<B>) {
+        self.image_tokens_from(images, self.base.encode(images))
+    }
+
+    /// [`image_tokens`](Self::image_tokens) with a given base encoding of the same images (a
+    /// VAE latent drawn with chosen noise, for instance).
+    pub fn image_tokens_from(&self, images: &Tensor<B, 4>, base: BaseEncoding<B>) -> (Tensor<B, 3>, BaseEncoding<B>) {
         let [n, _, _, _] = images.dims();
         let patch = self.patch_embed.forward(images.clone());
         let [_, c, h, w] = patch.dims();
         let patch = patch.reshape([n, c, h * w]).permute([0, 2, 1]);
-        let base = self.base.encode(images);
         let tokens = match &base.features {
             Some(f) => Tensor::cat(vec![patch, f.clone()], 2),
             None => patch,
@@ -295,6 +305,26 @@ impl<B: Backend> Karl<B> {
                 run(lat, Some((&blocked, [n, 1, 1, s])))
             }
             _ => run(lat, None),
+        }
+    }
+
+    /// Sets how the VAE base draws its latent; an error naming the base for other bases.
+    pub fn set_latent_draw(&mut self, draw: LatentDraw) -> Result<()> {
+        match &mut self.base {
+            Base::Vae(v) => {
+                v.draw = draw;
+                if let Some(section) = self.config.vae.as_mut() {
+                    (section.latent_draw, section.latent_seed) = match draw {
+                        LatentDraw::Mode => (VaeLatent::Mode, section.latent_seed),
+                        LatentDraw::Sample { seed } => (VaeLatent::Sample, seed),
+                    };
+                }
+                Ok(())
+            }
+            _ => Err(crate::error::Error::InvalidArgument(alloc::format!(
+                "latent draws are a VAE option; this model's base tokenizer is {}",
+                self.config.base_tokenizer
+            ))),
         }
     }
 

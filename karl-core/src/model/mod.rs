@@ -1,4 +1,4 @@
-//! The KARL model: configuration and presets, the VQGAN and pixel base tokenizers, the
+//! The KARL model: configuration and presets, the VQGAN, VAE and pixel base tokenizers, the
 //! encoder/halting/quantizer/decoder, and the single-pass tokenizer API.
 pub mod base;
 #[cfg(feature = "std")]
@@ -14,6 +14,7 @@ pub mod shard_file;
 pub mod tiles;
 pub mod tokenizer;
 pub mod tokens;
+pub mod vae;
 pub mod vqgan;
 
 pub use config::KarlConfig;

@@ -1,6 +1,6 @@
 //! Test support shared by every backend's test suite (feature `testing`): the golden forward
-//! check of the official mini model and its golden training step ([`train_step`]), written
-//! once and generic over the backend.
+//! check of the official mini model and its golden training step ([`train_step`]), and the
+//! same for the VAE-base model ([`vae`]), written once and generic over the backend.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 use crate::model::Tokenizer;
 use crate::model::tokenizer::EncodeOptions;
@@ -9,7 +9,9 @@ use crate::{Backend, Tensor, TensorData, Tolerance};
 use std::collections::BTreeMap;
 
 mod train_step;
+mod vae;
 pub use train_step::{TrainStepTolerance, check_train_step};
+pub use vae::{VaeReport, VaeVariant, Worst, check_vae_image, check_vae_train_step, mini_vae};
 
 /// The tensors of `golden/mini/forward_<name>.safetensors`.
 pub fn golden(name: &str) -> BTreeMap<String, TensorData> {

@@ -1,6 +1,7 @@
 //! Reconstruction losses as a trait, so stage-2 losses (pixel L1 + LPIPS + GAN) can be added:
 //! stage 1 with a VQGAN base is cross-entropy on the base codes + MSE of the soft code against
-//! the code vectors; the pixel base uses L1 or MSE in pixel space.
+//! the code vectors; with a VAE base, MSE of the regressed code against the latent; the pixel
+//! base uses L1 or MSE in pixel space.
 use crate::backend::Backend;
 use crate::model::base::{BaseEncoding, BaseTokenizer};
 use crate::model::karl::Karl;
@@ -35,6 +36,18 @@ impl<B: Backend> ReconLoss<B> for VqganStage1 {
         let target = vq.vqgan.codebook.clone().select(0, &base.code_indices).reshape([n, t, c]).stop_gradient();
         let mse = soft.sub(target).square().mean();
         vec![("nll_ce", Tensor::from_primitive(ce)), ("code_mse", mse)]
+    }
+}
+
+/// Stage 1, VAE base: `code_mse`, the mean over B×tokens×C of (z − decoded code)², the target
+/// being the latent the encoder drew (spec §2.4, VAE variant).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VaeStage1;
+
+impl<B: Backend> ReconLoss<B> for VaeStage1 {
+    fn terms(&self, _: &Karl<B>, _: &Tensor<B, 4>, base: &BaseEncoding<B>, head: Tensor<B, 3>) -> Vec<Term<B>> {
+        let target = base.features.clone().expect("the VAE base gives its latent as features").stop_gradient();
+        vec![("code_mse", head.sub(target).square().mean())]
     }
 }
 

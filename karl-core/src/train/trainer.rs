@@ -6,7 +6,7 @@ use super::curriculum::Curriculum;
 use super::ema::Ema;
 use super::events::{EventSink, TrainEvent};
 use super::halting_labels::{HaltingLabels, PrefixLoss, check_ladder, default_ladder};
-use super::losses::{PixelLoss, ReconLoss, VqganStage1};
+use super::losses::{PixelLoss, ReconLoss, VaeStage1, VqganStage1};
 use super::min_budget::min_budget_loss;
 use super::optim::{AdamW, AdamWConfig};
 use super::params::{apply_step, gradients, is_trainable_stage1, mark_trainable};
@@ -15,7 +15,9 @@ use super::two_phase::{StepLosses, two_phase_loss};
 use crate::backend::AutodiffBackend;
 use crate::data::TensorData;
 use crate::error::{Error, Result};
+use crate::model::base::Base;
 use crate::model::config::{BaseKind, PixelLossKind};
+use crate::model::vae::LatentDraw;
 use crate::model::{Karl, KarlConfig};
 use crate::nn::{load_module, module_tensors};
 use crate::record::safetensors::{read_safetensors, write_safetensors};
@@ -155,6 +157,7 @@ pub struct Trainer<B: AutodiffBackend> {
 fn loss_for<B: AutodiffBackend>(c: &KarlConfig) -> Box<dyn ReconLoss<B> + Send> {
     match c.base_tokenizer {
         BaseKind::Vqgan => Box::new(VqganStage1),
+        BaseKind::Vae => Box::new(VaeStage1),
         BaseKind::Pixel => Box::new(PixelLoss { mse: c.pixel.as_ref().is_some_and(|p| p.loss == PixelLossKind::Mse) }),
     }
 }
@@ -209,6 +212,12 @@ impl<B: AutodiffBackend> Trainer<B> {
         let budget_a = st.train.budgets_a[st.rng.below(st.train.budgets_a.len())];
         let bins = &self.model.config.eps_bins;
         let eps_a: Vec<f32> = (0..n).map(|_| bins[st.rng.categorical(&st.curriculum.p_eps)]).collect();
+        if let Base::Vae(v) = &mut self.model.base
+            && let LatentDraw::Sample { .. } = v.draw
+        {
+            // sampled VAE latents (the official training): fresh noise every step
+            v.draw = LatentDraw::Sample { seed: st.rng.next_u64() };
+        }
         let (loss, report) = match st.train.halting_labels {
             HaltingLabels::Official => {
                 two_phase_loss(&self.model, images, budget_a, &eps_a, st.train.budget_b, self.loss.as_ref())

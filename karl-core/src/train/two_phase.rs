@@ -57,8 +57,22 @@ pub fn two_phase_loss<B: Backend>(
     budget_b: usize,
     loss: &dyn ReconLoss<B>,
 ) -> (Tensor<B, 1>, StepLosses) {
+    two_phase_loss_from(model, images, model.base.encode(images), budget_a, eps_a, budget_b, loss)
+}
+
+/// [`two_phase_loss`] with a given base encoding of the images (one VAE latent draw shared by
+/// both phases, as in the official step).
+pub fn two_phase_loss_from<B: Backend>(
+    model: &Karl<B>,
+    images: &Tensor<B, 4>,
+    base: crate::model::base::BaseEncoding<B>,
+    budget_a: usize,
+    eps_a: &[f32],
+    budget_b: usize,
+    loss: &dyn ReconLoss<B>,
+) -> (Tensor<B, 1>, StepLosses) {
     let cfg = &model.config;
-    let (img_tokens, base) = model.image_tokens(images);
+    let (img_tokens, base) = model.image_tokens_from(images, base);
     let mut terms: Vec<(String, Tensor<B, 1>)> = Vec::new();
 
     // ---- phase (a): estimate image complexity
