@@ -32,6 +32,15 @@ pub struct ModelArgs {
     /// CPU backend is f32 only.
     #[arg(long, default_value_t)]
     pub precision: Precision,
+    /// VAE-base models: how the latent is drawn from the VAE posterior. `mode` (the default
+    /// unless the model's config says otherwise) takes the mean and is deterministic; `sample`
+    /// draws mean + std·noise as the official code does on every forward (the official code has
+    /// no `mode`), the noise seeded with --vae-seed at every encode call.
+    #[arg(long, value_parser = ["mode", "sample"])]
+    pub vae_latent: Option<String>,
+    /// Seed of the noise of `--vae-latent sample`.
+    #[arg(long, default_value_t = 0, requires = "vae_latent")]
+    pub vae_seed: u64,
 }
 
 /// Subcommands.

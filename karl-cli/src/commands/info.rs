@@ -56,8 +56,8 @@ fn run<B: Backend>(a: InfoArgs, device: &B::Device) -> Result<()> {
     let (model, source) = if a.model == "builtin" {
         let t = karl_core::model::builtin::builtin_tokenizer::<B>(device)?;
         (t.model, "built-in model".to_string())
-    } else if KarlConfig::PRESETS.contains(&a.model.as_str()) {
-        (Karl::<B>::new(KarlConfig::preset(&a.model)?, device, 0)?, "preset (random weights)".to_string())
+    } else if let Some(preset) = KarlConfig::preset(&a.model).ok().filter(|_| !Path::new(&a.model).exists()) {
+        (Karl::<B>::new(preset, device, 0)?, "preset (random weights)".to_string())
     } else {
         let m = karl_core::model::load::load_model::<B>(Path::new(&a.model), None, None, device)
             .with_context(|| format!("loading model {}", a.model))?;
@@ -85,6 +85,12 @@ fn run<B: Backend>(a: InfoArgs, device: &B::Device) -> Result<()> {
     } else {
         println!("model        {} ({source})", c.name);
         println!("base         {}", c.base_tokenizer);
+        if let Some(v) = c.vae.as_ref().filter(|_| c.base_tokenizer == karl_core::model::config::BaseKind::Vae) {
+            println!(
+                "vae          ch {} × {:?}, {} blocks per level, {}-channel latent × {}, draw {}",
+                v.ch, v.ch_mult, v.num_res_blocks, v.embed_dim, v.latent_scale, v.latent_draw
+            );
+        }
         println!("image        {0}×{0}, patch {1}, grid {2}×{2}", c.image_size, c.patch_size, c.grid());
         println!("encoder      width {} layers {} heads {}", c.encoder.width, c.encoder.layers, c.encoder.heads);
         println!("decoder      width {} layers {} heads {}", c.decoder.width, c.decoder.layers, c.decoder.heads);

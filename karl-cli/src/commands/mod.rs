@@ -15,6 +15,7 @@ use crate::device::on_device;
 use anyhow::{Context, Result};
 use karl_core::cpu::Cpu;
 use karl_core::model::Tokenizer;
+use karl_core::model::vae::LatentDraw;
 use karl_core::{Backend, Precision};
 
 /// The backend of the commands that always run on the CPU (convert, metrics).
@@ -38,9 +39,21 @@ pub fn run(cli: Cli) -> Result<()> {
 
 /// Loads the model the arguments name onto `device`.
 pub fn load<B: Backend>(m: &ModelArgs, device: &B::Device) -> Result<Tokenizer<B>> {
-    let Some(path) = &m.model else {
-        return karl_core::model::builtin::builtin_tokenizer::<B>(device).context("loading the built-in model");
+    let mut tok = match &m.model {
+        None => karl_core::model::builtin::builtin_tokenizer::<B>(device).context("loading the built-in model")?,
+        Some(path) => karl_core::model::load::load_tokenizer::<B>(path, m.config.as_deref(), device)
+            .with_context(|| format!("loading model {}", path.display()))?,
     };
-    karl_core::model::load::load_tokenizer::<B>(path, m.config.as_deref(), device)
-        .with_context(|| format!("loading model {}", path.display()))
+    if let Some(draw) = latent_draw(m) {
+        tok.model.set_latent_draw(draw).context("--vae-latent")?;
+    }
+    Ok(tok)
+}
+
+/// The VAE latent draw `--vae-latent` / `--vae-seed` ask for (None: the model config's).
+fn latent_draw(m: &ModelArgs) -> Option<LatentDraw> {
+    match m.vae_latent.as_deref()? {
+        "sample" => Some(LatentDraw::Sample { seed: m.vae_seed }),
+        _ => Some(LatentDraw::Mode),
+    }
 }
