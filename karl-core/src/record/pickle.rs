@@ -12,7 +12,7 @@
 //! every malformed input become an [`Error::Format`] that says what was wrong, where.
 use crate::error::{Error, Result};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::rc::Rc;
 
@@ -129,7 +129,8 @@ impl Value {
 impl Drop for Value {
     /// Iterative, so that a deeply nested pickle (a few bytes per level) cannot overflow the
     /// stack when dropped: children of containers owned only here are moved to a work list
-    /// before their parent goes. (Cycles built through the memo are leaked, not looped over.)
+    /// before their parent goes. (A value never holds a cycle: [`load`] refuses them and
+    /// empties the cyclic garbage a pickle can leave behind.)
     fn drop(&mut self) {
         let mut pending = Vec::new();
         take_children(self, &mut pending);
@@ -193,8 +194,112 @@ impl fmt::Debug for Value {
 }
 
 /// Runs the pickle machine over `data` and returns the value left by `STOP`.
+///
+/// A pickle whose value contains a cycle (a container that holds itself, through the memo) is
+/// an [`Error::Format`]: no checkpoint needs one, and `Rc` cycles would never be freed. The
+/// mutable containers the value does not hold (all of them on an error) are emptied before
+/// returning, so that the cycles a hostile pickle builds and discards do not leak either.
 pub fn load(data: &[u8]) -> Result<Value> {
-    Machine { data, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() }.run()
+    load_and_sweep(data).0
+}
+
+/// [`load`], also returning every mutable container the machine made (emptied unless the value
+/// holds it), for the tests.
+fn load_and_sweep(data: &[u8]) -> (Result<Value>, Vec<Value>) {
+    let mut m = Machine { data, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new(), made: Vec::new() };
+    let result = m.run();
+    let made = std::mem::take(&mut m.made);
+    drop(m);
+    let (result, keep) = match result.and_then(|v| reachable_acyclic(&v).map(|keep| (v, keep))) {
+        Ok((v, keep)) => (Ok(v), keep),
+        Err(e) => (Err(e), HashSet::new()),
+    };
+    for c in made.iter().filter(|c| node_id(c).is_some_and(|id| !keep.contains(&id))) {
+        empty(c);
+    }
+    (result, made)
+}
+
+/// The identity of a shared container (its allocation), `None` for scalars.
+fn node_id(v: &Value) -> Option<usize> {
+    Some(match v {
+        Value::Tuple(t) => Rc::as_ptr(t) as *const () as usize,
+        Value::List(l) => Rc::as_ptr(l) as *const () as usize,
+        Value::Dict(d) => Rc::as_ptr(d) as *const () as usize,
+        Value::Object(o) => Rc::as_ptr(o) as *const () as usize,
+        Value::PersistentId(p) => Rc::as_ptr(p) as *const () as usize,
+        _ => return None,
+    })
+}
+
+/// The values `v` holds directly.
+fn children(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Tuple(t) => t.to_vec(),
+        Value::List(l) => l.borrow().clone(),
+        Value::Dict(d) => d.borrow().iter().flat_map(|(k, v)| [k.clone(), v.clone()]).collect(),
+        Value::Object(o) => {
+            let o = o.borrow();
+            let mut out = vec![o.callable.clone(), o.args.clone()];
+            out.extend(o.state.clone());
+            out.extend(o.items.iter().flat_map(|(k, v)| [k.clone(), v.clone()]));
+            out.extend(o.appended.iter().cloned());
+            out
+        }
+        Value::PersistentId(p) => vec![(**p).clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// The containers reachable from `root`, or an error if one of them is part of a cycle
+/// (iterative depth-first search, so deep nesting cannot overflow the stack).
+fn reachable_acyclic(root: &Value) -> Result<HashSet<usize>> {
+    let Some(id) = node_id(root) else { return Ok(HashSet::new()) };
+    let (mut open, mut done) = (HashSet::from([id]), HashSet::new());
+    let mut path = vec![(id, children(root), 0usize)];
+    while let Some((id, kids, next)) = path.last_mut() {
+        let Some(child) = kids.get(*next).cloned() else {
+            let id = *id;
+            open.remove(&id);
+            done.insert(id);
+            path.pop();
+            continue;
+        };
+        *next += 1;
+        let Some(cid) = node_id(&child) else { continue };
+        if open.contains(&cid) {
+            return Err(err(format!(
+                "a {} contains itself (a cyclic structure, which no checkpoint has)",
+                child.kind()
+            )));
+        }
+        if !done.contains(&cid) {
+            open.insert(cid);
+            path.push((cid, children(&child), 0));
+        }
+    }
+    Ok(done)
+}
+
+/// Empties a mutable container, breaking any cycle through it.
+fn empty(v: &Value) {
+    match v {
+        Value::List(l) => drop(std::mem::take(&mut *l.borrow_mut())),
+        Value::Dict(d) => drop(std::mem::take(&mut *d.borrow_mut())),
+        Value::Object(o) => {
+            let mut o = o.borrow_mut();
+            let old = (
+                std::mem::take(&mut o.callable),
+                std::mem::take(&mut o.args),
+                o.state.take(),
+                std::mem::take(&mut o.items),
+                std::mem::take(&mut o.appended),
+            );
+            drop(o);
+            drop(old);
+        }
+        _ => {}
+    }
 }
 
 struct Machine<'a> {
@@ -204,6 +309,8 @@ struct Machine<'a> {
     /// Stack heights at each open `MARK`; the stack below the innermost one is out of reach.
     marks: Vec<usize>,
     memo: HashMap<u64, Value>,
+    /// Every list, dict and object made, so that cycles among them can be broken at the end.
+    made: Vec<Value>,
 }
 
 fn err(msg: impl fmt::Display) -> Error {
@@ -308,14 +415,19 @@ impl Machine<'_> {
             return Err(err(format!("call arguments are a {}, not a tuple", args.kind())));
         }
         let obj = Object { callable, args, state: None, items: Vec::new(), appended: Vec::new() };
-        self.stack.push(Value::Object(Rc::new(RefCell::new(obj))));
+        self.push_made(Value::Object(Rc::new(RefCell::new(obj))));
         Ok(())
+    }
+    /// Pushes a new mutable container, remembering it.
+    fn push_made(&mut self, v: Value) {
+        self.made.push(v.clone());
+        self.stack.push(v);
     }
     fn global(&mut self, module: String, name: String) {
         self.stack.push(Value::Global(Rc::new(Global { module, name })));
     }
 
-    fn run(mut self) -> Result<Value> {
+    fn run(&mut self) -> Result<Value> {
         loop {
             let at = self.pos;
             let op = self.u8().map_err(|_| err("ended without STOP"))?;
@@ -417,10 +529,10 @@ impl Machine<'_> {
                     items.reverse();
                     self.stack.push(Value::Tuple(items.into()));
                 }
-                b']' | 0x8f => self.stack.push(Value::List(Rc::default())),
+                b']' | 0x8f => self.push_made(Value::List(Rc::default())),
                 b'l' | 0x91 => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::List(Rc::new(RefCell::new(items))));
+                    self.push_made(Value::List(Rc::new(RefCell::new(items))));
                 }
                 b'a' => {
                     let v = self.pop()?;
@@ -430,10 +542,10 @@ impl Machine<'_> {
                     let items = self.pop_mark()?;
                     self.append(items)?;
                 }
-                b'}' => self.stack.push(Value::Dict(Rc::default())),
+                b'}' => self.push_made(Value::Dict(Rc::default())),
                 b'd' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::Dict(Rc::default()));
+                    self.push_made(Value::Dict(Rc::default()));
                     self.set_items(items)?;
                 }
                 b's' => {
@@ -540,6 +652,40 @@ fn decode_long(bytes: &[u8]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `pth` fuzz target (LeakSanitizer): a list appended to itself through the
+    /// memo was returned, and `Rc` cycles are never freed.
+    #[test]
+    fn cyclic_pickles_are_refused() {
+        // l = []; l.append(l); return l          (EMPTY_LIST BINPUT 0 BINGET 0 APPEND STOP)
+        let e = load(b"\x80\x02]q\x00h\x00a.").unwrap_err().to_string();
+        assert!(e.contains("list contains itself") && e.contains("cyclic"), "{e}");
+        // d = {}; d['k'] = (d,); return [d]       (a cycle through a tuple, one level down)
+        let e = load(b"\x80\x02]q\x00}q\x01X\x01\x00\x00\x00kh\x01\x85sa.").unwrap_err().to_string();
+        assert!(e.contains("contains itself"), "{e}");
+        // shared but acyclic: [x, x] with x = [] is fine
+        assert!(load(b"\x80\x02]q\x00(]q\x01h\x01e.").is_ok());
+    }
+
+    /// The cycles a pickle builds and then drops (or leaves behind when it fails) are emptied,
+    /// so nothing is leaked; what the value holds is left alone.
+    #[test]
+    fn cyclic_garbage_is_emptied() {
+        // l = []; l.append(l); POP; return [1]
+        let (v, made) = load_and_sweep(b"\x80\x02]q\x00h\x00a0]q\x01K\x01a.");
+        let v = v.unwrap();
+        let Value::List(kept) = &v else { panic!() };
+        assert_eq!(kept.borrow().len(), 1);
+        assert_eq!(made.len(), 2);
+        let Value::List(garbage) = &made[0] else { panic!() };
+        assert!(garbage.borrow().is_empty());
+        assert_eq!(Rc::strong_count(garbage), 1, "only the test's reference is left");
+        // a truncated pickle after building a cycle
+        let (v, made) = load_and_sweep(b"\x80\x02]q\x00h\x00a");
+        assert!(v.is_err());
+        let Value::List(garbage) = &made[0] else { panic!() };
+        assert!(garbage.borrow().is_empty() && Rc::strong_count(garbage) == 1);
+    }
 
     #[test]
     fn scalars_and_containers() {
