@@ -39,6 +39,18 @@
 #define KARL_MAX_IMAGE_SIDE 65536
 
 /**
+ * `karl_model_set_vae_latent`: the VAE posterior mean, deterministic (the default).
+ */
+#define KARL_VAE_LATENT_MODE 0
+
+/**
+ * `karl_model_set_vae_latent`: a posterior sample `mean + std·noise`, as the official code
+ * draws on every forward (it has no mode option); the noise comes from a generator seeded with
+ * the given seed at every encode call, so the same image and seed give the same tokens.
+ */
+#define KARL_VAE_LATENT_SAMPLE 1
+
+/**
  * Largest padded tile grid `karl_encode_tiled` accepts and `karl_tiled_deserialize` reads, in
  * pixels (64 Mpx, e.g. 8192 x 8192).
  */
@@ -268,6 +280,24 @@ enum karl_status karl_model_image_size(const struct karl_model *m,
  * `m` is NULL or a model from this library that was not freed before.
  */
 void karl_model_free(struct karl_model *m);
+
+/**
+ * Sets how a model on the VAE base tokenizer draws its latent when encoding:
+ * `KARL_VAE_LATENT_MODE` (the posterior mean, the default) or `KARL_VAE_LATENT_SAMPLE` with
+ * the noise seed `seed` (ignored for the mode). Decoding is unaffected, and tokens from either
+ * draw decode with the same model.
+ *
+ * `m` is borrowed mutably: no other call may use `m` while this one runs.
+ *
+ * Errors: `KARL_NULL_ARGUMENT` (m NULL), `KARL_INVALID_ARGUMENT` (an unknown `latent`, or a
+ * model whose base tokenizer is not a VAE).
+ *
+ * # Safety
+ * `m` is NULL or a live model that no other thread uses during the call.
+ */
+enum karl_status karl_model_set_vae_latent(struct karl_model *m,
+                                           uint32_t latent,
+                                           uint64_t seed);
 
 /**
  * Tokenizes one image adaptively: the model keeps as many of the first `budget` tokens as it

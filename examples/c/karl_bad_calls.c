@@ -134,6 +134,11 @@ int main(int argc, char **argv) {
   EXPECT(karl_model_image_size(m, &w, &h), KARL_OK);
   CHECK(w > 0 && h == w);
 
+  /* --- VAE latent draw (this model has no VAE base) --- */
+  EXPECT(karl_model_set_vae_latent(NULL, KARL_VAE_LATENT_MODE, 0), KARL_NULL_ARGUMENT);
+  EXPECT(karl_model_set_vae_latent(m, 7, 0), KARL_INVALID_ARGUMENT);
+  EXPECT(karl_model_set_vae_latent(m, KARL_VAE_LATENT_SAMPLE, 1), KARL_INVALID_ARGUMENT);
+
   /* --- encode --- */
   const uint32_t S = w;
   const size_t stride = (size_t)S * 3;

@@ -1,5 +1,4 @@
 //! `karl_model`: loading a tokenizer, encoding 8-bit RGB images to tokens, decoding tokens.
-use karl_device::DeviceSpec;
 use crate::error::FfiError;
 use crate::handle::{borrow, buffer, bytes, c_path, c_str, check_out, give, release};
 use crate::runtime::{AnyTokenizer, CpuBackend};
@@ -7,7 +6,9 @@ use crate::status::karl_status;
 use crate::tokens::karl_tokens;
 use karl_core::cpu::CpuDevice;
 use karl_core::model::EncodeOptions;
+use karl_core::model::vae::LatentDraw;
 use karl_core::preprocess::{Rgb8, preprocess, to_rgb8};
+use karl_device::DeviceSpec;
 use std::ffi::{CStr, c_char};
 
 /// Largest accepted image width or height in pixels.
@@ -220,6 +221,44 @@ pub unsafe extern "C" fn karl_model_free(m: *mut karl_model) {
     ffi_boundary_or!("karl_model_free", (), {
         // SAFETY: NULL or an unfreed handle from `give` (caller).
         unsafe { release(m) }
+    })
+}
+
+/// `karl_model_set_vae_latent`: the VAE posterior mean, deterministic (the default).
+pub const KARL_VAE_LATENT_MODE: u32 = 0;
+/// `karl_model_set_vae_latent`: a posterior sample `mean + std·noise`, as the official code
+/// draws on every forward (it has no mode option); the noise comes from a generator seeded with
+/// the given seed at every encode call, so the same image and seed give the same tokens.
+pub const KARL_VAE_LATENT_SAMPLE: u32 = 1;
+
+/// Sets how a model on the VAE base tokenizer draws its latent when encoding:
+/// `KARL_VAE_LATENT_MODE` (the posterior mean, the default) or `KARL_VAE_LATENT_SAMPLE` with
+/// the noise seed `seed` (ignored for the mode). Decoding is unaffected, and tokens from either
+/// draw decode with the same model.
+///
+/// `m` is borrowed mutably: no other call may use `m` while this one runs.
+///
+/// Errors: `KARL_NULL_ARGUMENT` (m NULL), `KARL_INVALID_ARGUMENT` (an unknown `latent`, or a
+/// model whose base tokenizer is not a VAE).
+///
+/// # Safety
+/// `m` is NULL or a live model that no other thread uses during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn karl_model_set_vae_latent(m: *mut karl_model, latent: u32, seed: u64) -> karl_status {
+    ffi_boundary!("karl_model_set_vae_latent", {
+        // SAFETY: `m` is NULL or a live model used by no other thread during the call (caller).
+        let m = unsafe { m.as_mut() }.ok_or_else(|| FfiError::null("m"))?;
+        let draw = match latent {
+            KARL_VAE_LATENT_MODE => LatentDraw::Mode,
+            KARL_VAE_LATENT_SAMPLE => LatentDraw::Sample { seed },
+            other => {
+                return Err(FfiError::invalid(format!(
+                    "latent {other} is neither KARL_VAE_LATENT_MODE ({KARL_VAE_LATENT_MODE}) nor \
+                     KARL_VAE_LATENT_SAMPLE ({KARL_VAE_LATENT_SAMPLE})"
+                )));
+            }
+        };
+        m.tokenizer.set_latent_draw(draw)
     })
 }
 

@@ -3,6 +3,7 @@
 //! whichever backend that was, behind one object-safe trait, so every C function works on
 //! every device.
 use crate::error::FfiError;
+use karl_core::model::vae::LatentDraw;
 use karl_core::model::{EncodeOptions, TiledTokens, Tokenizer, Tokens};
 use karl_core::{Backend, Tensor};
 use karl_device::{BackendJob, DeviceSpec, on_device};
@@ -35,6 +36,7 @@ trait DynTokenizer: Send + Sync {
         max_pixels: u64,
     ) -> karl_core::Result<TiledTokens>;
     fn decode_tiled(&self, tokens: &TiledTokens, max_pixels: u64) -> karl_core::Result<Vec<f32>>;
+    fn set_latent_draw(&mut self, draw: LatentDraw) -> karl_core::Result<()>;
 }
 
 impl<B: Backend> DynTokenizer for OnDevice<B> {
@@ -64,6 +66,9 @@ impl<B: Backend> DynTokenizer for OnDevice<B> {
     }
     fn decode_tiled(&self, tokens: &TiledTokens, max_pixels: u64) -> karl_core::Result<Vec<f32>> {
         self.tokenizer.decode_tiled(tokens, max_pixels)
+    }
+    fn set_latent_draw(&mut self, draw: LatentDraw) -> karl_core::Result<()> {
+        self.tokenizer.model.set_latent_draw(draw)
     }
 }
 
@@ -125,6 +130,11 @@ impl AnyTokenizer {
         max_pixels: u64,
     ) -> Result<TiledTokens, FfiError> {
         Ok(self.0.encode_tiled(chw, width, height, opts, max_pixels)?)
+    }
+
+    /// Sets how a VAE-base model draws its latent (an error for other bases).
+    pub(crate) fn set_latent_draw(&mut self, draw: LatentDraw) -> Result<(), FfiError> {
+        Ok(self.0.set_latent_draw(draw)?)
     }
 
     /// Decodes tiled tokens to the `[3, height, width]` image.
