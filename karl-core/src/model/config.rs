@@ -748,6 +748,18 @@ mod tests {
         }
     }
 
+    /// Found by the `config` fuzz target: serde_json's default float parser read
+    /// "7.777777777777779e+121" 1 ulp off, so a config written and read back changed.
+    #[test]
+    fn configs_round_trip_through_json_exactly() {
+        let mut c = KarlConfig::preset("karl_small").unwrap();
+        c.vq_commitment_cost = 7.777777777777779e121;
+        c.vqgan.as_mut().unwrap().groupnorm_eps = 1.0000000000000002e-6;
+        let back = KarlConfig::from_json(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back.vq_commitment_cost.to_bits(), c.vq_commitment_cost.to_bits());
+        assert_eq!(back, c);
+    }
+
     #[test]
     fn sizes_that_would_allocate_terabytes_are_refused_before_allocating() {
         let base = KarlConfig::preset("karl_pixel_tiny").unwrap();
