@@ -296,26 +296,19 @@ pub fn data_round_trip<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
     check::<R, F>(device, "reshape", Case::Reshape(vec![5, 21]), &[d], EXACT);
 }
 
-/// Every `Unary` variant, on vector-width and odd lengths.
+/// Every `Unary` variant (`Unary::ALL`), on vector-width and odd lengths, inside its domain.
 pub fn unary_ops<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
-    use Unary::*;
-    for (i, op) in
-        [Exp, Log, Sqrt, Tanh, Erf, Sigmoid, Gelu, Silu, Neg, Abs, Recip, Relu, Square].into_iter().enumerate()
-    {
-        let (lo, hi) = match op {
-            Log | Sqrt | Recip => (0.05, 4.0),
-            _ => (-4.0, 4.0),
-        };
+    for (i, &op) in Unary::ALL.iter().enumerate() {
+        let d = op.domain();
         for shape in [vec![4, 64], vec![3, 37]] {
-            let x = rand_in(&shape, 10 + i as u64, lo, hi);
+            let x = rand_in(&shape, 10 + i as u64, d.lo as f32, d.hi as f32);
             check::<R, F>(device, &format!("unary {op:?} {shape:?}"), Case::Unary(op), &[x], ELEMENTWISE);
         }
     }
 }
 
-/// Every `Binary` variant, same shape and broadcast.
+/// Every `Binary` variant (`Binary::ALL`), same shape and broadcast, inside its domains.
 pub fn binary_ops<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
-    use Binary::*;
     let shapes: [(&[usize], &[usize]); 6] = [
         (&[4, 8], &[4, 8]),
         (&[3, 5], &[3, 5]),
@@ -324,11 +317,12 @@ pub fn binary_ops<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
         (&[5, 1], &[1, 6]),
         (&[1], &[2, 3, 2]),
     ];
-    for (i, op) in [Add, Sub, Mul, Div].into_iter().enumerate() {
+    for (i, &op) in Binary::ALL.iter().enumerate() {
+        let (da, db) = op.domains();
         for (j, (a, b)) in shapes.iter().enumerate() {
             let seed = 100 + 10 * i as u64 + j as u64;
-            let x = rand(a, seed);
-            let y = if op == Div { rand_in(b, seed + 1, 0.5, 2.0) } else { rand(b, seed + 1) };
+            let x = rand_in(a, seed, da.lo as f32, da.hi as f32);
+            let y = rand_in(b, seed + 1, db.lo as f32, db.hi as f32);
             check::<R, F>(device, &format!("binary {op:?} {a:?} {b:?}"), Case::Binary(op), &[x, y], EXACT);
         }
     }
@@ -352,6 +346,8 @@ pub fn scalar_ops<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
     for (op, s, input, tol) in cases {
         check::<R, F>(device, &format!("scalar {op:?} {s}"), Case::Scalar(op, s), std::slice::from_ref(input), tol);
     }
+    let missing: Vec<&Scalar> = Scalar::ALL.iter().filter(|op| !cases.iter().any(|c| c.0 == **op)).collect();
+    assert!(missing.is_empty(), "Scalar variants without a conformance case: {missing:?}");
 }
 
 /// Batched matmul: vector widths 4/2/1, rows not a multiple of 4, broadcast batches, k = 1.
@@ -380,11 +376,10 @@ pub fn matmul<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
 
 /// Every `Reduce` variant along every dim, plus a long dim (the chunked two-pass path).
 pub fn reductions<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
-    use Reduce::*;
     let x = rand(&[3, 4, 5], 400);
     let long = rand(&[2, 3000], 401);
     let all = rand(&[70_000], 402);
-    for op in [Sum, Mean, Max, Min] {
+    for &op in Reduce::ALL {
         for d in 0..3 {
             check::<R, F>(
                 device,
@@ -418,7 +413,7 @@ pub fn arg_reductions<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
     let d = round_to::<F>(&rand(&[4, 6, 5], 500));
     let c = Ref::float_from_data(&d, &CpuDevice);
     let g = CubeBackend::<R, F>::float_from_data(&d, device);
-    for op in [ArgReduce::ArgMax, ArgReduce::ArgMin] {
+    for &op in ArgReduce::ALL {
         for dim in 0..3 {
             assert_eq!(
                 CubeBackend::<R, F>::float_arg_reduce(op, &g, dim),

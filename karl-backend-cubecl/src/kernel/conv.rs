@@ -275,7 +275,7 @@ pub fn conv2d<R: Runtime, F: FloatElem>(
     };
     let y = reshape(y, &[g.n, g.cout, g.oh, g.ow]);
     match bias {
-        Some(b) => elementwise::binary(elementwise::BinaryOp::Add, y, reshape(b, &[g.cout, 1, 1])),
+        Some(b) => elementwise::binary(karl_core::backend::Binary::Add, y, reshape(b, &[g.cout, 1, 1])),
         None => y,
     }
 }
@@ -308,7 +308,7 @@ pub fn conv2d_backward<R: Runtime, F: FloatElem>(
     let mut dw: Option<CubeTensor<R, F>> = None;
     let add = |acc: Option<CubeTensor<R, F>>, part: CubeTensor<R, F>| {
         Some(match acc {
-            Some(a) => elementwise::binary(elementwise::BinaryOp::Add, a, part),
+            Some(a) => elementwise::binary(karl_core::backend::Binary::Add, a, part),
             None => part,
         })
     };

@@ -10,45 +10,8 @@ use cubecl::prelude::*;
 use karl_core::Shape;
 use karl_core::backend::{Binary, Scalar, Unary};
 
-/// Unary ops (the comptime mirror of karl-core's [`Unary`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum UnaryOp {
-    Exp,
-    Log,
-    Sqrt,
-    Tanh,
-    Erf,
-    Sigmoid,
-    Gelu,
-    Silu,
-    Neg,
-    Abs,
-    Recip,
-    Relu,
-    Square,
-}
-
-impl From<Unary> for UnaryOp {
-    fn from(op: Unary) -> Self {
-        match op {
-            Unary::Exp => UnaryOp::Exp,
-            Unary::Log => UnaryOp::Log,
-            Unary::Sqrt => UnaryOp::Sqrt,
-            Unary::Tanh => UnaryOp::Tanh,
-            Unary::Erf => UnaryOp::Erf,
-            Unary::Sigmoid => UnaryOp::Sigmoid,
-            Unary::Gelu => UnaryOp::Gelu,
-            Unary::Silu => UnaryOp::Silu,
-            Unary::Neg => UnaryOp::Neg,
-            Unary::Abs => UnaryOp::Abs,
-            Unary::Recip => UnaryOp::Recip,
-            Unary::Relu => UnaryOp::Relu,
-            Unary::Square => UnaryOp::Square,
-        }
-    }
-}
-
-/// Scalar-operand ops. `Powi` is `Pow` with an integer exponent (exact for negative bases, as
+/// Scalar-operand ops as the kernel computes them (a lowering of karl-core's [`Scalar`], not
+/// a mirror: it has one more case). `Powi` is `Pow` with an integer exponent (exact for negative bases, as
 /// libm's `powf`; the GPU `pow` is `exp2(s·log2 x)`, NaN for x < 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ScalarOp {
@@ -58,26 +21,6 @@ pub enum ScalarOp {
     Powi,
     ClampMin,
     ClampMax,
-}
-
-/// Binary ops.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BinaryOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-}
-
-impl From<Binary> for BinaryOp {
-    fn from(op: Binary) -> Self {
-        match op {
-            Binary::Add => BinaryOp::Add,
-            Binary::Sub => BinaryOp::Sub,
-            Binary::Mul => BinaryOp::Mul,
-            Binary::Div => BinaryOp::Div,
-        }
-    }
 }
 
 /// `0 − x`: cubecl 0.10's CUDA code generator emits unary minus on a vectorised value as `-v`
@@ -95,45 +38,45 @@ fn sigmoid<F: Float, N: Size>(x: Vector<F, N>) -> Vector<F, N> {
 }
 
 #[cube]
-pub fn unary_value<F: Float, N: Size>(x: Vector<F, N>, #[comptime] op: UnaryOp) -> Vector<F, N> {
+pub fn unary_value<F: Float, N: Size>(x: Vector<F, N>, #[comptime] op: Unary) -> Vector<F, N> {
     match op {
-        UnaryOp::Exp => Vector::exp(x),
-        UnaryOp::Log => Vector::ln(x),
-        UnaryOp::Sqrt => Vector::sqrt(x),
-        UnaryOp::Tanh => Vector::tanh(x),
-        UnaryOp::Erf => Vector::erf(x),
-        UnaryOp::Sigmoid => sigmoid::<F, N>(x),
-        UnaryOp::Gelu => {
+        Unary::Exp => Vector::exp(x),
+        Unary::Log => Vector::ln(x),
+        Unary::Sqrt => Vector::sqrt(x),
+        Unary::Tanh => Vector::tanh(x),
+        Unary::Erf => Vector::erf(x),
+        Unary::Sigmoid => sigmoid::<F, N>(x),
+        Unary::Gelu => {
             let half = Vector::new(F::new(0.5));
             let one = Vector::new(F::new(1.0));
             x * half * (one + Vector::erf(x * Vector::new(F::new(core::f32::consts::FRAC_1_SQRT_2))))
         }
-        UnaryOp::Silu => x * sigmoid::<F, N>(x),
-        UnaryOp::Neg => negate::<F, N>(x),
-        UnaryOp::Abs => Vector::abs(x),
-        UnaryOp::Recip => Vector::new(F::new(1.0)) / x,
-        UnaryOp::Relu => Vector::<F, N>::max(x, Vector::<F, N>::new(F::new(0.0))),
-        UnaryOp::Square => x * x,
+        Unary::Silu => x * sigmoid::<F, N>(x),
+        Unary::Neg => negate::<F, N>(x),
+        Unary::Abs => Vector::abs(x),
+        Unary::Recip => Vector::new(F::new(1.0)) / x,
+        Unary::Relu => Vector::<F, N>::max(x, Vector::<F, N>::new(F::new(0.0))),
+        Unary::Square => x * x,
     }
 }
 
 #[cube]
-pub fn binary_value<F: Float, N: Size>(a: Vector<F, N>, b: Vector<F, N>, #[comptime] op: BinaryOp) -> Vector<F, N> {
+pub fn binary_value<F: Float, N: Size>(a: Vector<F, N>, b: Vector<F, N>, #[comptime] op: Binary) -> Vector<F, N> {
     match op {
-        BinaryOp::Add => a + b,
-        BinaryOp::Sub => a - b,
-        BinaryOp::Mul => a * b,
-        BinaryOp::Div => a / b,
+        Binary::Add => a + b,
+        Binary::Sub => a - b,
+        Binary::Mul => a * b,
+        Binary::Div => a / b,
     }
 }
 
 #[cube]
-pub fn binary_scalar<F: Float>(a: F, b: F, #[comptime] op: BinaryOp) -> F {
+pub fn binary_scalar<F: Float>(a: F, b: F, #[comptime] op: Binary) -> F {
     match op {
-        BinaryOp::Add => a + b,
-        BinaryOp::Sub => a - b,
-        BinaryOp::Mul => a * b,
-        BinaryOp::Div => a / b,
+        Binary::Add => a + b,
+        Binary::Sub => a - b,
+        Binary::Mul => a * b,
+        Binary::Div => a / b,
     }
 }
 
@@ -141,7 +84,7 @@ pub fn binary_scalar<F: Float>(a: F, b: F, #[comptime] op: BinaryOp) -> F {
 fn unary_kernel<F: Float, N: Size>(
     input: &Array<Vector<F, N>>,
     output: &mut Array<Vector<F, N>>,
-    #[comptime] op: UnaryOp,
+    #[comptime] op: Unary,
 ) {
     if ABSOLUTE_POS < output.len() {
         // Evaluated in f32 and rounded once (a no-op cast for f32 storage).
@@ -178,7 +121,7 @@ fn binary_kernel<F: Float, N: Size>(
     a: &Array<Vector<F, N>>,
     b: &Array<Vector<F, N>>,
     output: &mut Array<Vector<F, N>>,
-    #[comptime] op: BinaryOp,
+    #[comptime] op: Binary,
 ) {
     if ABSOLUTE_POS < output.len() {
         output[ABSOLUTE_POS] = binary_value::<F, N>(a[ABSOLUTE_POS], b[ABSOLUTE_POS], op);
@@ -192,7 +135,7 @@ fn binary_broadcast_kernel<F: Float>(
     b: &Array<F>,
     output: &mut Array<F>,
     info: &Array<u32>,
-    #[comptime] op: BinaryOp,
+    #[comptime] op: Binary,
 ) {
     let pos = ABSOLUTE_POS;
     if pos < output.len() {
@@ -241,7 +184,7 @@ pub fn fill<R: Runtime, F: FloatElem>(out: CubeTensor<R, F>, value: f32) -> Cube
 }
 
 /// Element-wise unary op.
-pub fn unary<R: Runtime, F: FloatElem>(op: UnaryOp, t: CubeTensor<R, F>) -> CubeTensor<R, F> {
+pub fn unary<R: Runtime, F: FloatElem>(op: Unary, t: CubeTensor<R, F>) -> CubeTensor<R, F> {
     let n = t.numel();
     let out = t.empty_like(t.shape.clone());
     if n == 0 {
@@ -296,7 +239,7 @@ pub fn scalar<R: Runtime, F: FloatElem>(op: Scalar, t: CubeTensor<R, F>, s: f64)
 }
 
 /// Element-wise binary op with numpy broadcasting.
-pub fn binary<R: Runtime, F: FloatElem>(op: BinaryOp, a: CubeTensor<R, F>, b: CubeTensor<R, F>) -> CubeTensor<R, F> {
+pub fn binary<R: Runtime, F: FloatElem>(op: Binary, a: CubeTensor<R, F>, b: CubeTensor<R, F>) -> CubeTensor<R, F> {
     let out_shape = Shape::broadcast(&a.shape, &b.shape)
         .unwrap_or_else(|| panic!("cannot broadcast shapes {} and {} for {op:?}", a.shape, b.shape));
     let n = out_shape.numel();

@@ -24,10 +24,10 @@ impl<R: Runtime, F: FloatElem> FloatOps for CubeBackend<R, F> {
         elementwise::fill(CubeTensor::empty(&device.client(), device, shape), value as f32)
     }
     fn float_unary(op: Unary, t: CubeTensor<R, F>) -> CubeTensor<R, F> {
-        elementwise::unary(op.into(), t)
+        elementwise::unary(op, t)
     }
     fn float_binary(op: Binary, a: CubeTensor<R, F>, b: CubeTensor<R, F>) -> CubeTensor<R, F> {
-        elementwise::binary(op.into(), a, b)
+        elementwise::binary(op, a, b)
     }
     fn float_scalar(op: Scalar, t: CubeTensor<R, F>, s: f64) -> CubeTensor<R, F> {
         elementwise::scalar(op, t, s)

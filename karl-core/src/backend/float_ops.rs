@@ -7,85 +7,152 @@ use crate::shape::Shape;
 use alloc::vec::Vec;
 use core::ops::Range;
 
-/// Element-wise unary ops.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Unary {
-    /// e^x; d/dx = e^x.
-    Exp,
-    /// ln x; d/dx = 1/x.
-    Log,
-    /// √x; d/dx = 1/(2√x).
-    Sqrt,
-    /// tanh x; d/dx = 1 − tanh²x.
-    Tanh,
-    /// erf x; d/dx = 2/√π · e^(−x²).
-    Erf,
-    /// σ(x) = 1/(1+e^−x); d/dx = σ(1−σ).
-    Sigmoid,
-    /// exact GELU x·Φ(x); d/dx = Φ(x) + x·φ(x).
-    Gelu,
-    /// swish / SiLU x·σ(x); d/dx = σ(x)(1 + x(1−σ(x))).
-    Silu,
-    /// −x.
-    Neg,
-    /// |x|; d/dx = sign x (0 at 0).
-    Abs,
-    /// 1/x; d/dx = −1/x².
-    Recip,
-    /// max(x, 0); d/dx = [x > 0].
-    Relu,
-    /// x²; d/dx = 2x.
-    Square,
+/// Declares an op enum together with its complete list `ALL` and `name()` (the snake-case
+/// name used in test names and messages), so that a new variant is in every list that iterates
+/// the family (GPU conformance, gradient checks) without another edit.
+macro_rules! op_enum {
+    ($(#[$m:meta])* pub enum $name:ident { $($(#[$vm:meta])* $v:ident = $s:literal,)* }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vm])* $v,)* }
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$v),*];
+            /// The variant's snake-case name.
+            pub fn name(self) -> &'static str {
+                match self { $($name::$v => $s),* }
+            }
+        }
+    };
 }
 
-/// Element-wise binary ops with numpy broadcasting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Binary {
-    /// a + b.
-    Add,
-    /// a − b.
-    Sub,
-    /// a · b.
-    Mul,
-    /// a / b.
-    Div,
-}
-
-/// Element-wise ops with a scalar operand.
+/// Where an op's test inputs are drawn: inside its domain (`lo..hi`) and, for ops with a kink,
+/// at least `gap` away from `kink` (finite differences across a kink are meaningless).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Scalar {
-    /// x + s.
-    Add,
-    /// x · s.
-    Mul,
-    /// x^s.
-    Pow,
-    /// max(x, s).
-    ClampMin,
-    /// min(x, s).
-    ClampMax,
+pub struct Domain {
+    /// Smallest input.
+    pub lo: f64,
+    /// Largest input.
+    pub hi: f64,
+    /// A point where the op is not differentiable, with the distance to keep from it.
+    pub kink: Option<(f64, f64)>,
 }
 
-/// Reductions along one dimension (kept with size 1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reduce {
-    /// Σ.
-    Sum,
-    /// mean.
-    Mean,
-    /// max (gradient to the first maximal element).
-    Max,
-    /// min (gradient to the first minimal element).
-    Min,
+impl Domain {
+    const fn range(lo: f64, hi: f64) -> Self {
+        Domain { lo, hi, kink: None }
+    }
 }
 
-/// Index-of reductions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ArgReduce {
-    /// index of the first maximum.
-    ArgMax,
-    /// index of the first minimum.
-    ArgMin,
+op_enum! {
+    /// Element-wise unary ops.
+    pub enum Unary {
+        /// e^x; d/dx = e^x.
+        Exp = "exp",
+        /// ln x; d/dx = 1/x.
+        Log = "log",
+        /// √x; d/dx = 1/(2√x).
+        Sqrt = "sqrt",
+        /// tanh x; d/dx = 1 − tanh²x.
+        Tanh = "tanh",
+        /// erf x; d/dx = 2/√π · e^(−x²).
+        Erf = "erf",
+        /// σ(x) = 1/(1+e^−x); d/dx = σ(1−σ).
+        Sigmoid = "sigmoid",
+        /// exact GELU x·Φ(x); d/dx = Φ(x) + x·φ(x).
+        Gelu = "gelu",
+        /// swish / SiLU x·σ(x); d/dx = σ(x)(1 + x(1−σ(x))).
+        Silu = "silu",
+        /// −x.
+        Neg = "neg",
+        /// |x|; d/dx = sign x (0 at 0).
+        Abs = "abs",
+        /// 1/x; d/dx = −1/x².
+        Recip = "recip",
+        /// max(x, 0); d/dx = [x > 0].
+        Relu = "relu",
+        /// x²; d/dx = 2x.
+        Square = "square",
+    }
+}
+
+impl Unary {
+    /// Where tests draw this op's inputs (no wildcard arm: a new variant states its domain).
+    pub fn domain(self) -> Domain {
+        match self {
+            Unary::Log | Unary::Sqrt | Unary::Recip => Domain::range(0.3, 3.0),
+            Unary::Abs | Unary::Relu => Domain { lo: -2.0, hi: 2.0, kink: Some((0.0, 0.05)) },
+            Unary::Exp => Domain::range(-2.0, 2.0),
+            Unary::Tanh | Unary::Erf | Unary::Sigmoid | Unary::Gelu | Unary::Silu | Unary::Neg | Unary::Square => {
+                Domain::range(-3.0, 3.0)
+            }
+        }
+    }
+}
+
+op_enum! {
+    /// Element-wise binary ops with numpy broadcasting.
+    pub enum Binary {
+        /// a + b.
+        Add = "add",
+        /// a − b.
+        Sub = "sub",
+        /// a · b.
+        Mul = "mul",
+        /// a / b.
+        Div = "div",
+    }
+}
+
+impl Binary {
+    /// Where tests draw the two operands (no wildcard arm: a new variant states its domain).
+    pub fn domains(self) -> (Domain, Domain) {
+        let any = Domain::range(-1.5, 1.5);
+        match self {
+            Binary::Add | Binary::Sub | Binary::Mul => (any, any),
+            Binary::Div => (any, Domain::range(0.5, 2.0)),
+        }
+    }
+}
+
+op_enum! {
+    /// Element-wise ops with a scalar operand.
+    pub enum Scalar {
+        /// x + s.
+        Add = "add",
+        /// x · s.
+        Mul = "mul",
+        /// x^s.
+        Pow = "pow",
+        /// max(x, s).
+        ClampMin = "clamp_min",
+        /// min(x, s).
+        ClampMax = "clamp_max",
+    }
+}
+
+op_enum! {
+    /// Reductions along one dimension (kept with size 1).
+    pub enum Reduce {
+        /// Σ.
+        Sum = "sum",
+        /// mean.
+        Mean = "mean",
+        /// max (gradient to the first maximal element).
+        Max = "max",
+        /// min (gradient to the first minimal element).
+        Min = "min",
+    }
+}
+
+op_enum! {
+    /// Index-of reductions.
+    pub enum ArgReduce {
+        /// index of the first maximum.
+        ArgMax = "arg_max",
+        /// index of the first minimum.
+        ArgMin = "arg_min",
+    }
 }
 
 /// The required primitives. Index arguments and results (token ids, masks) are small and live

@@ -2,9 +2,20 @@
 //! in [`FloatOps`]; everything in [`ActivationOps`], [`ModuleOps`] and [`KarlOps`] has a default
 //! written from primitives, with an explicit `*_backward` twin where autodiff needs one.
 //!
-//! Checklist for adding an op `foo` (at most four files): the trait method and its default in
+//! Adding an element-wise op (a variant of [`Unary`], [`Binary`], [`Scalar`] or [`Reduce`])
+//! touches four files, each a `match` without a wildcard arm, so the compiler names every
+//! place: the variant with its name in `backend/float_ops.rs` (the `op_enum!` list, which also
+//! makes `ALL`) and its test input domain (`Unary::domain`, `Binary::domains`); its derivative
+//! in `autodiff/ops.rs`; its value in `cpu/elementwise.rs`; its kernel arm in
+//! karl-backend-cubecl `kernel/elementwise.rs`. The gradient checks and the GPU conformance
+//! suite iterate `ALL`, so the new variant is tested everywhere without an edit (a `Scalar`
+//! variant also states its inputs in `tests/tests/gradcheck.rs`, checked by the compiler).
+//!
+//! Adding an op `foo` of its own (a trait method): the method and its default in
 //! `backend/<family>_ops.rs`; its `Backward` struct in `autodiff/ops.rs`; optionally a fused
-//! CPU version in `cpu/`; and an entry in the gradient-check list in `tests/tests/gradcheck.rs`.
+//! CPU version in `cpu/` and a kernel in karl-backend-cubecl; a check in
+//! `tests/tests/gradcheck.rs` (its test `every_trait_method_has_a_gradcheck` reads the trait
+//! sources and fails until the method is covered).
 mod activation_ops;
 mod float_ops;
 mod karl_ops;
@@ -12,7 +23,7 @@ mod module_ops;
 mod nearest;
 
 pub use activation_ops::ActivationOps;
-pub use float_ops::{ArgReduce, Binary, FloatOps, Reduce, Scalar, Unary};
+pub use float_ops::{ArgReduce, Binary, Domain, FloatOps, Reduce, Scalar, Unary};
 pub use karl_ops::{KarlOps, l2_normalize_by_primitives, nearest_code_by_distances};
 pub use module_ops::{Conv2dOptions, ModuleOps};
 pub use nearest::nearest_source_index;
