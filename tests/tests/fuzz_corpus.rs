@@ -114,9 +114,13 @@ fn write_seeds() {
         write("tiled_token_file", &format!("{w}x{h}"), &bytes);
         write("c_api", &format!("tiled-{w}x{h}"), &[c_api_header(3, 0, 0, 0, 0.0, 0), bytes].concat());
     }
-    for (op, w, h, stride, q, b) in
-        [(0, 32, 32, 96, 0.05, 64), (1, 40, 20, 130, 0.05, 16), (0, 1, 50, 3, 0.3, 256), (0, 7, 3, 21, 1.0, 1)]
-    {
+    for (op, w, h, stride, q, b) in [
+        (0, 32, 32, 96, 0.05, 64),
+        (1, 40, 20, 130, 0.05, 16),
+        (0, 1, 50, 3, 0.3, 256),
+        (0, 7, 3, 21, 1.0, 1),
+        (0, 1, 20000, 3, 0.05, 16),
+    ] {
         let px = rgb8(h as usize, stride as usize);
         write("c_api", &format!("encode{op}-{w}x{h}"), &[c_api_header(op, w, h, stride, q, b), px].concat());
     }
@@ -189,6 +193,9 @@ fn write_seeds() {
         "rgb16.png",
         &image_bytes(&image::DynamicImage::ImageRgb16(small.to_rgb16()), image::ImageFormat::Png),
     );
+    // 1×20000: preprocessing resizes it to 32×640000 (the case that once needed O(width·height·S²) memory)
+    let thin = image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(1, 20000, |_, y| image::Rgb([y as u8, 9, 200])));
+    write("image", "1x20000.png", &image_bytes(&thin, image::ImageFormat::Png));
     let line = coffee.resize_exact(1, 300, image::imageops::FilterType::Nearest);
     write("image", "1x300.png", &image_bytes(&line, image::ImageFormat::Png));
     write("image", "1x1.bmp", &image_bytes(&coffee.crop_imm(0, 0, 1, 1), image::ImageFormat::Bmp));

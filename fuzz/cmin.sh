@@ -1,0 +1,19 @@
+#!/bin/sh
+# Minimises corpus/TARGET in place (what `cargo fuzz cmin` does): libFuzzer -merge=1 of the old
+# corpus into an empty one keeps the smallest set of inputs with the same coverage.
+set -eu
+cd "$(dirname "$0")"
+t=$1
+case $t in
+    token_file) max_len=4096 ;;
+    tiled_token_file) max_len=16384 ;;
+    safetensors) max_len=400000 ;;
+    config) max_len=32768 ;;
+    *) max_len=65536 ;;
+esac
+old=corpus/$t.old
+rm -rf "$old" && mv corpus/"$t" "$old" && mkdir corpus/"$t"
+target/x86_64-unknown-linux-gnu/release/"$t" -merge=1 -rss_limit_mb=2048 -max_len="$max_len" -timeout=30 \
+    corpus/"$t" "$old" >> logs/"$t"-cmin.log 2>&1
+rm -rf "$old"
+echo "$t: $(ls corpus/"$t" | wc -l) files, $(du -sb corpus/"$t" | cut -f1) bytes"
