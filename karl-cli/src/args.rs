@@ -120,8 +120,8 @@ pub struct TokenizeArgs {
     /// official preprocessing, instead of tokenizing other sizes as a grid of model-size tiles.
     #[arg(long)]
     pub resize: bool,
-    /// Refuse images whose tile grid (padded to whole tiles) exceeds this many pixels; checked
-    /// from the image header, before decoding.
+    /// Refuse images above this many pixels (width × height; for tiles, the grid padded to
+    /// whole tiles); checked from the image header, before decoding.
     #[arg(long, default_value_t = karl_core::model::tiles::DEFAULT_MAX_PIXELS)]
     pub max_pixels: u64,
 }
@@ -288,7 +288,8 @@ pub struct ComplexityArgs {
     /// directory that gets `<name>-map.png` per image.
     #[arg(long)]
     pub map: Option<PathBuf>,
-    /// Refuse images whose tile grid exceeds this many pixels (with --map).
+    /// Refuse images above this many pixels (width × height; with --map, the tile grid padded
+    /// to whole tiles); checked from the image header, before decoding.
     #[arg(long, default_value_t = karl_core::model::tiles::DEFAULT_MAX_PIXELS)]
     pub max_pixels: u64,
 }

@@ -86,9 +86,10 @@ pub fn file_stem(path: &Path) -> String {
     path.file_stem().map_or_else(|| "image".to_string(), |s| s.to_string_lossy().to_string())
 }
 
-/// Reads and preprocesses an image to `[3, size, size]` values in [0, 1].
-pub fn load_image(path: &Path, size: usize, resize: bool) -> Result<Vec<f32>> {
-    let (data, w, h) = read_rgb8(path)?;
+/// Reads and preprocesses an image to `[3, size, size]` values in [0, 1]; an image above
+/// `max_pixels` (width × height) is refused from its header, before decoding.
+pub fn load_image(path: &Path, size: usize, resize: bool, max_pixels: u64) -> Result<Vec<f32>> {
+    let (data, w, h) = read_rgb8_limited(path, max_pixels)?;
     let img = Rgb8::new(&data, w, h, w * 3)?;
     preprocess(img, size, resize).with_context(|| format!("{}", path.display()))
 }

@@ -389,3 +389,19 @@ fn directory_walk_survives_a_symlink_loop() {
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1, "{}", String::from_utf8_lossy(&o.stdout));
     assert!(stderr(&o).contains("link back to its own ancestor"), "{}", stderr(&o));
 }
+
+/// `--max-pixels` also bounds the resized (`--resize`) and model-size paths, from the header.
+#[test]
+fn max_pixels_bounds_every_tokenize_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("small.png");
+    image::save_buffer(&p, &vec![90u8; 20 * 10 * 3], 20, 10, image::ExtendedColorType::Rgb8).unwrap();
+    for mode in ["--resize", "--no-resize"] {
+        let o =
+            karl(&["tokenize", p.to_str().unwrap(), mode, "--max-pixels", "199", "-o", tmp.path().to_str().unwrap()]);
+        fails_with(&o, "20×10 = 200 pixels, above the limit of 199");
+    }
+    let o =
+        karl(&["tokenize", p.to_str().unwrap(), "--resize", "--max-pixels", "200", "-o", tmp.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -56,7 +56,7 @@ fn run<B: Backend>(a: ComplexityArgs, device: &B::Device) -> Result<()> {
     let mut failed = 0usize;
     for path in &images {
         let r = (|| -> Result<Row> {
-            let x = load_image(path, size, true)?;
+            let x = load_image(path, size, true, a.max_pixels)?;
             let xt = Tensor::<B, 4>::from_f32(x.clone(), [1, 3, size, size], device)?;
             let (kc, rec, _) = pass(&tok, &xt, opts)?;
             Ok(Row { path: path.clone(), kc, l1: l1(&rec, &x, size)? })
@@ -105,7 +105,7 @@ fn run<B: Backend>(a: ComplexityArgs, device: &B::Device) -> Result<()> {
         let mut thumbs = Vec::with_capacity(n);
         for i in picks {
             let r = &rows[i];
-            let x = load_image(&r.path, size, true)?;
+            let x = load_image(&r.path, size, true, a.max_pixels)?;
             let rgb = to_rgb8(&x, size, size);
             thumbs.push((downsample_rgb(&rgb, size, size, a.thumb, a.thumb), r.kc.to_string()));
         }

@@ -58,7 +58,7 @@ pub fn l1(a: &[f32], b: &[f32], size: usize) -> Result<f64> {
 /// protocol) or the custom-image path (shorter side resized, then centre crop).
 fn load_input(path: &Path, size: usize, resize: bool) -> Result<Vec<f32>> {
     if resize {
-        return load_image(path, size, true);
+        return load_image(path, size, true, karl_core::model::tiles::DEFAULT_MAX_PIXELS);
     }
     let (data, w, h) = read_rgb8(path)?;
     let img = Rgb8::new(&data, w, h, w * 3)?;

@@ -162,7 +162,7 @@ fn run<B: Backend>(a: TokenizeArgs, device: &B::Device) -> Result<()> {
             let line = if tiled {
                 tokenize_tiled::<B>(&tok, path, opts, &a)?
             } else {
-                let x = load_image(path, size, !a.no_resize)?;
+                let x = load_image(path, size, !a.no_resize, a.max_pixels)?;
                 let xt = Tensor::<B, 4>::from_f32(x.clone(), [1, 3, size, size], device)?;
                 let t = tok.encode(&xt, opts)?.remove(0);
                 let tp = token_path(path, a.out.as_deref());
