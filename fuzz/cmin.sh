@@ -4,13 +4,7 @@
 set -eu
 cd "$(dirname "$0")"
 t=$1
-case $t in
-    token_file) max_len=4096 ;;
-    tiled_token_file) max_len=16384 ;;
-    safetensors) max_len=400000 ;;
-    config) max_len=32768 ;;
-    *) max_len=65536 ;;
-esac
+. ./max-len.sh
 old=corpus/$t.old
 rm -rf "$old" && mv corpus/"$t" "$old" && mkdir corpus/"$t"
 target/x86_64-unknown-linux-gnu/release/"$t" -merge=1 -rss_limit_mb=2048 -max_len="$max_len" -timeout=30 \

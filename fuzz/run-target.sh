@@ -5,13 +5,7 @@ set -eu
 cd "$(dirname "$0")"
 t=$1
 secs=${2:-600}
-case $t in
-    token_file) max_len=4096 ;;
-    tiled_token_file) max_len=16384 ;;
-    safetensors) max_len=400000 ;;
-    config) max_len=32768 ;;
-    *) max_len=65536 ;;
-esac
+. ./max-len.sh
 mkdir -p logs artifacts/"$t"
 exec target/x86_64-unknown-linux-gnu/release/"$t" corpus/"$t" \
     -artifact_prefix=artifacts/"$t"/ -max_total_time="$secs" -rss_limit_mb=2048 -max_len="$max_len" \
