@@ -81,6 +81,34 @@ pub fn check_train_step<B: AutodiffBackend>(device: &B::Device, tol: TrainStepTo
 
     let grads = B::backward(&loss.primitive);
     let pg = gradients(&model, &grads, is_trainable_stage1);
+    check_gradients(&g, &json, &pg, &tol);
+
+    // One clipped AdamW step.
+    let mut opt = AdamW::new(AdamWConfig { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.05 });
+    let info = apply_step(&mut model, pg, &mut opt, 2e-4, 3.0, None);
+    let norm = json["grad_total_l2_norm_before_clip"].as_f64().unwrap();
+    assert!((info.grad_norm - norm).abs() <= tol.norm_rel * norm, "total norm {} vs {norm}", info.grad_norm);
+    let after: BTreeMap<String, Vec<f32>> =
+        crate::nn::module_tensors(&model).into_iter().map(|(k, d)| (k, d.to_f32_vec())).collect();
+    for (key, data) in g.iter().filter(|(k, _)| k.starts_with("adamw_after/")) {
+        let ours = &after[&key[12..]];
+        for (i, (a, e)) in ours.iter().zip(data.to_f32_vec()).enumerate() {
+            let (a, e) = (*a as f64, e as f64);
+            assert!((a - e).abs() <= tol.adamw_rel * e.abs().max(1e-3), "{key}[{i}]: {a} vs {e}");
+        }
+    }
+}
+
+/// Compares the gradients of one official training step: every stored `grad/<path>[:rows]`
+/// tensor within `tol.grad_of_absmax` of its absmax, and every trainable parameter's L2 norm
+/// against `grad_stats` (shared by the VQGAN and VAE golden steps). Returns the worst stored
+/// difference relative to its absmax.
+pub(crate) fn check_gradients(
+    g: &BTreeMap<String, TensorData>,
+    json: &serde_json::Value,
+    pg: &[ParamGrad],
+    tol: &TrainStepTolerance,
+) -> f64 {
     let by: BTreeMap<&str, &ParamGrad> = pg.iter().map(|p| (p.path.as_str(), p)).collect();
     let mut worst_grad = 0.0f64;
     for (key, data) in g.iter().filter(|(k, _)| k.starts_with("grad/")) {
@@ -114,19 +142,5 @@ pub fn check_train_step<B: AutodiffBackend>(device: &B::Device, tol: TrainStepTo
         checked += 1;
     }
     assert_eq!(checked, pg.len(), "every trainable parameter has a reference norm");
-
-    // One clipped AdamW step.
-    let mut opt = AdamW::new(AdamWConfig { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.05 });
-    let info = apply_step(&mut model, pg, &mut opt, 2e-4, 3.0, None);
-    let norm = json["grad_total_l2_norm_before_clip"].as_f64().unwrap();
-    assert!((info.grad_norm - norm).abs() <= tol.norm_rel * norm, "total norm {} vs {norm}", info.grad_norm);
-    let after: BTreeMap<String, Vec<f32>> =
-        crate::nn::module_tensors(&model).into_iter().map(|(k, d)| (k, d.to_f32_vec())).collect();
-    for (key, data) in g.iter().filter(|(k, _)| k.starts_with("adamw_after/")) {
-        let ours = &after[&key[12..]];
-        for (i, (a, e)) in ours.iter().zip(data.to_f32_vec()).enumerate() {
-            let (a, e) = (*a as f64, e as f64);
-            assert!((a - e).abs() <= tol.adamw_rel * e.abs().max(1e-3), "{key}[{i}]: {a} vs {e}");
-        }
-    }
+    worst_grad
 }

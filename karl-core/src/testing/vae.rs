@@ -11,7 +11,7 @@ use crate::nn::load_module;
 use crate::record::{read_safetensors, shared_dir};
 use crate::train::losses::VaeStage1;
 use crate::train::optim::{AdamW, AdamWConfig};
-use crate::train::params::{ParamGrad, apply_step, gradients, is_trainable_stage1, mark_trainable};
+use crate::train::params::{apply_step, gradients, is_trainable_stage1, mark_trainable};
 use crate::train::two_phase::two_phase_loss_from;
 use crate::{AutodiffBackend, Backend, Tensor, TensorData, Tolerance};
 use std::collections::BTreeMap;
@@ -292,32 +292,7 @@ pub fn check_vae_train_step<B: AutodiffBackend>(
 
     let grads = B::backward(&loss.primitive);
     let pg = gradients(&model, &grads, is_trainable_stage1);
-    let by: BTreeMap<&str, &ParamGrad> = pg.iter().map(|p| (p.path.as_str(), p)).collect();
-    let mut worst_grad = 0.0f64;
-    for (key, data) in g.iter().filter(|(k, _)| k.starts_with("grad/")) {
-        let name = &key[5..];
-        let path = name.split_once("[:").map_or(name, |(p, _)| p);
-        let ours = &by.get(path).unwrap_or_else(|| panic!("no gradient for {path}")).grad;
-        let exp = data.to_f32_vec();
-        let absmax = exp.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
-        let worst = ours[..exp.len()].iter().zip(&exp).map(|(a, b)| (a - b).abs() as f64).fold(0.0, f64::max);
-        worst_grad = worst_grad.max(worst / absmax.max(1e-30));
-        assert!(
-            worst <= tol.grad_of_absmax * absmax.max(1e-30),
-            "grad {name}: max diff {worst:.3e} vs absmax {absmax:.3e}"
-        );
-    }
-    eprintln!("stored gradients: worst difference {worst_grad:.2e} of absmax");
-    let stats = json["grad_stats"].as_object().unwrap();
-    let mut checked = 0;
-    for (path, s) in stats {
-        let Some(p) = by.get(path.as_str()) else { continue };
-        let l2 = s["l2"].as_f64().unwrap_or(0.0);
-        let ours = p.grad.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>().sqrt();
-        assert!((ours - l2).abs() <= tol.norm_rel * l2.max(1e-12), "grad norm of {path}: {ours} vs {l2}");
-        checked += 1;
-    }
-    assert_eq!(checked, pg.len(), "every trainable parameter has a reference norm");
+    let worst_grad = super::train_step::check_gradients(&g, &json, &pg, &tol);
     let mut opt = AdamW::new(AdamWConfig { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.05 });
     let info = apply_step(&mut model, pg, &mut opt, 2e-4, json["grad_clip"].as_f64().unwrap(), None);
     let norm = json["grad_total_l2_norm_before_clip"].as_f64().unwrap();
