@@ -125,7 +125,8 @@ impl<B: Backend> UnitWriter<'_, B> {
     }
 }
 
-/// Encodes one unit into `path` (through `<dir>/.<name>.partial`), returning its index.
+/// Encodes one unit into `path` (through `<dir>/.<name>.partial`, removed when anything
+/// fails), returning its index and the encoder's seconds.
 fn write_unit<B: Backend>(
     tok: &Tokenizer<B>,
     opts: EncodeOptions,
@@ -133,11 +134,32 @@ fn write_unit<B: Backend>(
     device: &B::Device,
     unit: &Unit,
     path: &Path,
-    mut progress: impl FnMut(usize),
+    progress: impl FnMut(usize),
 ) -> Result<(ShardIndex, f64)> {
     let name = path.file_name().context("shard path")?.to_string_lossy().to_string();
     let tmp = path.with_file_name(format!(".{name}.partial"));
-    let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let r = stream_unit(tok, opts, a, device, unit, &tmp, progress).and_then(|r| {
+        std::fs::rename(&tmp, path)
+            .map(|()| r)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    });
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
+}
+
+/// Streams one unit's shard into `tmp` and syncs it.
+fn stream_unit<B: Backend>(
+    tok: &Tokenizer<B>,
+    opts: EncodeOptions,
+    a: &TokenizeArgs,
+    device: &B::Device,
+    unit: &Unit,
+    tmp: &Path,
+    mut progress: impl FnMut(usize),
+) -> Result<(ShardIndex, f64)> {
+    let file = std::fs::File::create(tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let mut w = UnitWriter {
         tok,
         opts,
@@ -170,8 +192,6 @@ fn write_unit<B: Backend>(
     file.write_all(&builder.finish())?;
     let file = file.into_inner().map_err(|e| anyhow!("writing {}: {}", tmp.display(), e.error()))?;
     file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok((index, encode_seconds))
 }
 
