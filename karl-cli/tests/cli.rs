@@ -2,32 +2,11 @@
 //! files through `reconstruct`, `convert` of the golden `.pth`, and one test per kind of bad
 //! input (clear message, non-zero exit, no panic).
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn shared() -> PathBuf {
-    std::env::var_os("KARL_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
-}
+mod common;
+use common::{fails_with, karl, stderr};
 
 fn mini() -> PathBuf {
-    shared().join("golden/mini")
-}
-
-fn karl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_karl")).args(args).output().expect("run karl")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-/// Fails unless the command failed cleanly with a message containing `needle`.
-fn fails_with(o: &Output, needle: &str) {
-    let e = stderr(o);
-    assert!(!o.status.success(), "expected failure, got success; stderr: {e}");
-    assert!(!e.contains("panicked"), "panicked: {e}");
-    assert!(e.to_lowercase().contains(&needle.to_lowercase()), "stderr does not mention {needle:?}: {e}");
+    karl_core::record::shared_dir().join("golden/mini")
 }
 
 /// The golden astronaut input as a PNG, and the golden tensors.
@@ -99,7 +78,7 @@ fn convert_reads_the_golden_pth() {
     let tmp = tempfile::tempdir().unwrap();
     let o = karl(&[
         "convert",
-        shared().join("golden/pth/mini_ema.pth").to_str().unwrap(),
+        karl_core::record::shared_dir().join("golden/pth/mini_ema.pth").to_str().unwrap(),
         "--out",
         tmp.path().to_str().unwrap(),
         "--config",

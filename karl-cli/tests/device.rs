@@ -5,15 +5,8 @@
 //! within one token and 5e-3 recon L1 of the CPU; `karl train --device wgpu` logs the CPU's
 //! losses. `--precision` combinations a device cannot run are clear errors.
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn karl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_karl")).args(args).output().expect("run karl")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
+mod common;
+use common::{karl, stderr};
 
 fn coffee() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/images/coffee.png")

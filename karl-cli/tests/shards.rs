@@ -7,9 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn karl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_karl")).args(args).output().expect("run karl")
-}
+mod common;
+use common::karl;
 
 fn ok(o: Output) -> Output {
     assert!(o.status.success(), "karl failed: {}", String::from_utf8_lossy(&o.stderr));

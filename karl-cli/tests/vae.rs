@@ -3,20 +3,13 @@
 //! `--vae-latent sample` is seeded and deterministic, is refused on a VQGAN model, and `info`
 //! names the base.
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn shared() -> PathBuf {
-    std::env::var_os("KARL_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
-}
+mod common;
+use common::karl;
 
 fn mini_vae() -> PathBuf {
-    shared().join("golden/mini_vae")
-}
-
-fn karl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_karl")).args(args).output().expect("run karl")
+    karl_core::record::shared_dir().join("golden/mini_vae")
 }
 
 fn ok(o: &Output) -> serde_json::Value {
@@ -86,7 +79,7 @@ fn sampled_latents_are_seeded_and_refused_without_a_vae() {
     };
     let (a, b) = (ok(&run(&mini_vae(), "7")), ok(&run(&mini_vae(), "7")));
     assert_eq!(a, b, "the same seed gives the same tokens");
-    let o = run(&shared().join("golden/mini"), "7");
+    let o = run(&karl_core::record::shared_dir().join("golden/mini"), "7");
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && e.contains("--vae-latent") && e.contains("vqgan"), "{e}");
     assert!(!e.contains("panicked"), "{e}");
