@@ -7,9 +7,10 @@ mod commands;
 mod data;
 mod dataset;
 mod device;
-mod heatmap;
 mod image_io;
+mod plot;
 mod progress;
+mod report;
 
 use clap::Parser;
 use std::process::ExitCode;

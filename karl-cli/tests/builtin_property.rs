@@ -6,8 +6,8 @@
 //! figures (no level, so no Spearman) on random 64×64 crops of the held-out photos in
 //! `KARL_HELDOUT_DIR` (made by scripts/fetch-training-images.sh). Prints the figures.
 use karl_core::cpu::{Cpu, CpuDevice};
+use karl_core::eval::property::{fixed_budget_l1, measure};
 use karl_core::model::builtin::builtin_tokenizer;
-use karl_core::train::property::{fixed_budget_l1, measure};
 use karl_core::train::synthetic::synthetic_image;
 
 #[test]

@@ -17,11 +17,11 @@
 //! the level.
 use karl_core::autodiff::Autodiff;
 use karl_core::cpu::{Cpu, CpuDevice};
+use karl_core::eval::property::{PropertyAtEps, check_curve_gate, curve_table, kc_rises, measure, prefix_curves};
 use karl_core::model::{Karl, KarlConfig, Tokenizer};
 use karl_core::nn::load_module;
 use karl_core::train::events::{EventSink, TrainEvent};
 use karl_core::train::halting_labels::{HaltingLabels, PrefixLoss, default_ladder};
-use karl_core::train::property::{PropertyAtEps, check_curve_gate, curve_table, kc_rises, measure, prefix_curves};
 use karl_core::train::synthetic::synthetic_image;
 use karl_core::train::trainer::{SyntheticData, TrainConfig, Trainer};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -2,15 +2,16 @@
 //! the 8-bit reconstruction, sorted by KC; optionally a CSV and a contact sheet of thumbnails
 //! ordered by KC with the count under each; with `--map`, a complexity map per image: the image at
 //! full size as tiles, each tinted by its KC.
-use super::eval::{l1, pass, write_rgb_png};
+use super::eval::{l1, pass};
 use super::load;
 use crate::args::ComplexityArgs;
 use crate::device::BackendJob;
-use crate::heatmap::complexity_map;
 use crate::image_io::{collect_images, file_stem, load_image, load_image_for_tiles};
+use crate::plot::downsample_rgb;
+use crate::plot::map::complexity_map;
+use crate::plot::sheet::contact_sheet;
 use crate::progress::bar;
 use anyhow::{Context, Result, bail};
-use karl_core::eval::plot::{contact_sheet, downsample_rgb};
 use karl_core::model::tiles::describe;
 use karl_core::model::{EncodeOptions, Tokenizer};
 use karl_core::preprocess::to_rgb8;
@@ -109,8 +110,7 @@ fn run<B: Backend>(a: ComplexityArgs, device: &B::Device) -> Result<()> {
             let rgb = to_rgb8(&x, size, size);
             thumbs.push((downsample_rgb(&rgb, size, size, a.thumb, a.thumb), r.kc.to_string()));
         }
-        let c = contact_sheet(&thumbs, a.thumb, a.columns);
-        write_rgb_png(sheet, &c.pixels, c.width, c.height)?;
+        contact_sheet(&thumbs, a.thumb, a.columns)?.write_png(sheet)?;
     }
     if let Some(map) = &a.map {
         let single = images.len() == 1 && map.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
@@ -148,8 +148,7 @@ fn write_map<B: Backend>(
 ) -> Result<String> {
     let (x, w, h) = load_image_for_tiles(path, tok.model.config.image_size, max_pixels)?;
     let t = tok.encode_tiled(&x, w, h, opts, max_pixels, 16)?;
-    let title = format!("{}: KC {} in {} tiles at eps {}", file_stem(path), t.kc(), t.grid.len(), opts.quality);
-    let m = complexity_map(&to_rgb8(&x, w, h), &t.grid, &t.tile_kc(), opts.budget, &title, 1024);
-    write_rgb_png(out, &m.pixels, m.width, m.height)?;
+    let title = format!("{}: KC {} in {} tiles at ε = {}", file_stem(path), t.kc(), t.grid.len(), opts.quality);
+    complexity_map(&to_rgb8(&x, w, h), &t.grid, &t.tile_kc(), opts.budget, &title, 1024)?.write_png(out)?;
     Ok(format!("{}: {} map, KC {} -> {}", path.display(), describe(&t.grid), t.kc(), out.display()))
 }

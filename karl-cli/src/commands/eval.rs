@@ -7,9 +7,10 @@ use super::load;
 use crate::args::EvalArgs;
 use crate::device::BackendJob;
 use crate::image_io::{collect_images, load_image, read_rgb8};
+use crate::plot::PALETTE;
+use crate::plot::chart::{Labels, Series, bar_chart, line_chart};
 use crate::progress::bar;
 use anyhow::{Context, Result, bail};
-use karl_core::eval::plot::{Canvas, Labels, PALETTE, Series, bar_chart, line_chart};
 use karl_core::eval::results::{Parsed, parse_line};
 use karl_core::eval::{
     EvalReport, ImageResult, Line, Protocol, ReportInput, SearchTrace, Setting, Skipped, budget_steps, build_report,
@@ -23,21 +24,6 @@ use karl_core::{Backend, Tensor};
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::Instant;
-
-/// Writes interleaved RGB8 as a PNG, atomically.
-pub fn write_rgb_png(path: &Path, rgb: &[u8], width: usize, height: usize) -> Result<()> {
-    use image::ImageEncoder;
-    let mut bytes = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut bytes)
-        .write_image(rgb, width as u32, height as u32, image::ExtendedColorType::Rgb8)
-        .with_context(|| format!("encoding {}", path.display()))?;
-    karl_core::record::write_atomic(path, &bytes)?;
-    Ok(())
-}
-
-fn write_canvas(path: &Path, c: &Canvas) -> Result<()> {
-    write_rgb_png(path, &c.pixels, c.width, c.height)
-}
 
 /// One encoder + one decoder pass: (tokens used, 8-bit reconstruction `[3, S, S]`, seconds).
 pub fn pass<B: Backend>(tok: &Tokenizer<B>, x: &Tensor<B, 4>, opts: EncodeOptions) -> Result<(usize, Vec<f32>, f64)> {
@@ -174,7 +160,7 @@ fn read_existing(path: &Path, resume: bool, model_id: &str) -> Result<Parsed> {
 }
 
 fn fmt_eps(q: f64) -> String {
-    format!("EPS {q}")
+    format!("ε = {q}")
 }
 
 /// Writes the three charts: KC histogram per ε, tokens vs ε, L1 vs tokens.
@@ -197,53 +183,56 @@ fn write_plots(out: &Path, r: &EvalReport) -> Result<Vec<String>> {
             line: false,
         })
         .collect();
-    let labels = Labels { title: "KC HISTOGRAM (TOKENS USED)".into(), x: "TOKENS USED".into(), y: "IMAGES".into() };
-    write_canvas(&out.join("kc_histogram.png"), &bar_chart(w, h, &labels, &cats, &series))?;
+    let labels = Labels {
+        title: "Tokens used per image (KC histogram)".into(),
+        x: "Tokens used (KC)".into(),
+        y: "Images".into(),
+    };
+    bar_chart(w, h, &labels, &cats, &series)?.write_png(&out.join("kc_histogram.png"))?;
     // 2. Tokens used against ε.
     let mut series = vec![Series {
-        name: "KARL 1 PASS".into(),
+        name: "KARL, one pass".into(),
         points: r.adaptive.iter().map(|a| (a.quality.unwrap_or(0.0), a.tokens.mean)).collect(),
         color: PALETTE[0],
         line: true,
     }];
     if !r.search.is_empty() {
         series.push(Series {
-            name: "EXACT SEARCH".into(),
+            name: "Exact search".into(),
             points: r.search.iter().map(|s| (s.quality, s.searched_tokens.mean)).collect(),
             color: PALETTE[1],
             line: true,
         });
     }
-    let ticks: Vec<(f64, String)> = r.adaptive.iter().filter_map(|a| a.quality).map(|q| (q, format!("{q}"))).collect();
-    let labels =
-        Labels { title: "MEAN TOKENS VS TARGET L1".into(), x: "TARGET L1 (EPS)".into(), y: "MEAN TOKENS".into() };
-    write_canvas(
-        &out.join("tokens_vs_eps.png"),
-        &line_chart(w, h, &labels, &series, true, (!ticks.is_empty()).then_some(&ticks[..])),
-    )?;
+    let labels = Labels {
+        title: "Mean tokens against the target L1".into(),
+        x: "Target L1 (ε)".into(),
+        y: "Mean tokens".into(),
+    };
+    line_chart(w, h, &labels, &series, true)?.write_png(&out.join("tokens_vs_eps.png"))?;
     // 3. L1 against tokens.
     let mut series = vec![Series {
-        name: "FIXED N".into(),
+        name: "Fixed N tokens".into(),
         points: r.fixed.iter().map(|f| (f.budget as f64, f.l1.mean)).collect(),
         color: PALETTE[0],
         line: true,
     }];
     series.push(Series {
-        name: "KARL ADAPTIVE".into(),
+        name: "KARL, adaptive".into(),
         points: r.adaptive.iter().map(|a| (a.tokens.mean, a.l1.mean)).collect(),
         color: PALETTE[1],
         line: false,
     });
     if !r.search_settings.is_empty() {
         series.push(Series {
-            name: "EXACT SEARCH".into(),
+            name: "Exact search".into(),
             points: r.search_settings.iter().map(|s| (s.tokens.mean, s.l1.mean)).collect(),
             color: PALETTE[2],
             line: false,
         });
     }
-    let labels = Labels { title: "MEAN L1 VS TOKENS".into(), x: "TOKENS".into(), y: "MEAN L1".into() };
-    write_canvas(&out.join("l1_vs_tokens.png"), &line_chart(w, h, &labels, &series, true, None))?;
+    let labels = Labels { title: "Mean L1 against tokens".into(), x: "Tokens".into(), y: "Mean L1".into() };
+    line_chart(w, h, &labels, &series, true)?.write_png(&out.join("l1_vs_tokens.png"))?;
     Ok(vec!["kc_histogram.png".into(), "tokens_vs_eps.png".into(), "l1_vs_tokens.png".into()])
 }
 
@@ -400,7 +389,7 @@ fn run<B: Backend>(a: EvalArgs, device: &B::Device) -> Result<()> {
     drop(lines);
     let json = serde_json::to_string_pretty(&report)?;
     karl_core::record::write_atomic(&a.out.join("report.json"), json.as_bytes())?;
-    let md = report.to_markdown();
+    let md = crate::report::markdown(&report);
     let plots = write_plots(&a.out, &report)?;
     let mut md_full = md.clone();
     md_full.push_str("## Charts\n\n");

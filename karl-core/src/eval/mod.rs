@@ -1,11 +1,11 @@
 //! Evaluation of a tokenizer on a folder of images (the paper's protocol, §4 of the spec):
 //! settings and per-image result lines (`results.jsonl`, resumable), aggregation into a report
 //! with the paper's tables (fixed / variable tokens, halting calibration), the exact budget
-//! search baseline, the dataset input path (centre crop, 8-bit reconstructions), and small
-//! dependency-free raster charts with a built-in bitmap font.
-pub mod font;
+//! search baseline, the KARL-property harness (KC against known complexity levels) and the
+//! dataset input path (centre crop, 8-bit reconstructions). The CLI renders the report and draws
+//! the charts (karl-cli/src/report.rs, karl-cli/src/plot/).
 pub mod image;
-pub mod plot;
+pub mod property;
 pub mod report;
 pub mod results;
 pub mod search;

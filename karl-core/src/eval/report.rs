@@ -3,12 +3,9 @@
 //! from the per-image result lines in a canonical order (so a resumed run gives the same report
 //! as an uninterrupted one), plus its Markdown rendering.
 use super::results::{ImageResult, Line, Setting, Skipped};
-use super::stats::{
-    CALIBRATION_MARGINS, CalibrationRow, Summary, TokenBin, calibration, mean, spearman, summary, token_histogram,
-};
+use super::stats::{CalibrationRow, Summary, TokenBin, calibration, mean, spearman, summary, token_histogram};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::fmt::Write;
 
 /// How the images were fed and scored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -318,192 +315,6 @@ pub fn build_report(input: &ReportInput, lines: &[Line]) -> EvalReport {
     report
 }
 
-fn opt(v: Option<f64>, digits: usize) -> String {
-    match v {
-        Some(x) => format!("{x:.digits$}"),
-        None => "—".into(),
-    }
-}
-
-fn pct(v: f64) -> String {
-    format!("{:.0}%", v * 100.0)
-}
-
-impl EvalReport {
-    /// The report as Markdown, with tables laid out like the paper's.
-    pub fn to_markdown(&self) -> String {
-        let mut s = String::new();
-        let p = &self.protocol;
-        let _ = writeln!(s, "# KARL evaluation\n");
-        let _ = writeln!(s, "- model: `{}`", self.model);
-        let _ = writeln!(s, "- data: `{}`", self.data);
-        let _ = writeln!(
-            s,
-            "- input: {} to {}×{}; reconstructions rounded to 8 bits before every metric",
-            p.input, p.image_size, p.image_size
-        );
-        let _ = writeln!(
-            s,
-            "- fixed-length and search passes are conditioned on ε = {} (the smallest bin)",
-            p.fixed_quality
-        );
-        let _ = writeln!(s, "- LPIPS: {}", p.lpips.as_deref().unwrap_or("not computed (no --lpips-weights)"));
-        let im = &self.images;
-        let _ = writeln!(
-            s,
-            "- images: {} found, {} evaluated, {} skipped{}\n",
-            im.found,
-            im.evaluated,
-            im.skipped,
-            if im.missing_pairs > 0 {
-                format!(", {} (image, setting) pairs missing", im.missing_pairs)
-            } else {
-                String::new()
-            }
-        );
-        let metric_cols = |r: &SettingReport| {
-            format!(
-                "{:.4} | {:.2} | {:.5} | {} | {:.4} | {}",
-                r.l1.mean,
-                r.l1.mean * 10.0,
-                r.mse,
-                opt(r.psnr, 2)
-                    + &if r.psnr_infinite > 0 { format!(" (+{} ∞)", r.psnr_infinite) } else { String::new() },
-                r.ssim,
-                opt(r.lpips, 4)
-            )
-        };
-        if !self.fixed.is_empty() {
-            let _ = writeln!(s, "## Fixed token count for all images (Table 1 layout)\n");
-            let _ = writeln!(s, "| Tokens | Images | L1 ↓ | L1×10 ↓ | MSE ↓ | PSNR ↑ | SSIM ↑ | LPIPS ↓ |");
-            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
-            for r in &self.fixed {
-                let _ = writeln!(s, "| {} | {} | {} |", r.budget, r.images, metric_cols(r));
-            }
-            let _ = writeln!(s);
-        }
-        if !self.adaptive.is_empty() {
-            let _ = writeln!(s, "## Variable tokens per image, target L1 ε (Table 2 layout)\n");
-            let _ = writeln!(
-                s,
-                "| ε | T | Images | Tokens used ↓ | min / median / max | #Enc+Dec runs | L1 ↓ | L1×10 ↓ | MSE ↓ | PSNR ↑ | SSIM ↑ | LPIPS ↓ |"
-            );
-            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|");
-            for r in &self.adaptive {
-                let _ = writeln!(
-                    s,
-                    "| {} | {} | {} | {:.1} | {} / {} / {} | {}+{} | {} |",
-                    r.quality.unwrap_or(0.0),
-                    r.budget,
-                    r.images,
-                    r.tokens.mean,
-                    r.tokens.min,
-                    r.tokens.median,
-                    r.tokens.max,
-                    r.enc_passes,
-                    r.dec_passes,
-                    metric_cols(r)
-                );
-            }
-            let _ = writeln!(s, "\n### Tokens used (histogram)\n");
-            let bins = &self.adaptive[0].token_histogram;
-            let same = self
-                .adaptive
-                .iter()
-                .all(|r| r.token_histogram.iter().map(|b| (b.lo, b.hi)).eq(bins.iter().map(|b| (b.lo, b.hi))));
-            if same {
-                let _ = write!(s, "| ε |");
-                for b in bins {
-                    let _ = write!(s, " {}–{} |", b.lo, b.hi);
-                }
-                let _ = writeln!(s, "\n|---|{}", "---|".repeat(bins.len()));
-                for r in &self.adaptive {
-                    let _ = write!(s, "| {} |", r.quality.unwrap_or(0.0));
-                    for b in &r.token_histogram {
-                        let _ = write!(s, " {} |", b.count);
-                    }
-                    let _ = writeln!(s);
-                }
-            } else {
-                for r in &self.adaptive {
-                    let h: Vec<String> =
-                        r.token_histogram.iter().map(|b| format!("{}–{}: {}", b.lo, b.hi, b.count)).collect();
-                    let _ = writeln!(s, "- ε = {} (T = {}): {}", r.quality.unwrap_or(0.0), r.budget, h.join(", "));
-                }
-            }
-            let _ = writeln!(s, "\n## Halting calibration (Table 3 layout)\n");
-            let _ = write!(s, "| ε | T | Images |");
-            for m in CALIBRATION_MARGINS {
-                if m == 0.0 {
-                    let _ = write!(s, " >ε |");
-                } else {
-                    let _ = write!(s, " >ε+{m:.2} |");
-                }
-            }
-            let _ = writeln!(s, " Err(>ε) |\n|---|---|---|{}---|", "---|".repeat(CALIBRATION_MARGINS.len()));
-            for c in &self.calibration {
-                let _ = write!(s, "| {} | {} | {} |", c.quality, c.budget, c.images);
-                for v in &c.over {
-                    let _ = write!(s, " {} |", pct(*v));
-                }
-                let _ = writeln!(s, " {} |", opt(c.mean_error_over, 3));
-            }
-            let _ = writeln!(s);
-        }
-        if !self.search.is_empty() {
-            let _ = writeln!(s, "## Single pass vs exact budget search\n");
-            let _ = writeln!(
-                s,
-                "Search: for each image, the smallest fixed budget (steps of the search step, up to T) whose \
-                 8-bit reconstruction has L1 ≤ ε, tried linearly from the smallest; each try is one encoder + \
-                 one decoder pass.\n"
-            );
-            let _ = writeln!(
-                s,
-                "| ε | T / step | Images | KARL KC (1+1) | Searched KC | mean abs gap | mean gap | Spearman | search passes (×2) | met (search / KARL) | time ratio |"
-            );
-            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
-            for r in &self.search {
-                let ratio = self.timing.search.iter().find(|t| t.quality == r.quality).and_then(|t| t.ratio);
-                let _ = writeln!(
-                    s,
-                    "| {} | {} / {} | {} | {:.1} | {:.1} | {:.1} | {:+.1} | {} | {:.2} | {} / {} | {} |",
-                    r.quality,
-                    r.budget,
-                    r.step,
-                    r.images,
-                    r.single_pass_tokens.mean,
-                    r.searched_tokens.mean,
-                    r.mean_abs_gap,
-                    r.mean_gap,
-                    opt(r.spearman, 3),
-                    r.passes.mean,
-                    r.met,
-                    r.single_pass_met,
-                    opt(ratio, 2).to_string() + if ratio.is_some() { "×" } else { "" }
-                );
-            }
-            let _ = writeln!(s);
-        }
-        if !self.timing.settings.is_empty() {
-            let _ = writeln!(s, "## Wall time (model passes only)\n");
-            let _ = writeln!(s, "| Setting | s / image | total s |\n|---|---|---|");
-            for t in &self.timing.settings {
-                let _ = writeln!(s, "| {} | {:.3} | {:.1} |", t.setting, t.mean_s, t.total_s);
-            }
-            let _ = writeln!(s);
-        }
-        if !im.skipped_files.is_empty() {
-            let _ = writeln!(s, "## Skipped files\n");
-            for f in &im.skipped_files {
-                let _ = writeln!(s, "- `{}`: {}", f.image, f.reason.replace('\n', " "));
-            }
-            let _ = writeln!(s);
-        }
-        s
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -589,8 +400,5 @@ mod tests {
         lines.reverse();
         lines.retain(|l| !matches!(l, Line::Ok(r) if r.tokens == 99));
         assert_eq!(build_report(&input, &lines), rep);
-        let md = rep.to_markdown();
-        assert!(md.contains("Table 3 layout"), "{md}");
-        assert!(md.contains("| 0.05 | 64 | 3 | 67% |"), "{md}");
     }
 }

@@ -8,8 +8,6 @@ pub mod losses;
 pub mod min_budget;
 pub mod optim;
 pub mod params;
-#[cfg(feature = "std")]
-pub mod property;
 pub mod schedule;
 pub mod synthetic;
 #[cfg(feature = "std")]

@@ -1,8 +1,17 @@
 //! The complexity map: an image with each tile tinted by its token count (KC) on a
 //! perceptually ordered colour scale (dark blue → green → yellow), the count written in each
 //! tile where it fits, a colour bar with its scale and a title.
-use karl_core::eval::plot::{Canvas, Rgb, downsample_rgb};
+use super::{Picture, Rgb, downsample_rgb, font};
+use anyhow::Result;
 use karl_core::model::TileGrid;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+const MARGIN: usize = 16;
+/// Height of the title band above the image.
+const TOP: usize = 40;
+/// Size of the per-tile counts.
+const COUNT: f64 = 12.0;
 
 /// Stops of the colour scale (viridis-like), from KC 0 to the maximum.
 const SCALE: [Rgb; 5] = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
@@ -26,17 +35,16 @@ pub fn complexity_map(
     budget: usize,
     title: &str,
     max_side: usize,
-) -> Canvas {
+) -> Result<Picture> {
     let (w, h) = (grid.width as usize, grid.height as usize);
     let scale = (max_side as f64 / w.max(h) as f64).min(1.0);
     let (dw, dh) = (((w as f64 * scale).round() as usize).max(1), ((h as f64 * scale).round() as usize).max(1));
     let shown = if (dw, dh) == (w, h) { rgb.to_vec() } else { downsample_rgb(rgb, w, h, dw, dh) };
-    let (margin, top, bar_w, bar_gap) = (16usize, 40usize, 20usize, 16usize);
+    let (margin, top, bar_w, bar_gap) = (MARGIN, TOP, 20usize, 16usize);
     let legend_w = 90usize;
     let cw = margin + dw + bar_gap + bar_w + legend_w;
     let ch = top + dh.max(160) + margin + 20;
-    let mut c = Canvas::new(cw, ch, [255, 255, 255]);
-    c.text(margin as i64, 12, title, 2, [0, 0, 0]);
+    let mut pic = Picture::new(cw, ch, [255, 255, 255]);
     // the image with each tile blended 45% toward its colour and a thin tile border
     let t = grid.tile as f64 * scale;
     for y in 0..dh {
@@ -51,37 +59,48 @@ pub fn complexity_map(
             } else {
                 [0, 1, 2].map(|k| (shown[i + k] as f64 * 0.55 + tint[k] as f64 * 0.45).round() as u8)
             };
-            c.set((margin + x) as i64, (top + y) as i64, px);
-        }
-    }
-    // the count in each tile, where a tile is at least 3 digits wide on screen
-    let digits = budget.to_string().len();
-    if t >= (digits * 6 + 6) as f64 {
-        for r in 0..grid.rows as usize {
-            for col in 0..grid.cols as usize {
-                let k = kc[r * grid.cols as usize + col];
-                let (cx, cy) = (margin as f64 + (col as f64 + 0.5) * t, top as f64 + (r as f64 + 0.5) * t);
-                if cx < (margin + dw) as f64 && cy < (top + dh) as f64 {
-                    let s = k.to_string();
-                    let x = cx as i64 - (s.len() * 6) as i64 / 2;
-                    c.fill_rect(x - 2, cy as i64 - 5, (s.len() * 6 + 3) as i64, 11, [255, 255, 255]);
-                    c.text(x, cy as i64 - 3, &s, 1, [0, 0, 0]);
-                }
-            }
+            pic.set(margin + x, top + y, px);
         }
     }
     // the colour bar: KC from 0 (bottom) to the budget (top)
     let (bx, by, bh) = (margin + dw + bar_gap, top, dh.max(160));
     for y in 0..bh {
         let col = colour(1.0 - y as f64 / (bh - 1).max(1) as f64);
-        c.fill_rect(bx as i64, (by + y) as i64, bar_w as i64, 1, col);
+        for x in bx..bx + bar_w {
+            pic.set(x, by + y, col);
+        }
     }
-    let lx = (bx + bar_w + 6) as i64;
-    c.text(lx, by as i64, &budget.to_string(), 1, [0, 0, 0]);
-    c.text(lx, (by + bh / 2) as i64 - 3, &(budget / 2).to_string(), 1, [0, 0, 0]);
-    c.text(lx, (by + bh) as i64 - 7, "0", 1, [0, 0, 0]);
-    c.text(bx as i64, (by + bh + 6) as i64, "KC per tile", 1, [0, 0, 0]);
-    c
+    let at = |x: usize, y: usize| (x as i32, y as i32);
+    let left = |size| font::text(size).pos(Pos::new(HPos::Left, VPos::Center));
+    pic.draw(|area| {
+        area.draw(&Text::new(title, at(margin, top / 2), font::bold(16.0).pos(Pos::new(HPos::Left, VPos::Center))))?;
+        // the count in each tile, on a white label, where it fits in the tile
+        let widest = font::width(&budget.to_string(), COUNT);
+        if t >= widest + 8.0 && t >= COUNT + 6.0 {
+            let centred = font::text(COUNT).pos(Pos::new(HPos::Center, VPos::Center));
+            for r in 0..grid.rows as usize {
+                for col in 0..grid.cols as usize {
+                    let (cx, cy) = (margin as f64 + (col as f64 + 0.5) * t, top as f64 + (r as f64 + 0.5) * t);
+                    if cx >= (margin + dw) as f64 || cy >= (top + dh) as f64 {
+                        continue;
+                    }
+                    let s = kc[r * grid.cols as usize + col].to_string();
+                    let half = (font::width(&s, COUNT) / 2.0 + 3.0) as i32;
+                    let (cx, cy) = (cx as i32, cy as i32);
+                    let label = [(cx - half, cy - COUNT as i32 / 2 - 2), (cx + half, cy + COUNT as i32 / 2 + 2)];
+                    area.draw(&Rectangle::new(label, WHITE.filled()))?;
+                    area.draw(&Text::new(s, (cx, cy), &centred))?;
+                }
+            }
+        }
+        let lx = bx + bar_w + 6;
+        area.draw(&Text::new(budget.to_string(), at(lx, by + 5), left(13.0)))?;
+        area.draw(&Text::new((budget / 2).to_string(), at(lx, by + bh / 2), left(13.0)))?;
+        area.draw(&Text::new("0", at(lx, by + bh - 5), left(13.0)))?;
+        area.draw(&Text::new("KC per tile", at(bx, by + bh + 14), left(13.0)))?;
+        Ok(())
+    })?;
+    Ok(pic)
 }
 
 #[cfg(test)]
@@ -92,9 +111,9 @@ mod tests {
     fn map_tints_tiles_by_their_count() {
         let grid = TileGrid::new(128, 64, 64, 1 << 20).unwrap();
         let rgb = vec![128u8; 128 * 64 * 3];
-        let m = complexity_map(&rgb, &grid, &[0, 64], 64, "test", 1024);
+        let m = complexity_map(&rgb, &grid, &[0, 64], 64, "test", 1024).unwrap();
         // a pixel inside each tile, away from the digits and the border
-        let (left, right) = (m.get(16 + 5, 40 + 5), m.get(16 + 64 + 5, 40 + 5));
+        let (left, right) = (m.get(MARGIN + 5, TOP + 5), m.get(MARGIN + 64 + 5, TOP + 5));
         let expect = |k: f64| colour(k).map(|c| (128.0 * 0.55 + c as f64 * 0.45).round() as u8);
         assert_eq!(left, expect(0.0));
         assert_eq!(right, expect(1.0));

@@ -3,9 +3,9 @@
 //! of images that reach L1 ≤ ε + 0.01; and, to see why it does or does not emerge, the mean L1
 //! per level at fixed budgets (the halting head can only learn a KC that depends on the image
 //! if the error falls with the budget, and falls differently for different images).
+use super::stats::spearman;
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::eval::stats::spearman;
 use crate::metrics::ImageRef;
 use crate::metrics::pixel::l1;
 use crate::model::{EncodeOptions, TokenCodes, Tokenizer};
@@ -56,7 +56,7 @@ fn round_trip<B: Backend>(tok: &Tokenizer<B>, img: &[f32], opts: EncodeOptions) 
     let x = Tensor::<B, 4>::from_f32(img.to_vec(), [1, 3, s, s], &device)?;
     let t = tok.encode(&x, opts)?;
     let mut rec = tok.decode(&t)?.to_vec();
-    crate::eval::image::quantize_8bit(&mut rec);
+    super::image::quantize_8bit(&mut rec);
     let l1 = l1(ImageRef::new(&rec, 3, s, s)?, ImageRef::new(img, 3, s, s)?)?;
     Ok((l1, t[0].kc()))
 }
@@ -123,7 +123,7 @@ fn prefix_errors<B: Backend>(tok: &Tokenizer<B>, img: &[f32], prefixes: &[usize]
             TokenCodes::Continuous { dim, values } => values.truncate(t * *dim as usize),
         }
         let mut rec = tok.decode(&[p])?.to_vec();
-        crate::eval::image::quantize_8bit(&mut rec);
+        super::image::quantize_8bit(&mut rec);
         out.push(l1(ImageRef::new(&rec, 3, s, s)?, ImageRef::new(img, 3, s, s)?)?);
     }
     Ok(out)
