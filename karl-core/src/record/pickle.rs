@@ -302,6 +302,72 @@ fn empty(v: &Value) {
     }
 }
 
+/// The opcodes this reader runs, named as Python's `pickletools` names them (protocols 0 to 5;
+/// the text forms that torch never writes, such as INT and FLOAT, are refused).
+mod opcode {
+    // framing and the stack
+    pub const PROTO: u8 = 0x80;
+    pub const FRAME: u8 = 0x95;
+    pub const STOP: u8 = b'.';
+    pub const MARK: u8 = b'(';
+    pub const POP: u8 = b'0';
+    pub const POP_MARK: u8 = b'1';
+    pub const DUP: u8 = b'2';
+    // constants and numbers
+    pub const NONE: u8 = b'N';
+    pub const NEWTRUE: u8 = 0x88;
+    pub const NEWFALSE: u8 = 0x89;
+    pub const BININT: u8 = b'J';
+    pub const BININT1: u8 = b'K';
+    pub const BININT2: u8 = b'M';
+    pub const LONG1: u8 = 0x8a;
+    pub const LONG4: u8 = 0x8b;
+    pub const BINFLOAT: u8 = b'G';
+    // text and bytes
+    pub const BINUNICODE: u8 = b'X';
+    pub const SHORT_BINUNICODE: u8 = 0x8c;
+    pub const BINUNICODE8: u8 = 0x8d;
+    pub const BINBYTES: u8 = b'B';
+    pub const SHORT_BINBYTES: u8 = b'C';
+    pub const BINBYTES8: u8 = 0x8e;
+    pub const BINSTRING: u8 = b'T';
+    pub const SHORT_BINSTRING: u8 = b'U';
+    // tuples, lists, sets and dicts
+    pub const EMPTY_TUPLE: u8 = b')';
+    pub const TUPLE: u8 = b't';
+    pub const TUPLE1: u8 = 0x85;
+    pub const TUPLE2: u8 = 0x86;
+    pub const TUPLE3: u8 = 0x87;
+    pub const EMPTY_LIST: u8 = b']';
+    pub const EMPTY_SET: u8 = 0x8f;
+    pub const LIST: u8 = b'l';
+    pub const FROZENSET: u8 = 0x91;
+    pub const APPEND: u8 = b'a';
+    pub const APPENDS: u8 = b'e';
+    pub const ADDITEMS: u8 = 0x90;
+    pub const EMPTY_DICT: u8 = b'}';
+    pub const DICT: u8 = b'd';
+    pub const SETITEM: u8 = b's';
+    pub const SETITEMS: u8 = b'u';
+    // classes, calls and persistent ids
+    pub const GLOBAL: u8 = b'c';
+    pub const STACK_GLOBAL: u8 = 0x93;
+    pub const REDUCE: u8 = b'R';
+    pub const NEWOBJ: u8 = 0x81;
+    pub const NEWOBJ_EX: u8 = 0x92;
+    pub const BUILD: u8 = b'b';
+    pub const BINPERSID: u8 = b'Q';
+    pub const PERSID: u8 = b'P';
+    // the memo
+    pub const BINPUT: u8 = b'q';
+    pub const LONG_BINPUT: u8 = b'r';
+    pub const MEMOIZE: u8 = 0x94;
+    pub const BINGET: u8 = b'h';
+    pub const LONG_BINGET: u8 = b'j';
+    pub const PUT: u8 = b'p';
+    pub const GET: u8 = b'g';
+}
+
 struct Machine<'a> {
     data: &'a [u8],
     pos: usize,
@@ -431,49 +497,50 @@ impl Machine<'_> {
         loop {
             let at = self.pos;
             let op = self.u8().map_err(|_| err("ended without STOP"))?;
+            use opcode::*;
             match op {
-                0x80 => {
+                PROTO => {
                     let proto = self.u8()?;
                     if proto > 5 {
                         return Err(err(format!("unsupported protocol {proto}")));
                     }
                 }
-                0x95 => {
+                FRAME => {
                     self.take(8)?; // FRAME: a length hint only
                 }
-                b'.' => return self.pop(),
-                b'(' => self.marks.push(self.stack.len()),
-                b'0' => {
+                STOP => return self.pop(),
+                MARK => self.marks.push(self.stack.len()),
+                POP => {
                     if self.stack.len() == self.floor() && !self.marks.is_empty() {
                         self.marks.pop();
                     } else {
                         self.pop()?;
                     }
                 }
-                b'1' => {
+                POP_MARK => {
                     self.pop_mark()?;
                 }
-                b'2' => {
+                DUP => {
                     let v = self.top()?.clone();
                     self.stack.push(v);
                 }
-                b'N' => self.stack.push(Value::None),
-                0x88 => self.stack.push(Value::Bool(true)),
-                0x89 => self.stack.push(Value::Bool(false)),
-                b'J' => {
+                NONE => self.stack.push(Value::None),
+                NEWTRUE => self.stack.push(Value::Bool(true)),
+                NEWFALSE => self.stack.push(Value::Bool(false)),
+                BININT => {
                     let v = i32::from_le_bytes(self.take_array()?);
                     self.stack.push(Value::Int(v.into()));
                 }
-                b'K' => {
+                BININT1 => {
                     let v = self.u8()?;
                     self.stack.push(Value::Int(v.into()));
                 }
-                b'M' => {
+                BININT2 => {
                     let v = u16::from_le_bytes(self.take_array()?);
                     self.stack.push(Value::Int(v.into()));
                 }
-                0x8a | 0x8b => {
-                    let n = if op == 0x8a {
+                LONG1 | LONG4 => {
+                    let n = if op == LONG1 {
                         usize::from(self.u8()?)
                     } else {
                         let n = i32::from_le_bytes(self.take_array()?);
@@ -482,46 +549,46 @@ impl Machine<'_> {
                     let v = decode_long(self.take(n)?);
                     self.stack.push(v);
                 }
-                b'G' => {
+                BINFLOAT => {
                     let v = f64::from_be_bytes(self.take_array()?);
                     self.stack.push(Value::Float(v));
                 }
-                b'X' => {
+                BINUNICODE => {
                     let n = self.u32()? as usize;
                     let v = self.utf8(n)?;
                     self.stack.push(v);
                 }
-                0x8c => {
+                SHORT_BINUNICODE => {
                     let n = usize::from(self.u8()?);
                     let v = self.utf8(n)?;
                     self.stack.push(v);
                 }
-                0x8d => {
+                BINUNICODE8 => {
                     let n = self.len_u64()?;
                     let v = self.utf8(n)?;
                     self.stack.push(v);
                 }
-                b'B' | b'C' | 0x8e | b'T' | b'U' => {
+                BINBYTES | SHORT_BINBYTES | BINBYTES8 | BINSTRING | SHORT_BINSTRING => {
                     let n = match op {
-                        b'B' | b'T' => self.u32()? as usize,
-                        b'C' | b'U' => usize::from(self.u8()?),
+                        BINBYTES | BINSTRING => self.u32()? as usize,
+                        SHORT_BINBYTES | SHORT_BINSTRING => usize::from(self.u8()?),
                         _ => self.len_u64()?,
                     };
                     let bytes = self.take(n)?;
                     // Python-2 strings (BINSTRING, SHORT_BINSTRING) load as text when they can.
                     let v = match (op, std::str::from_utf8(bytes)) {
-                        (b'T' | b'U', Ok(s)) => Value::Str(s.into()),
+                        (BINSTRING | SHORT_BINSTRING, Ok(s)) => Value::Str(s.into()),
                         _ => Value::Bytes(bytes.into()),
                     };
                     self.stack.push(v);
                 }
-                b')' => self.stack.push(Value::Tuple(Rc::new([]))),
-                b't' => {
+                EMPTY_TUPLE => self.stack.push(Value::Tuple(Rc::new([]))),
+                TUPLE => {
                     let items = self.pop_mark()?;
                     self.stack.push(Value::Tuple(items.into()));
                 }
-                0x85..=0x87 => {
-                    let n = usize::from(op - 0x84);
+                TUPLE1 | TUPLE2 | TUPLE3 => {
+                    let n = usize::from(op - TUPLE1 + 1);
                     let mut items = Vec::with_capacity(n);
                     for _ in 0..n {
                         items.push(self.pop()?);
@@ -529,40 +596,40 @@ impl Machine<'_> {
                     items.reverse();
                     self.stack.push(Value::Tuple(items.into()));
                 }
-                b']' | 0x8f => self.push_made(Value::List(Rc::default())),
-                b'l' | 0x91 => {
+                EMPTY_LIST | EMPTY_SET => self.push_made(Value::List(Rc::default())),
+                LIST | FROZENSET => {
                     let items = self.pop_mark()?;
                     self.push_made(Value::List(Rc::new(RefCell::new(items))));
                 }
-                b'a' => {
+                APPEND => {
                     let v = self.pop()?;
                     self.append(vec![v])?;
                 }
-                b'e' | 0x90 => {
+                APPENDS | ADDITEMS => {
                     let items = self.pop_mark()?;
                     self.append(items)?;
                 }
-                b'}' => self.push_made(Value::Dict(Rc::default())),
-                b'd' => {
+                EMPTY_DICT => self.push_made(Value::Dict(Rc::default())),
+                DICT => {
                     let items = self.pop_mark()?;
                     self.push_made(Value::Dict(Rc::default()));
                     self.set_items(items)?;
                 }
-                b's' => {
+                SETITEM => {
                     let v = self.pop()?;
                     let k = self.pop()?;
                     self.set_items(vec![k, v])?;
                 }
-                b'u' => {
+                SETITEMS => {
                     let items = self.pop_mark()?;
                     self.set_items(items)?;
                 }
-                b'c' => {
+                GLOBAL => {
                     let module = self.line()?.to_string();
                     let name = self.line()?.to_string();
                     self.global(module, name);
                 }
-                0x93 => {
+                STACK_GLOBAL => {
                     let name = self.pop()?;
                     let module = self.pop()?;
                     match (module.as_str(), name.as_str()) {
@@ -572,18 +639,18 @@ impl Machine<'_> {
                         }
                     }
                 }
-                b'R' | 0x81 => {
+                REDUCE | NEWOBJ => {
                     let args = self.pop()?;
                     let callable = self.pop()?;
                     self.call(callable, args)?;
                 }
-                0x92 => {
+                NEWOBJ_EX => {
                     let _kwargs = self.pop()?;
                     let args = self.pop()?;
                     let callable = self.pop()?;
                     self.call(callable, args)?;
                 }
-                b'b' => {
+                BUILD => {
                     let state = self.pop()?;
                     match self.top()? {
                         Value::Object(o) => o.borrow_mut().state = Some(state),
@@ -592,40 +659,40 @@ impl Machine<'_> {
                         }
                     }
                 }
-                b'Q' => {
+                BINPERSID => {
                     let id = self.pop()?;
                     self.stack.push(Value::PersistentId(Rc::new(id)));
                 }
-                b'P' => {
+                PERSID => {
                     let id = Value::Str(self.line()?.into());
                     self.stack.push(Value::PersistentId(Rc::new(id)));
                 }
-                b'q' => {
+                BINPUT => {
                     let k = self.u8()?;
                     self.memo_put(k.into())?;
                 }
-                b'r' => {
+                LONG_BINPUT => {
                     let k = self.u32()?;
                     self.memo_put(k.into())?;
                 }
-                0x94 => {
+                MEMOIZE => {
                     let k = self.memo.len() as u64;
                     self.memo_put(k)?;
                 }
-                b'h' => {
+                BINGET => {
                     let k = self.u8()?;
                     let v = self.memo_get(k.into())?;
                     self.stack.push(v);
                 }
-                b'j' => {
+                LONG_BINGET => {
                     let k = self.u32()?;
                     let v = self.memo_get(k.into())?;
                     self.stack.push(v);
                 }
-                b'p' | b'g' => {
+                PUT | GET => {
                     let line = self.line()?;
                     let k: u64 = line.parse().map_err(|_| err(format!("bad memo index {line:?}")))?;
-                    if op == b'p' {
+                    if op == PUT {
                         self.memo_put(k)?;
                     } else {
                         let v = self.memo_get(k)?;
