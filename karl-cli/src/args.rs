@@ -43,6 +43,28 @@ pub struct ModelArgs {
     pub vae_seed: u64,
 }
 
+/// The encoding flags of `tokenize` and `complexity`.
+#[derive(Args, Debug, Clone)]
+pub struct EncodeArgs {
+    /// Desired reconstruction error ε (mean absolute error in [0,1]); smaller = more tokens.
+    #[arg(long, short = 'q', default_value_t = 0.05)]
+    pub quality: f32,
+    /// Token budget T (1..=512; default 256, or the model's maximum if smaller).
+    #[arg(long, short = 'b')]
+    pub budget: Option<usize>,
+    /// Refuse images above this many pixels (width × height; for tiles and --map, the grid
+    /// padded to whole tiles); checked from the image header, before decoding.
+    #[arg(long, default_value_t = karl_core::model::tiles::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+}
+
+impl EncodeArgs {
+    /// --budget, or 256 capped at the model's `max_latent_tokens`.
+    pub fn budget_or_default(&self, max_latent_tokens: usize) -> usize {
+        self.budget.unwrap_or(256.min(max_latent_tokens))
+    }
+}
+
 /// Subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -92,12 +114,8 @@ pub struct TokenizeArgs {
     pub batch: u16,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Desired reconstruction error ε (mean absolute error in [0,1]); smaller = more tokens.
-    #[arg(long, short = 'q', default_value_t = 0.05)]
-    pub quality: f32,
-    /// Token budget T (1..=512; default 256, or the model's maximum if smaller).
-    #[arg(long, short = 'b')]
-    pub budget: Option<usize>,
+    #[command(flatten)]
+    pub encode: EncodeArgs,
     /// Fixed-length mode with N tokens (no halting); same as --budget N --fixed.
     #[arg(long, conflicts_with = "fixed")]
     pub tokens: Option<usize>,
@@ -120,10 +138,6 @@ pub struct TokenizeArgs {
     /// official preprocessing, instead of tokenizing other sizes as a grid of model-size tiles.
     #[arg(long)]
     pub resize: bool,
-    /// Refuse images above this many pixels (width × height; for tiles, the grid padded to
-    /// whole tiles); checked from the image header, before decoding.
-    #[arg(long, default_value_t = karl_core::model::tiles::DEFAULT_MAX_PIXELS)]
-    pub max_pixels: u64,
 }
 
 /// `karl reconstruct`.
@@ -259,12 +273,8 @@ pub struct ComplexityArgs {
     pub inputs: Vec<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Target L1 ε.
-    #[arg(long, short = 'q', default_value_t = 0.05)]
-    pub quality: f32,
-    /// Token budget T (default 256, or the model's maximum if smaller).
-    #[arg(long, short = 'b')]
-    pub budget: Option<usize>,
+    #[command(flatten)]
+    pub encode: EncodeArgs,
     /// Write the rows (image, kc, l1) sorted by KC to this CSV file.
     #[arg(long)]
     pub csv: Option<PathBuf>,
@@ -288,10 +298,6 @@ pub struct ComplexityArgs {
     /// directory that gets `<name>-map.png` per image.
     #[arg(long)]
     pub map: Option<PathBuf>,
-    /// Refuse images above this many pixels (width × height; with --map, the tile grid padded
-    /// to whole tiles); checked from the image header, before decoding.
-    #[arg(long, default_value_t = karl_core::model::tiles::DEFAULT_MAX_PIXELS)]
-    pub max_pixels: u64,
 }
 
 /// `karl train`.

@@ -48,8 +48,8 @@ fn run<B: Backend>(a: ComplexityArgs, device: &B::Device) -> Result<()> {
         bail!("--thumb {} is too small (at least 8 pixels)", a.thumb);
     }
     let tok = load::<B>(&a.model, device)?;
-    let budget = a.budget.unwrap_or(256.min(tok.model.config.max_latent_tokens));
-    let opts = EncodeOptions { budget, quality: a.quality, fixed: false };
+    let budget = a.encode.budget_or_default(tok.model.config.max_latent_tokens);
+    let opts = EncodeOptions { budget, quality: a.encode.quality, fixed: false };
     tok.check_options(&opts)?;
     let size = tok.model.config.image_size;
     let pb = bar(images.len(), "estimating KC");
@@ -57,7 +57,7 @@ fn run<B: Backend>(a: ComplexityArgs, device: &B::Device) -> Result<()> {
     let mut failed = 0usize;
     for path in &images {
         let r = (|| -> Result<Row> {
-            let x = load_image(path, size, true, a.max_pixels)?;
+            let x = load_image(path, size, true, a.encode.max_pixels)?;
             let xt = Tensor::<B, 4>::from_f32(x.clone(), [1, 3, size, size], device)?;
             let (kc, rec, _) = pass(&tok, &xt, opts)?;
             Ok(Row { path: path.clone(), kc, l1: l1(&rec, &x, size)? })
@@ -106,7 +106,7 @@ fn run<B: Backend>(a: ComplexityArgs, device: &B::Device) -> Result<()> {
         let mut thumbs = Vec::with_capacity(n);
         for i in picks {
             let r = &rows[i];
-            let x = load_image(&r.path, size, true, a.max_pixels)?;
+            let x = load_image(&r.path, size, true, a.encode.max_pixels)?;
             let rgb = to_rgb8(&x, size, size);
             thumbs.push((downsample_rgb(&rgb, size, size, a.thumb, a.thumb), r.kc.to_string()));
         }
@@ -120,7 +120,7 @@ fn run<B: Backend>(a: ComplexityArgs, device: &B::Device) -> Result<()> {
         let pb = bar(rows.len(), "complexity maps");
         for r in &rows {
             let out = if single { map.clone() } else { map.join(format!("{}-map.png", file_stem(&r.path))) };
-            let res = write_map(&tok, &r.path, &out, opts, a.max_pixels);
+            let res = write_map(&tok, &r.path, &out, opts, a.encode.max_pixels);
             match res {
                 Ok(line) => pb.suspend(|| eprintln!("{line}")),
                 Err(e) => {

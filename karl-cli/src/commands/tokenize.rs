@@ -69,12 +69,12 @@ fn tokenize_tiled<B: Backend>(
     opts: EncodeOptions,
     a: &TokenizeArgs,
 ) -> Result<(serde_json::Value, String)> {
-    let (x, w, h) = load_image_for_tiles(path, tok.model.config.image_size, a.max_pixels)?;
-    let t: TiledTokens = tok.encode_tiled(&x, w, h, opts, a.max_pixels, 16)?;
+    let (x, w, h) = load_image_for_tiles(path, tok.model.config.image_size, a.encode.max_pixels)?;
+    let t: TiledTokens = tok.encode_tiled(&x, w, h, opts, a.encode.max_pixels, 16)?;
     karl_core::record::write_atomic(&token_path(path, a.out.as_deref()), &t.to_bytes())?;
     let mut recon_l1 = None;
     if let Some(dir) = &a.reconstruct {
-        let img = tok.decode_tiled(&t, a.max_pixels)?;
+        let img = tok.decode_tiled(&t, a.encode.max_pixels)?;
         write_png(&dir.join(format!("{}.png", file_stem(path))), &img, w, h)?;
         recon_l1 = Some(l1_8bit(&img, &x, w, h)?);
     }
@@ -138,12 +138,11 @@ fn run<B: Backend>(a: TokenizeArgs, device: &B::Device) -> Result<()> {
         bail!("no images found in {:?}", a.inputs);
     }
     let tok = load::<B>(&a.model, device)?;
-    let default_budget = 256.min(tok.model.config.max_latent_tokens);
     let (budget, fixed) = match a.tokens {
         Some(n) => (n, true),
-        None => (a.budget.unwrap_or(default_budget), a.fixed),
+        None => (a.encode.budget_or_default(tok.model.config.max_latent_tokens), a.fixed),
     };
-    let opts = EncodeOptions { budget, quality: a.quality, fixed };
+    let opts = EncodeOptions { budget, quality: a.encode.quality, fixed };
     tok.check_options(&opts)?;
     if shards {
         return crate::dataset::run_shards(&a, &tok, opts, device);
@@ -162,7 +161,7 @@ fn run<B: Backend>(a: TokenizeArgs, device: &B::Device) -> Result<()> {
             let line = if tiled {
                 tokenize_tiled::<B>(&tok, path, opts, &a)?
             } else {
-                let x = load_image(path, size, !a.no_resize, a.max_pixels)?;
+                let x = load_image(path, size, !a.no_resize, a.encode.max_pixels)?;
                 let xt = Tensor::<B, 4>::from_f32(x.clone(), [1, 3, size, size], device)?;
                 let t = tok.encode(&xt, opts)?.remove(0);
                 let tp = token_path(path, a.out.as_deref());

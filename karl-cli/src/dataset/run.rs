@@ -45,7 +45,7 @@ impl<B: Backend> UnitWriter<'_, B> {
     /// Decodes and preprocesses one image file's bytes as `karl tokenize` does for files.
     fn prepare(&self, bytes: &[u8]) -> Result<Prepared> {
         let s = self.tok.model.config.image_size;
-        let img = decode_rgb8(bytes, self.args.max_pixels)?;
+        let img = decode_rgb8(bytes, self.args.encode.max_pixels)?;
         let (w, h) = (img.width, img.height);
         let rgb = Rgb8::new(&img.data, w, h, w * 3)?;
         if (w, h) == (s, s) {
@@ -55,7 +55,7 @@ impl<B: Backend> UnitWriter<'_, B> {
         } else if self.args.no_resize {
             bail!("the image is {w}×{h}, the model works at {s}×{s} (--no-resize)")
         } else {
-            TileGrid::new(w, h, s, self.args.max_pixels)?;
+            TileGrid::new(w, h, s, self.args.encode.max_pixels)?;
             Ok(Prepared::Tiled(rgb.to_chw(), w, h))
         }
     }
@@ -75,7 +75,7 @@ impl<B: Backend> UnitWriter<'_, B> {
                 self.flush()?;
                 let t0 = Instant::now();
                 let encoded =
-                    self.tok.encode_tiled(&x, w, h, self.opts, self.args.max_pixels, self.args.batch as usize);
+                    self.tok.encode_tiled(&x, w, h, self.opts, self.args.encode.max_pixels, self.args.batch as usize);
                 self.encode_seconds += t0.elapsed().as_secs_f64();
                 match encoded {
                     Ok(t) => self.write(&key, &TokenFile::Tiled(t))?,
@@ -224,7 +224,7 @@ pub fn run_shards<B: Backend>(
     let options = serde_json::json!({
         "quality": opts.quality, "budget": opts.budget, "fixed": opts.fixed,
         "sizes": if a.resize { "resize" } else if a.no_resize { "model size only" } else { "tiles" },
-        "max_pixels": a.max_pixels, "batch": a.batch,
+        "max_pixels": a.encode.max_pixels, "batch": a.batch,
         "shard_size": a.shard_size.unwrap_or(DEFAULT_SHARD_SIZE),
     });
     let mut inputs: Vec<String> = a.inputs.iter().map(|p| p.display().to_string()).collect();
@@ -242,7 +242,7 @@ pub fn run_shards<B: Backend>(
         let path = out.join(&name);
         pb.set_message(unit.name().to_string());
         if path.exists() {
-            match existing(&path, a.max_pixels) {
+            match existing(&path, a.encode.max_pixels) {
                 Ok(index) => {
                     manifest.add(&name, &index, "existing", t0.elapsed().as_secs_f64());
                     manifest.write(&manifest_path)?;
