@@ -8,33 +8,19 @@
 //! cargo bench -p karl-cli --bench shards [-- IMAGES ROUNDS]
 use karl_core::cpu::{Cpu, CpuDevice};
 use karl_core::model::EncodeOptions;
+use karl_core::rng::Rng;
 use std::process::Command;
 use std::time::Instant;
 
 const SIZE: u32 = 64;
 
-/// A small deterministic generator (SplitMix64): the bench needs no statistical quality.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// Image `i`: a background and 0–40 discs or boxes of random colour and size.
 fn image(i: u64) -> image::RgbImage {
-    let mut r = Rng(i);
+    let mut r = Rng::new(i);
     let bg = [r.below(256) as u8, r.below(256) as u8, r.below(256) as u8];
     let mut img = image::RgbImage::from_pixel(SIZE, SIZE, image::Rgb(bg));
     for _ in 0..r.below(41) {
-        let (cx, cy) = (r.below(SIZE as u64) as i64, r.below(SIZE as u64) as i64);
+        let (cx, cy) = (r.below(SIZE as usize) as i64, r.below(SIZE as usize) as i64);
         let rad = 2 + r.below(20) as i64;
         let disc = r.below(2) == 0;
         let c = image::Rgb([r.below(256) as u8, r.below(256) as u8, r.below(256) as u8]);

@@ -28,6 +28,10 @@ impl Rng {
     pub fn below(&mut self, n: usize) -> usize {
         ((self.uniform() * n as f64) as usize).min(n.saturating_sub(1))
     }
+    /// `n` values uniform in `[lo, hi)`, as f32 (test and benchmark inputs).
+    pub fn uniform_f32s(&mut self, n: usize, lo: f32, hi: f32) -> alloc::vec::Vec<f32> {
+        (0..n).map(|_| lo + (hi - lo) * self.uniform() as f32).collect()
+    }
     /// Standard normal.
     pub fn normal(&mut self) -> f64 {
         let u1 = self.uniform().max(f64::MIN_POSITIVE);

@@ -31,26 +31,23 @@ pub type Ad64 = Autodiff<Cpu<f64>>;
 /// The CPU device.
 pub const DEV: CpuDevice = CpuDevice;
 
-/// SplitMix64: tiny, seedable, good enough for test inputs.
+/// The test inputs' generator: karl_core's seeded generator with the helpers the checks draw
+/// their inputs with.
 #[derive(Clone, Debug)]
-pub struct Rng(u64);
+pub struct Rng(karl_core::rng::Rng);
 
 impl Rng {
     /// A generator from a seed.
     pub fn new(seed: u64) -> Self {
-        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+        Rng(karl_core::rng::Rng::new(seed))
     }
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     /// Uniform in `[0, 1)`.
     pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.uniform()
     }
     /// Uniform in `[lo, hi)`.
     pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {

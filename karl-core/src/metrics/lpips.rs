@@ -446,17 +446,9 @@ mod tests {
 
     type T4 = Tensor<Cpu, 4>;
 
-    /// Deterministic values in `[lo, hi)` (xorshift).
+    /// Deterministic values in `[lo, hi)`.
     fn noise(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
-            })
-            .collect()
+        crate::rng::Rng::new(seed).uniform_f32s(n, lo, hi)
     }
 
     /// A random state dict with the layout of `net` (plus the `lins.*` duplicates).
