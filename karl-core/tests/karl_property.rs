@@ -179,6 +179,7 @@ fn karl_property_fast() {
         (config.encoder.width, config.decoder.width, config.patch_embed_out_channels, config.halting_mlp_hidden) =
             (w, w, w, w);
     }
+    config.linear_path = env_f64("KARL_LAB_LINEAR").map(|k| k as usize);
     let labels = match std::env::var("KARL_LAB_LABELS").as_deref() {
         Ok("official") => HaltingLabels::Official,
         _ => HaltingLabels::MinBudget,
@@ -202,6 +203,7 @@ fn karl_property_emerges_on_synthetic_data() {
         config.vq_token_dim = d as usize;
     }
     config.latent_levels = env_f64("KARL_LAB_LEVELS").map(|l| l as u32);
+    config.linear_path = env_f64("KARL_LAB_LINEAR").map(|k| k as usize);
     let base = Run { tag: "min_budget", config, labels: HaltingLabels::MinBudget, batch: 32, seconds: minutes * 60.0 };
     let official = Run { tag: "official", labels: HaltingLabels::Official, ..base.clone() };
     // both labelings train side by side for the same wall time (one thread's worth each)

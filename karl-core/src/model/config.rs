@@ -19,6 +19,8 @@ pub const MAX_LATENT_TOKENS: usize = 65536;
 /// (8 GiB of f32), at least twice the bound of the largest preset. A config above it is refused
 /// before anything is allocated.
 pub const MAX_PARAMS: u64 = 1 << 31;
+/// Largest `linear_path` (channels per patch of the linear token path).
+pub const MAX_LINEAR_PATH: usize = 4096;
 
 /// Appended to an official preset name: the same model on the VAE base (`karl_small_vae`).
 pub const VAE_PRESET_SUFFIX: &str = "_vae";
@@ -299,6 +301,12 @@ pub struct KarlConfig {
     /// `vq_token_dim · log2(levels)` bits. Absent: unbounded continuous latents.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latent_levels: Option<u32>,
+    /// Pixel base only: a linear token path of this many channels per patch beside the two
+    /// transformers (see `model::linear_path`): each token gets a learned linear function of
+    /// the patch embeddings added to its pre-quantizer output, and the decoder head gets a
+    /// learned linear function of the kept tokens. Absent: the official model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linear_path: Option<usize>,
 }
 
 /// A field that official continuous-latent configs write as `null` (no codebook).
@@ -407,6 +415,11 @@ impl KarlConfig {
             mul(we.saturating_add(wd).saturating_add(n(self.vq_codebook_size)).saturating_add(1), n(self.vq_token_dim)),
             mul(wd, wd.saturating_add(head).saturating_add(2).saturating_mul(2)).saturating_add(head),
             mul(8, we.saturating_add(wd)),
+            self.linear_path.map_or(0, |k| {
+                let k = n(k);
+                let mix = mul(mul(n(self.num_image_tokens()), k), mul(n(self.max_latent_tokens), n(self.vq_token_dim)));
+                mul(2, mix).saturating_add(mul(k, we.saturating_add(head)))
+            }),
             vqgan,
             vae,
         ]
@@ -478,6 +491,14 @@ impl KarlConfig {
         {
             return err(format!(
                 "latent_levels {l} needs continuous latents (quantize_latent false) and 2..=65536 levels"
+            ));
+        }
+        if let Some(k) = self.linear_path
+            && (self.base_tokenizer != BaseKind::Pixel || !(1..=MAX_LINEAR_PATH).contains(&k))
+        {
+            return err(format!(
+                "linear_path {k} needs the pixel base (this config: {}) and 1..={MAX_LINEAR_PATH} channels",
+                self.base_tokenizer
             ));
         }
         if self.eps_bins.is_empty() || self.eps_bins.windows(2).any(|w| w[0] >= w[1]) {
@@ -590,6 +611,7 @@ impl KarlConfig {
             vq_commitment_cost: 0.25,
             eps_bins: EPS_BINS.to_vec(),
             latent_levels: None,
+            linear_path: None,
         }
     }
 
@@ -643,6 +665,7 @@ impl KarlConfig {
             vq_commitment_cost: 0.25,
             eps_bins: EPS_BINS.to_vec(),
             latent_levels: None,
+            linear_path: None,
         }
     }
 

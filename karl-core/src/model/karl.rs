@@ -4,6 +4,7 @@
 //! their timestep rows]`; the head back to the base tokenizer's space.
 use super::base::{Base, BaseEncoding, BaseTokenizer, PixelBase, VaeBase, VqganBase};
 use super::config::{BaseKind, KarlConfig, VaeLatent};
+use super::linear_path::{LinearPath, LinearPathDims};
 use super::quantizer::{Quantized, quantize};
 use super::vae::{LatentDraw, Vae};
 use super::vqgan::Vqgan;
@@ -96,6 +97,8 @@ pub struct Karl<B: Backend> {
     pub decoder_embed: Linear<B>,
     /// Decoder stack.
     pub decoder: KarlDecoder<B>,
+    /// The linear token path of small pixel models (`config.linear_path`; not official).
+    pub linear_path: Option<LinearPath<B>>,
 }
 
 // The checkpoint keys of every parameter, declared once (official names).
@@ -118,6 +121,7 @@ crate::impl_module!(Karl {
     quantize => "quantize.embedding.weight",
     decoder_embed => "decoder_embed",
     decoder => "decoder",
+    linear_path => "linear_path",
 });
 
 impl<B: Backend> Karl<B> {
@@ -153,7 +157,7 @@ impl<B: Backend> Karl<B> {
             rec.extend(core::iter::repeat_n(b, we));
         }
         let rec_loss_embeddings = Tensor::from_f32(rec, [bins, we], device)?;
-        Ok(Karl {
+        let mut karl = Karl {
             patch_embed: {
                 let mut p = Conv2d::new(3, c.patch_embed_out_channels, c.patch_size, c.patch_size, 0, true, &mut init);
                 let std = if pixel { 1.0 / libm::sqrt((3 * c.patch_size * c.patch_size) as f64) } else { 0.02 };
@@ -193,9 +197,24 @@ impl<B: Backend> Karl<B> {
                 ffn_0: Linear::new(wd, 2 * wd, true, &mut init),
                 ffn_2: Linear::new(2 * wd, head, true, &mut init),
             },
+            linear_path: None,
             base,
             config,
-        })
+        };
+        // drawn last, so that the other parameters are those of the model without the path
+        let c = &karl.config;
+        if let Some(channels) = c.linear_path {
+            let dims = LinearPathDims {
+                channels,
+                encoder_width: we,
+                patches: c.num_image_tokens(),
+                max_latent: c.max_latent_tokens,
+                token_dim: c.vq_token_dim,
+                head,
+            };
+            karl.linear_path = Some(LinearPath::new(dims, &mut init));
+        }
+        Ok(karl)
     }
 
     /// A positional grid `[W, G, G]` nearest-resized to the token grid, as `[tokens, W]`.
@@ -229,6 +248,8 @@ impl<B: Backend> Karl<B> {
     /// the ε bin of each image.
     pub fn encode_latents(&self, img_tokens: Tensor<B, 3>, bins: &[usize], budget: usize) -> EncoderOutput<B> {
         let [n, tokens, we] = img_tokens.dims();
+        let linear =
+            self.linear_path.as_ref().map(|lp| lp.encode(img_tokens.clone(), budget, self.config.vq_token_dim));
         let cond = self.rec_loss_embeddings.clone().select(0, bins).reshape([n, 1, we]);
         let pos = self.resized_grid(&self.encoder_positional_embedding);
         let img = img_tokens.add(pos);
@@ -239,7 +260,10 @@ impl<B: Backend> Karl<B> {
         let latents = x.narrow(1, 1 + tokens..1 + tokens + budget);
         let h = self.halting_mlp_0.forward(self.encoder_ln_post_halt.forward(latents.clone())).tanh();
         let halt_logits = self.halting_mlp_2.forward(h).reshape([n, budget]);
-        let prequant = self.pre_quantizer_mlp.forward(self.encoder_ln_post.forward(latents.clone()));
+        let mut prequant = self.pre_quantizer_mlp.forward(self.encoder_ln_post.forward(latents.clone()));
+        if let Some(linear) = linear {
+            prequant = prequant.add(linear);
+        }
         EncoderOutput { latents, halt_logits, prequant }
     }
 
@@ -269,6 +293,14 @@ impl<B: Backend> Karl<B> {
     /// `kept[n]` lists the positions sample n keeps (halted tokens are dropped, the kept ones
     /// keep their timestep rows); `None` keeps all. Returns the head output `[N, tokens, head]`.
     pub fn decode_latents(&self, z: Tensor<B, 3>, kept: Option<&[Vec<usize>]>) -> Tensor<B, 3> {
+        match &self.linear_path {
+            Some(lp) => self.decode_transformer(z.clone(), kept).add(lp.decode(z, kept)),
+            None => self.decode_transformer(z, kept),
+        }
+    }
+
+    /// The decoder transformer and its head (the official decoder).
+    fn decode_transformer(&self, z: Tensor<B, 3>, kept: Option<&[Vec<usize>]>) -> Tensor<B, 3> {
         let [n, t, _] = z.dims();
         let wd = self.config.decoder.width;
         let lat = self.decoder_embed.forward(z);

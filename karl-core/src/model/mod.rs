@@ -5,6 +5,7 @@ pub mod base;
 pub mod builtin;
 pub mod config;
 pub mod karl;
+pub mod linear_path;
 #[cfg(feature = "std")]
 pub mod load;
 pub mod quantizer;
