@@ -13,7 +13,9 @@ use karl_core::model::config::EPS_BINS;
 use karl_core::nn::Linear;
 use karl_core::rng::Rng;
 use karl_core::tensor::Tensor;
-use karl_core::train::halting_labels::{HaltingLabels, default_ladder, draw_condition, min_budget, step_targets};
+use karl_core::train::halting_labels::{
+    HaltingLabels, batch_condition_range, default_ladder, draw_condition, min_budget, step_targets,
+};
 use karl_core::train::optim::{AdamW, AdamWConfig};
 use karl_core::train::params::{apply_step, gradients, mark_trainable};
 
@@ -94,8 +96,10 @@ fn train(labels: HaltingLabels, curves: &[Curve]) -> Head<Cpu<f32>> {
     for step in 0..steps {
         let mut samples = Vec::new();
         let mut targets = Vec::new();
-        for _ in 0..64 {
-            let img = rng.below(curves.len());
+        let batch: Vec<usize> = (0..64).map(|_| rng.below(curves.len())).collect();
+        let ladder_curve = |img: usize| -> Vec<f32> { ladder.iter().map(|&t| curves[img].e[t - 1]).collect() };
+        let range = batch_condition_range(&batch.iter().map(|&i| ladder_curve(i)).collect::<Vec<_>>(), &EPS_BINS);
+        for img in batch {
             let e = &curves[img].e;
             let (b, t) = match labels {
                 HaltingLabels::Official => {
@@ -103,8 +107,8 @@ fn train(labels: HaltingLabels, curves: &[Curve]) -> Head<Cpu<f32>> {
                     (bin(e[t - 1]), t)
                 }
                 HaltingLabels::MinBudget => {
-                    let curve: Vec<f32> = ladder.iter().map(|&t| e[t - 1]).collect();
-                    let b = draw_condition(&curve, &EPS_BINS, &mut rng);
+                    let curve = ladder_curve(img);
+                    let b = draw_condition(range, EPS_BINS.len(), &mut rng);
                     (b, min_budget(&ladder, &curve, EPS_BINS[b], BUDGET))
                 }
             };

@@ -6,10 +6,10 @@
 //! weights its budgets) or weighted by length (`LadderByLength`), the curve from the same
 //! passes — then takes the curve's running
 //! minimum; phase (b) draws each image's condition ε mostly over
-//! the bins that curve spans (`draw_condition`), trains the halting head toward halting every token from
+//! the bins the batch's curves span (`draw_condition`), trains the halting head toward halting every token from
 //! T*(ε) = min{T_k : e(T_k) ≤ ε} on (all tokens active when no prefix reaches ε), and keeps the
 //! reconstruction through the model's own hard mask, as officially.
-use super::halting_labels::{PrefixLoss, draw_condition, min_budget, running_min, step_targets};
+use super::halting_labels::{PrefixLoss, batch_condition_range, draw_condition, min_budget, running_min, step_targets};
 use super::losses::ReconLoss;
 use super::two_phase::{StepLosses, per_image_l1, phase_b_reconstruction, sum_terms};
 use crate::backend::Backend;
@@ -102,8 +102,9 @@ pub fn min_budget_loss<B: Backend>(
     // ---- phase (b): conditions over each curve's range, halting targets at T*(ε)
     let mut bins_b = Vec::with_capacity(n);
     let mut targets_b = Vec::with_capacity(n);
+    let range = batch_condition_range(&curves, &cfg.eps_bins);
     for c in &curves {
-        let bin = draw_condition(c, &cfg.eps_bins, rng);
+        let bin = draw_condition(range, cfg.eps_bins.len(), rng);
         bins_b.push(bin);
         targets_b.push(min_budget(ladder, c, cfg.eps_bins[bin], budget_b));
     }
@@ -116,6 +117,7 @@ pub fn min_budget_loss<B: Backend>(
     phase_b_reconstruction(model, images, &base, enc.prequant, &kept_b, loss, &mut terms);
 
     let (total, values, sum) = sum_terms(terms);
-    let report = StepLosses { terms: values, total: sum, bins_a, eps0, bins_b, kept_b, curves, targets_b };
+    let report =
+        StepLosses { terms: values, total: sum, bins_a, eps0, bins_b, kept_b, curves, targets_b, ..Default::default() };
     (total, report)
 }
