@@ -5,10 +5,10 @@ pub mod conv;
 pub mod elementwise;
 pub mod layout;
 pub mod matmul;
-pub mod nearest;
 pub mod norm;
 pub mod pool;
 pub mod reduce;
+pub mod vq;
 
 use cubecl::prelude::*;
 use cubecl::server::Handle;

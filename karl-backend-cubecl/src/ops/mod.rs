@@ -4,7 +4,7 @@ mod float;
 mod module;
 
 use crate::element::FloatElem;
-use crate::kernel::{nearest, norm};
+use crate::kernel::{norm, vq};
 use crate::{CubeBackend, CubeTensor};
 use cubecl::Runtime;
 use karl_core::backend::{KarlOps, l2_normalize_by_primitives, nearest_code_by_distances};
@@ -14,11 +14,7 @@ impl<R: Runtime, F: FloatElem> KarlOps for CubeBackend<R, F> {
     /// f32: the default distance matrix (the order PyTorch's VQ uses, so near-ties break the
     /// same way); half storage: the fused kernel with f32 distances.
     fn nearest_code(x: CubeTensor<R, F>, codebook: CubeTensor<R, F>) -> Vec<usize> {
-        if F::NAME == "f32" {
-            nearest_code_by_distances::<Self>(x, codebook)
-        } else {
-            nearest::nearest_code(&x, &codebook)
-        }
+        if F::NAME == "f32" { nearest_code_by_distances::<Self>(x, codebook) } else { vq::nearest_code(&x, &codebook) }
     }
     /// Half storage: a fused row kernel with the sum of squares in f32 (the default's f16
     /// squares underflow for a VQ codebook's ~1e-4 entries); f32 keeps the default.

@@ -1,6 +1,6 @@
-//! Nearest codebook row (squared L2) of each row of `x`, fused: one cube per row, each unit
-//! scans a strided part of the codebook with f32 distances, then a shared-memory tree keeps the
-//! smallest (first index on ties). Used for half storage, where the unfused default (a distance
+//! Vector quantisation: the nearest codebook row (squared L2) of each row of `x`, fused: one
+//! cube per row, each unit scans a strided part of the codebook with f32 distances, then a
+//! shared-memory tree keeps the smallest (first index on ties). Used for half storage, where the unfused default (a distance
 //! matrix stored as f16/bf16, ulp 2e-3 near 2) would flip codes on near-ties.
 use super::{ROW_UNITS, count_for, u32_of};
 use crate::element::FloatElem;
