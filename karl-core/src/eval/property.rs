@@ -49,8 +49,8 @@ pub struct FixedBudgetL1 {
     pub mean_l1: f64,
 }
 
-/// L1 of one image encoded with `opts` and decoded (8-bit), and its KC.
-fn round_trip<B: Backend>(tok: &Tokenizer<B>, img: &[f32], opts: EncodeOptions) -> Result<(f64, usize)> {
+/// One image (CHW in [0, 1]) encoded with `opts` and decoded: its L1 (8-bit reconstruction) and KC.
+pub fn round_trip<B: Backend>(tok: &Tokenizer<B>, img: &[f32], opts: EncodeOptions) -> Result<(f64, usize)> {
     let s = tok.model.config.image_size;
     let device = tok.model.latent_tokens.device();
     let x = Tensor::<B, 4>::from_f32(img.to_vec(), [1, 3, s, s], &device)?;
