@@ -11,48 +11,22 @@ use crate::element::FloatElem;
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
 use karl_core::Shape;
-use karl_core::backend::{Conv2dOptions, Reduce};
+use karl_core::backend::{Conv2dGeometry as Geom, Conv2dOptions, Reduce};
 
 /// Column buffers are kept under this many elements (64 MiB of f32; one output row of one
 /// image may need more).
 const COLS_BUDGET: usize = 1 << 24;
 
-/// Geometry as u32 kernel metadata: `[cin, h, w, k, oh, ow, stride, pad]`.
-#[derive(Clone, Copy, Debug)]
-struct Geom {
-    n: usize,
-    cin: usize,
-    h: usize,
-    w: usize,
-    cout: usize,
-    k: usize,
-    oh: usize,
-    ow: usize,
-    s: usize,
-    p: usize,
-}
-
-impl Geom {
-    fn new(x: &Shape, w: &Shape, opts: Conv2dOptions) -> Geom {
-        assert!(x.rank() == 4 && w.rank() == 4, "conv2d needs x [N,C,H,W] and w [O,C,k,k], got {x} and {w}");
-        let [n, cin, h, wd] = x.dims::<4>();
-        let [cout, cin2, kh, kw] = w.dims::<4>();
-        assert!(cin == cin2 && kh == kw, "conv2d input {x} does not fit weight {w}");
-        let (s, p) = (opts.stride.max(1), opts.padding);
-        assert!(h + 2 * p >= kh && wd + 2 * p >= kw, "conv2d kernel {kh} larger than padded input {x}");
-        Geom { n, cin, h, w: wd, cout, k: kh, oh: (h + 2 * p - kh) / s + 1, ow: (wd + 2 * p - kw) / s + 1, s, p }
-    }
-    fn kdim(&self) -> usize {
-        self.cin * self.k * self.k
-    }
-    fn plane(&self) -> usize {
-        self.oh * self.ow
-    }
-    fn pointwise(&self) -> bool {
-        self.k == 1 && self.s == 1 && self.p == 0
-    }
+/// Chunking of the column buffer within [`COLS_BUDGET`].
+trait Chunks {
     /// Images per column chunk, and output rows per chunk (`oh` unless one image alone is
     /// over the budget; then chunks are one image each).
+    fn chunks(&self) -> (usize, usize);
+    /// `(start, len)` of the row chunks.
+    fn row_chunks(&self, rows: usize) -> Vec<(usize, usize)>;
+}
+
+impl Chunks for Geom {
     fn chunks(&self) -> (usize, usize) {
         let per_image = self.kdim() * self.plane();
         if per_image <= COLS_BUDGET {
@@ -61,7 +35,6 @@ impl Geom {
             (1, (COLS_BUDGET / (self.kdim() * self.ow).max(1)).clamp(1, self.oh))
         }
     }
-    /// `(start, len)` of the row chunks.
     fn row_chunks(&self, rows: usize) -> Vec<(usize, usize)> {
         (0..self.oh).step_by(rows.max(1)).map(|oy0| (oy0, rows.min(self.oh - oy0))).collect()
     }

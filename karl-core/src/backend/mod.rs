@@ -17,12 +17,14 @@
 //! `tests/tests/gradcheck.rs` (its test `every_trait_method_has_a_gradcheck` reads the trait
 //! sources and fails until the method is covered).
 mod activation_ops;
+mod conv_geometry;
 mod float_ops;
 mod karl_ops;
 mod module_ops;
 mod nearest;
 
 pub use activation_ops::ActivationOps;
+pub use conv_geometry::Conv2dGeometry;
 pub use float_ops::{ArgReduce, Binary, Domain, FloatOps, Reduce, Scalar, Unary};
 pub use karl_ops::{KarlOps, l2_normalize_by_primitives, nearest_code_by_distances};
 pub use module_ops::{Conv2dOptions, ModuleOps};

@@ -1,42 +1,14 @@
 //! Convolution (im2col in bounded chunks + gemm), pooling and nearest resize, with backwards.
 use super::matmul::{Operand, gemm};
 use super::{CpuTensor, Element, par_chunks};
-use crate::backend::{Conv2dOptions, nearest_source_index};
+use crate::backend::{Conv2dGeometry as Geometry, Conv2dOptions, nearest_source_index};
 use crate::shape::Shape;
 use alloc::vec::Vec;
 
 /// im2col buffers are kept under this many elements (bounded memory for big images).
 const COLS_BUDGET: usize = 1 << 22;
 
-struct Geometry {
-    n: usize,
-    cin: usize,
-    h: usize,
-    w: usize,
-    cout: usize,
-    k: usize,
-    oh: usize,
-    ow: usize,
-    s: usize,
-    p: usize,
-}
-
-fn geometry(x: &Shape, w: &Shape, opts: Conv2dOptions) -> Geometry {
-    assert!(x.rank() == 4 && w.rank() == 4, "conv2d needs x [N,C,H,W] and w [O,C,k,k], got {x} and {w}");
-    let [n, cin, h, wd] = x.dims::<4>();
-    let [cout, cin2, kh, kw] = w.dims::<4>();
-    assert!(cin == cin2 && kh == kw, "conv2d input {x} does not fit weight {w}");
-    let (s, p) = (opts.stride.max(1), opts.padding);
-    assert!(h + 2 * p >= kh && wd + 2 * p >= kw, "conv2d kernel {kh} larger than padded input {x}");
-    let oh = (h + 2 * p - kh) / s + 1;
-    let ow = (wd + 2 * p - kw) / s + 1;
-    Geometry { n, cin, h, w: wd, cout, k: kh, oh, ow, s, p }
-}
-
 impl Geometry {
-    fn kdim(&self) -> usize {
-        self.cin * self.k * self.k
-    }
     /// Output rows per chunk so that the column buffer stays within budget.
     fn rows_per_chunk(&self) -> usize {
         (COLS_BUDGET / (self.kdim() * self.ow).max(1)).clamp(1, self.oh)
@@ -114,7 +86,7 @@ pub fn conv2d<E: Element>(
     bias: Option<CpuTensor<E>>,
     opts: Conv2dOptions,
 ) -> CpuTensor<E> {
-    let g = geometry(&x.shape, &w.shape, opts);
+    let g = Geometry::new(&x.shape, &w.shape, opts);
     let kd = g.kdim();
     let plane = g.oh * g.ow;
     let mut out = alloc::vec![E::ZERO; g.n * g.cout * plane];
@@ -165,7 +137,7 @@ pub fn conv2d_backward<E: Element>(
     dy: CpuTensor<E>,
     opts: Conv2dOptions,
 ) -> (CpuTensor<E>, CpuTensor<E>, Option<CpuTensor<E>>) {
-    let g = geometry(&x.shape, &w.shape, opts);
+    let g = Geometry::new(&x.shape, &w.shape, opts);
     let kd = g.kdim();
     let plane = g.oh * g.ow;
     let mut dx = alloc::vec![E::ZERO; x.shape.numel()];
@@ -395,7 +367,7 @@ mod tests {
         bias: Option<&CpuTensor<f32>>,
         opts: Conv2dOptions,
     ) -> Vec<f32> {
-        let g = geometry(&x.shape, &w.shape, opts);
+        let g = Geometry::new(&x.shape, &w.shape, opts);
         let kd = g.kdim();
         let plane = g.oh * g.ow;
         let mut out = alloc::vec![0.0f32; g.n * g.cout * plane];
@@ -472,7 +444,7 @@ mod tests {
             let b = CpuTensor::new(values(cout, seed + 2), Shape::new([cout]));
 
             // The columns are plain copies, so they must agree bit for bit.
-            let g = geometry(&x.shape, &w.shape, opts);
+            let g = Geometry::new(&x.shape, &w.shape, opts);
             let rows = g.rows_per_chunk().min(g.oh);
             let (mut new, mut old) =
                 (alloc::vec![f32::NAN; g.kdim() * rows * g.ow], alloc::vec![f32::NAN; g.kdim() * rows * g.ow]);
