@@ -305,67 +305,32 @@ fn empty(v: &Value) {
 /// The opcodes this reader runs, named as Python's `pickletools` names them (protocols 0 to 5;
 /// the text forms that torch never writes, such as INT and FLOAT, are refused).
 mod opcode {
-    // framing and the stack
-    pub const PROTO: u8 = 0x80;
-    pub const FRAME: u8 = 0x95;
-    pub const STOP: u8 = b'.';
-    pub const MARK: u8 = b'(';
-    pub const POP: u8 = b'0';
-    pub const POP_MARK: u8 = b'1';
-    pub const DUP: u8 = b'2';
-    // constants and numbers
-    pub const NONE: u8 = b'N';
-    pub const NEWTRUE: u8 = 0x88;
-    pub const NEWFALSE: u8 = 0x89;
-    pub const BININT: u8 = b'J';
-    pub const BININT1: u8 = b'K';
-    pub const BININT2: u8 = b'M';
-    pub const LONG1: u8 = 0x8a;
-    pub const LONG4: u8 = 0x8b;
-    pub const BINFLOAT: u8 = b'G';
-    // text and bytes
-    pub const BINUNICODE: u8 = b'X';
-    pub const SHORT_BINUNICODE: u8 = 0x8c;
-    pub const BINUNICODE8: u8 = 0x8d;
-    pub const BINBYTES: u8 = b'B';
-    pub const SHORT_BINBYTES: u8 = b'C';
-    pub const BINBYTES8: u8 = 0x8e;
-    pub const BINSTRING: u8 = b'T';
-    pub const SHORT_BINSTRING: u8 = b'U';
-    // tuples, lists, sets and dicts
-    pub const EMPTY_TUPLE: u8 = b')';
-    pub const TUPLE: u8 = b't';
-    pub const TUPLE1: u8 = 0x85;
-    pub const TUPLE2: u8 = 0x86;
-    pub const TUPLE3: u8 = 0x87;
-    pub const EMPTY_LIST: u8 = b']';
-    pub const EMPTY_SET: u8 = 0x8f;
-    pub const LIST: u8 = b'l';
-    pub const FROZENSET: u8 = 0x91;
-    pub const APPEND: u8 = b'a';
-    pub const APPENDS: u8 = b'e';
-    pub const ADDITEMS: u8 = 0x90;
-    pub const EMPTY_DICT: u8 = b'}';
-    pub const DICT: u8 = b'd';
-    pub const SETITEM: u8 = b's';
-    pub const SETITEMS: u8 = b'u';
-    // classes, calls and persistent ids
-    pub const GLOBAL: u8 = b'c';
-    pub const STACK_GLOBAL: u8 = 0x93;
-    pub const REDUCE: u8 = b'R';
-    pub const NEWOBJ: u8 = 0x81;
-    pub const NEWOBJ_EX: u8 = 0x92;
-    pub const BUILD: u8 = b'b';
-    pub const BINPERSID: u8 = b'Q';
-    pub const PERSID: u8 = b'P';
-    // the memo
-    pub const BINPUT: u8 = b'q';
-    pub const LONG_BINPUT: u8 = b'r';
-    pub const MEMOIZE: u8 = 0x94;
-    pub const BINGET: u8 = b'h';
-    pub const LONG_BINGET: u8 = b'j';
-    pub const PUT: u8 = b'p';
-    pub const GET: u8 = b'g';
+    /// `pub const NAME: u8 = byte;` for each `NAME = byte`.
+    macro_rules! opcodes {
+        ($($name:ident = $byte:expr),* $(,)?) => { $(pub const $name: u8 = $byte;)* };
+    }
+    opcodes! {
+        // framing and the stack
+        PROTO = 0x80, FRAME = 0x95, STOP = b'.', MARK = b'(', POP = b'0', POP_MARK = b'1',
+        DUP = b'2',
+        // constants and numbers
+        NONE = b'N', NEWTRUE = 0x88, NEWFALSE = 0x89, BININT = b'J', BININT1 = b'K',
+        BININT2 = b'M', LONG1 = 0x8a, LONG4 = 0x8b, BINFLOAT = b'G',
+        // text and bytes
+        BINUNICODE = b'X', SHORT_BINUNICODE = 0x8c, BINUNICODE8 = 0x8d, BINBYTES = b'B',
+        SHORT_BINBYTES = b'C', BINBYTES8 = 0x8e, BINSTRING = b'T', SHORT_BINSTRING = b'U',
+        // tuples, lists, sets and dicts
+        EMPTY_TUPLE = b')', TUPLE = b't', TUPLE1 = 0x85, TUPLE2 = 0x86, TUPLE3 = 0x87,
+        EMPTY_LIST = b']', EMPTY_SET = 0x8f, LIST = b'l', FROZENSET = 0x91, APPEND = b'a',
+        APPENDS = b'e', ADDITEMS = 0x90, EMPTY_DICT = b'}', DICT = b'd', SETITEM = b's',
+        SETITEMS = b'u',
+        // classes, calls and persistent ids
+        GLOBAL = b'c', STACK_GLOBAL = 0x93, REDUCE = b'R', NEWOBJ = 0x81, NEWOBJ_EX = 0x92,
+        BUILD = b'b', BINPERSID = b'Q', PERSID = b'P',
+        // the memo
+        BINPUT = b'q', LONG_BINPUT = b'r', MEMOIZE = 0x94, BINGET = b'h', LONG_BINGET = b'j',
+        PUT = b'p', GET = b'g',
+    }
 }
 
 struct Machine<'a> {
