@@ -17,19 +17,8 @@ fn ok(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
-/// The golden astronaut input as a PNG (its values are k/255), and the golden tensors.
 fn golden_png(dir: &Path) -> (PathBuf, Vec<(String, karl_core::TensorData)>) {
-    let g = karl_core::record::read_safetensors(&mini_vae().join("forward_astronaut.safetensors")).unwrap();
-    let input = g.iter().find(|(k, _)| k == "input").unwrap().1.to_f32_vec();
-    let mut rgb = vec![0u8; 256 * 256 * 3];
-    for c in 0..3 {
-        for i in 0..256 * 256 {
-            rgb[i * 3 + c] = (input[c * 65536 + i] * 255.0).round() as u8;
-        }
-    }
-    let p = dir.join("astronaut.png");
-    image::save_buffer(&p, &rgb, 256, 256, image::ExtendedColorType::Rgb8).unwrap();
-    (p, g)
+    common::golden_png("mini_vae", dir)
 }
 
 fn ints(v: &serde_json::Value) -> Vec<i64> {
