@@ -162,6 +162,12 @@ fn fast_config() -> KarlConfig {
     c
 }
 
+/// The linear token path's channels: `KARL_LAB_LINEAR` (0: none), else `default`.
+fn linear_path(default: usize) -> Option<usize> {
+    let k = env_f64("KARL_LAB_LINEAR").map_or(default, |k| k as usize);
+    (k > 0).then_some(k)
+}
+
 /// Experiment knobs (documented in docs/karl-property-log.md); the tests' settings when unset.
 fn env_f64(k: &str) -> Option<f64> {
     std::env::var(k).ok().and_then(|v| v.parse().ok())
@@ -179,7 +185,7 @@ fn karl_property_fast() {
         (config.encoder.width, config.decoder.width, config.patch_embed_out_channels, config.halting_mlp_hidden) =
             (w, w, w, w);
     }
-    config.linear_path = env_f64("KARL_LAB_LINEAR").map(|k| k as usize);
+    config.linear_path = linear_path(4);
     let labels = match std::env::var("KARL_LAB_LABELS").as_deref() {
         Ok("official") => HaltingLabels::Official,
         _ => HaltingLabels::MinBudget,
@@ -203,7 +209,7 @@ fn karl_property_emerges_on_synthetic_data() {
         config.vq_token_dim = d as usize;
     }
     config.latent_levels = env_f64("KARL_LAB_LEVELS").map(|l| l as u32);
-    config.linear_path = env_f64("KARL_LAB_LINEAR").map(|k| k as usize);
+    config.linear_path = linear_path(8);
     let base = Run { tag: "min_budget", config, labels: HaltingLabels::MinBudget, batch: 32, seconds: minutes * 60.0 };
     let official = Run { tag: "official", labels: HaltingLabels::Official, ..base.clone() };
     // both labelings train side by side for the same wall time (one thread's worth each)

@@ -211,6 +211,7 @@ impl<B: Backend> Karl<B> {
                 max_latent: c.max_latent_tokens,
                 token_dim: c.vq_token_dim,
                 head,
+                bins: c.eps_bins.len(),
             };
             karl.linear_path = Some(LinearPath::new(dims, &mut init));
         }
@@ -258,7 +259,11 @@ impl<B: Backend> Karl<B> {
         let x = Tensor::cat(vec![cond, img, lat], 1);
         let x = self.encoder.forward(self.encoder_ln_pre.forward(x), None);
         let latents = x.narrow(1, 1 + tokens..1 + tokens + budget);
-        let h = self.halting_mlp_0.forward(self.encoder_ln_post_halt.forward(latents.clone())).tanh();
+        let mut halt_in = self.encoder_ln_post_halt.forward(latents.clone());
+        if let (Some(lp), Some(linear)) = (&self.linear_path, &linear) {
+            halt_in = halt_in.add(lp.halting_input(linear, bins));
+        }
+        let h = self.halting_mlp_0.forward(halt_in).tanh();
         let halt_logits = self.halting_mlp_2.forward(h).reshape([n, budget]);
         let mut prequant = self.pre_quantizer_mlp.forward(self.encoder_ln_post.forward(latents.clone()));
         if let Some(linear) = linear {

@@ -32,6 +32,10 @@ pub struct LinearPath<B: Backend> {
     pub from_tokens: Linear<B>,
     /// `k` channels → the head's values per patch, `[head, k]`.
     pub patch_out: Linear<B>,
+    /// `[We]`: how the halting head reads the code's tail energy (`halting_input`), zero at init.
+    pub halt_tail: Tensor<B, 1>,
+    /// `[bins, We]`: the ε condition as the halting head reads it (`halting_input`), zero at init.
+    pub halt_eps: Tensor<B, 2>,
 }
 
 crate::impl_module!(LinearPath {
@@ -39,6 +43,8 @@ crate::impl_module!(LinearPath {
     to_tokens => "to_tokens",
     from_tokens => "from_tokens",
     patch_out => "patch_out",
+    halt_tail => "halt_tail",
+    halt_eps => "halt_eps",
 });
 
 /// Sizes of a linear path.
@@ -56,6 +62,8 @@ pub struct LinearPathDims {
     pub token_dim: usize,
     /// Head values per patch.
     pub head: usize,
+    /// ε bins.
+    pub bins: usize,
 }
 
 impl<B: Backend> LinearPath<B> {
@@ -69,7 +77,28 @@ impl<B: Backend> LinearPath<B> {
             to_tokens: Linear::new(s.patches * k, t, false, init),
             from_tokens: Linear::new(t, s.patches * k, false, init),
             patch_out,
+            halt_tail: init.zeros([s.encoder_width]),
+            halt_eps: init.zeros([s.bins, s.encoder_width]),
         }
+    }
+
+    /// What the halting head adds to its input at token j of an image conditioned on bin
+    /// `bins[n]`: `halt_tail · ln(δ + Σ_{i>j} ‖linear_i‖²)` — the energy of the linear code after
+    /// token j, without gradient into the code — plus `halt_eps[bin]`, `[N, T, We]`. For a
+    /// PCA-ordered code that energy is about the error of keeping the tokens up to j, so the
+    /// head can learn where each image's error reaches ε by comparing one number per token
+    /// with a threshold per ε, instead of from the transformer's state alone (the official ε
+    /// rows are constant, so the encoder's first LayerNorm makes them all alike at init).
+    pub fn halting_input(&self, linear: &Tensor<B, 3>, bins: &[usize]) -> Tensor<B, 3> {
+        let [n, t, _] = linear.dims();
+        let energy = linear.clone().stop_gradient().square().sum_dim(2).reshape([n, 1, t]);
+        // after[i][j] = 1 where i > j: row j of energy · after sums the tokens after j
+        let after: Vec<f32> = (0..t * t).map(|x| if x / t > x % t { 1.0 } else { 0.0 }).collect();
+        let after = Tensor::<B, 2>::from_f32(after, [t, t], &linear.device()).expect("t × t");
+        let tail = energy.matmul(after).add_scalar(1e-3).log().reshape([n, t, 1]);
+        let we = self.halt_tail.dims()[0];
+        let eps = self.halt_eps.clone().select(0, bins).reshape([n, 1, we]);
+        tail.mul(self.halt_tail.clone().reshape([1, 1, we])).add(eps)
     }
 
     /// The encoder side for the first `budget` tokens: `[N, tokens, We]` → `[N, budget, d]`.
@@ -140,6 +169,8 @@ mod tests {
                 ("linear_path.to_tokens.weight".into(), vec![t, tokens * 4]),
                 ("linear_path.from_tokens.weight".into(), vec![tokens * 4, t]),
                 ("linear_path.patch_out.weight".into(), vec![head, 4]),
+                ("linear_path.halt_tail".into(), vec![c.encoder.width]),
+                ("linear_path.halt_eps".into(), vec![c.eps_bins.len(), c.encoder.width]),
             ]
         );
         let rest: Vec<_> = b.into_iter().filter(|(k, _)| !k.starts_with("linear_path.")).collect();
@@ -177,5 +208,29 @@ mod tests {
         kept_changed[d] += 3.0; // sample 0, token 1: kept
         assert_eq!(out(halted), out(base.clone()));
         assert_ne!(out(kept_changed), out(base));
+    }
+
+    #[test]
+    fn the_halting_input_is_the_log_energy_after_each_token_and_the_eps_row() {
+        let (_, mut lin) = models();
+        let we = lin.config.encoder.width;
+        let lp = lin.linear_path.as_mut().unwrap();
+        lp.halt_tail = Tensor::from_f32((0..we).map(|i| i as f32).collect(), [we], &CpuDevice).unwrap();
+        // one image, 3 tokens of 2 values: energies 1, 4, 25
+        let code = T3::from_f32(vec![1.0, 0.0, 0.0, 2.0, 3.0, 4.0], [1, 3, 2], &CpuDevice).unwrap();
+        let rows = lin.config.eps_bins.len();
+        let lp = lin.linear_path.as_mut().unwrap();
+        lp.halt_eps =
+            Tensor::from_f32((0..rows * we).map(|i| (i / we) as f32 * 100.0).collect(), [rows, we], &CpuDevice)
+                .unwrap();
+        let f = lp.halting_input(&code, &[2]).to_vec();
+        for (j, tail) in [29.0f64, 25.0, 0.0].into_iter().enumerate() {
+            let want = libm::log(tail + 1e-3);
+            for c in [1, we - 1] {
+                let got = f[j * we + c] as f64;
+                let want = want * c as f64 + 200.0; // + the row of bin 2
+                assert!((got - want).abs() < 1e-3 * c as f64 + 1e-4, "token {j}, channel {c}: {got} vs {want}");
+            }
+        }
     }
 }
