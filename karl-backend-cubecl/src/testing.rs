@@ -114,6 +114,8 @@ pub enum Case {
     LayerNormBackward(f64),
     GroupNorm(usize, f64),
     GroupNormBackward(usize, f64),
+    BatchNorm(f64),
+    BatchNormBackward(f64),
     Conv2d(Conv2dOptions, bool),
     Conv2dBackward(Conv2dOptions, bool),
     AvgPool(usize),
@@ -191,6 +193,15 @@ pub fn eval<B: Backend>(case: &Case, mut x: Vec<B::FloatTensor>, device: &B::Dev
         Case::GroupNormBackward(groups, eps) => {
             let (t, g) = (next(), next());
             let (a, b, c) = B::group_norm_backward(t, *groups, g, next(), *eps);
+            vec![a, b, c]
+        }
+        Case::BatchNorm(eps) => {
+            let (t, g) = (next(), next());
+            vec![B::batch_norm(t, g, next(), *eps)]
+        }
+        Case::BatchNormBackward(eps) => {
+            let (t, g) = (next(), next());
+            let (a, b, c) = B::batch_norm_backward(t, g, next(), *eps);
             vec![a, b, c]
         }
         Case::Conv2d(opts, bias) => {
@@ -342,6 +353,7 @@ pub fn scalar_ops<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
         (Scalar::Pow, 1.7, &pos, ELEMENTWISE),
         (Scalar::ClampMin, 0.2, &x, EXACT),
         (Scalar::ClampMax, -0.3, &x, EXACT),
+        (Scalar::LeakyRelu, 0.2, &x, ELEMENTWISE),
     ];
     for (op, s, input, tol) in cases {
         check::<R, F>(device, &format!("scalar {op:?} {s}"), Case::Scalar(op, s), std::slice::from_ref(input), tol);
@@ -483,7 +495,7 @@ pub fn layout_ops<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
     );
 }
 
-/// Softmax, log-softmax, LayerNorm, GroupNorm and their backward twins.
+/// Softmax, log-softmax, LayerNorm, GroupNorm, BatchNorm and their backward twins.
 pub fn activations<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
     for (i, shape) in [vec![3, 7], vec![2, 5, 130], vec![4, 1]].into_iter().enumerate() {
         let x = rand_in(&shape, 700 + i as u64, -5.0, 5.0);
@@ -504,6 +516,15 @@ pub fn activations<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
         let dy = rand(&[n, c, h, w], 733);
         check::<R, F>(device, "group_norm_backward", Case::GroupNormBackward(groups, 1e-6), &[x, g, dy], CHAINED);
     }
+    // train-mode BatchNorm: channels strided through the batch (N > 1), a 1×1 plane, and the
+    // discriminator's 30×30 maps
+    for (n, c, h, w) in [(2, 6, 5, 4), (3, 4, 1, 1), (1, 8, 30, 30)] {
+        let x = rand_in(&[n, c, h, w], 740, -2.0, 3.0);
+        let (g, b) = (rand_in(&[c], 741, 0.5, 1.5), rand(&[c], 742));
+        check::<R, F>(device, "batch_norm", Case::BatchNorm(1e-5), &[x.clone(), g.clone(), b], ACCUMULATE);
+        let dy = rand(&[n, c, h, w], 743);
+        check::<R, F>(device, "batch_norm_backward", Case::BatchNormBackward(1e-5), &[x, g, dy], CHAINED);
+    }
 }
 
 /// conv2d (+ backward) over strides, paddings, kernel sizes, 1×1, with and without bias, and
@@ -517,6 +538,9 @@ pub fn convolution<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
         (2, 4, 5, 6, 3, 1, 1, 0),
         (1, 2, 5, 6, 3, 1, 2, 1),
         (1, 2, 7, 5, 2, 4, 3, 2),
+        // the PatchGAN discriminator's 4×4 convolutions: stride 2 pad 1, and stride 1 pad 1
+        (2, 3, 10, 12, 4, 4, 2, 1),
+        (1, 5, 9, 8, 3, 4, 1, 1),
         // 576 × 200² = 23 M column elements per image, over the 16 M budget: one image per
         // chunk, two chunks of output rows (and the CPU's Winograd path)
         (2, 64, 200, 200, 16, 3, 1, 1),

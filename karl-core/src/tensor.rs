@@ -119,6 +119,10 @@ impl<B: Backend, const D: usize> Tensor<B, D> {
     pub fn clamp_max(self, s: f64) -> Self {
         self.sc(Scalar::ClampMax, s)
     }
+    /// Leaky ReLU: `self` where positive, `slope · self` elsewhere.
+    pub fn leaky_relu(self, slope: f64) -> Self {
+        self.sc(Scalar::LeakyRelu, slope)
+    }
     /// e^x.
     pub fn exp(self) -> Self {
         self.un(Unary::Exp)
@@ -304,6 +308,10 @@ impl<B: Backend> Tensor<B, 4> {
         Tensor {
             primitive: B::group_norm(self.primitive, groups, gamma.primitive.clone(), beta.primitive.clone(), eps),
         }
+    }
+    /// Train-mode BatchNorm with the batch statistics of each channel over (N, H, W).
+    pub fn batch_norm(self, gamma: &Tensor<B, 1>, beta: &Tensor<B, 1>, eps: f64) -> Self {
+        Tensor { primitive: B::batch_norm(self.primitive, gamma.primitive.clone(), beta.primitive.clone(), eps) }
     }
     /// Average pool k×k, stride k.
     pub fn avg_pool2d(self, k: usize) -> Self {

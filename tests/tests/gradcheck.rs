@@ -203,6 +203,8 @@ fn check_scalar(op: Scalar) {
             Scalar::Pow => (rng.vec(n, 0.4, 2.5), p),
             // values on both sides of the threshold, never within 0.05 of it
             Scalar::ClampMin | Scalar::ClampMax => (rng.vec_away_from(n, s, 0.05, 1.5), s),
+            // values on both sides of the kink at 0; the slope drawn like the other scalars
+            Scalar::LeakyRelu => (rng.vec_away_from(n, 0.0, 0.05, 1.5), s),
         };
         gradcheck(&format!("scalar_{}", op.name()), &[var(x, &d)], |t| Ad64::float_scalar(op, t[0].clone(), s))
     });
@@ -424,11 +426,28 @@ fn group_norm() {
     });
 }
 
+fn batch_norm() {
+    run((1usize..4, 1usize..4, 1usize..4, 1usize..4, any::<u64>()), |(n, c, h, w, seed)| {
+        let d = [n, c, h, w];
+        if n * h * w < 2 {
+            return Ok(()); // one value per channel: zero variance, x̂ = 0
+        }
+        let mut rng = Rng::new(seed);
+        let x = rng.vec(numel(&d), -2.0, 2.0);
+        let g = rng.vec(c, 0.5, 1.5);
+        let b = rng.vec(c, -0.5, 0.5);
+        gradcheck("batch_norm", &[var(x, &d), var(g, &[c]), var(b, &[c])], |t| {
+            Ad64::batch_norm(t[0].clone(), t[1].clone(), t[2].clone(), 1e-5)
+        })
+    });
+}
+
 // ---------------------------------------------------------------- modules
 
 fn conv_case(bias: bool) {
     let s = (
-        prop::sample::select(vec![1usize, 3, 5]),
+        // kernel 4 (even: the PatchGAN discriminator's 4×4 stride-2 / stride-1 convolutions)
+        prop::sample::select(vec![1usize, 3, 4, 5]),
         prop::sample::select(vec![1usize, 2, 4]),
         0usize..3,
         (1usize..3, 1usize..4, 1usize..4),
@@ -677,6 +696,7 @@ registry!(
     log_softmax,
     layer_norm,
     group_norm,
+    batch_norm,
     conv2d,
     conv2d_no_bias,
     avg_pool2d,
@@ -717,6 +737,7 @@ const COVERAGE: &[(&str, &[&str])] = &[
     ("log_softmax", &["log_softmax"]),
     ("layer_norm", &["layer_norm"]),
     ("group_norm", &["group_norm"]),
+    ("batch_norm", &["batch_norm"]),
     ("conv2d", &["conv2d", "conv2d_no_bias"]),
     ("avg_pool2d", &["avg_pool2d"]),
     ("max_pool2d", &["max_pool2d", "max_pool2d_padded"]),

@@ -21,6 +21,7 @@ pub enum ScalarOp {
     Powi,
     ClampMin,
     ClampMax,
+    LeakyRelu,
 }
 
 /// `0 − x`: cubecl 0.10's CUDA code generator emits unary minus on a vectorised value as `-v`
@@ -111,6 +112,11 @@ fn scalar_kernel<F: Float, N: Size>(
             ScalarOp::Powi => Vector::powi(x, Vector::new(i32::cast_from(s))),
             ScalarOp::ClampMin => Vector::<f32, N>::max(x, sv),
             ScalarOp::ClampMax => Vector::<f32, N>::min(x, sv),
+            // max(x, 0) + s·min(x, 0): x for x > 0, s·x otherwise, without a per-lane branch.
+            ScalarOp::LeakyRelu => {
+                let zero = Vector::<f32, N>::new(0.0);
+                Vector::<f32, N>::max(x, zero) + sv * Vector::<f32, N>::min(x, zero)
+            }
         };
         output[ABSOLUTE_POS] = Vector::cast_from(y);
     }
@@ -215,6 +221,7 @@ pub fn scalar<R: Runtime, F: FloatElem>(op: Scalar, t: CubeTensor<R, F>, s: f64)
         Scalar::Pow => ScalarOp::Pow,
         Scalar::ClampMin => ScalarOp::ClampMin,
         Scalar::ClampMax => ScalarOp::ClampMax,
+        Scalar::LeakyRelu => ScalarOp::LeakyRelu,
     };
     let n = t.numel();
     let out = t.empty_like(t.shape.clone());

@@ -108,8 +108,18 @@ fn row_kernel<F: Float>(
     }
 }
 
+/// Where element `j` of row `row` lives: `row · len + j` for contiguous rows (LayerNorm,
+/// GroupNorm); for BatchNorm's channel rows (`strided`) `(j / inner) · outer + row · inner +
+/// j % inner`, with `inner = H·W` and `outer = C·H·W`.
+#[cube]
+fn row_offset(row: usize, j: usize, len: usize, inner: usize, outer: usize, #[comptime] strided: bool) -> usize {
+    if strided { (j / inner) * outer + row * inner + j % inner } else { row * len + j }
+}
+
 /// Normalises each row of `[rows, len]` and applies a per-channel affine: channel of element
-/// `j` of row `r` is `((r % groups) · len + j) / plane` (LayerNorm: groups = 1, plane = 1).
+/// `j` of row `r` is `((r % groups) · len + j) / plane` (LayerNorm: groups = 1, plane = 1;
+/// BatchNorm: one row per channel, groups = rows, plane = len, elements at [`row_offset`]).
+#[allow(clippy::too_many_arguments)]
 #[cube(launch_unchecked)]
 fn norm_kernel<F: Float>(
     x: &Array<F>,
@@ -120,14 +130,18 @@ fn norm_kernel<F: Float>(
     len: u32,
     groups: u32,
     plane: u32,
+    inner: u32,
+    outer: u32,
     eps: f32,
     #[comptime] block: usize,
+    #[comptime] strided: bool,
 ) {
     let row = CUBE_POS;
     if row < usize::cast_from(rows) {
         let len = usize::cast_from(len);
         let plane = usize::cast_from(plane);
-        let base = row * len;
+        let inner = usize::cast_from(inner);
+        let outer = usize::cast_from(outer);
         let ch0 = (row % usize::cast_from(groups)) * len;
         let t = usize::cast_from(UNIT_POS);
         let mut smem = SharedMemory::<f32>::new(block);
@@ -138,7 +152,7 @@ fn norm_kernel<F: Float>(
         let mut comp = 0.0f32;
         let mut j = t;
         while j < len {
-            let y = f32::cast_from(x[base + j]) - comp;
+            let y = f32::cast_from(x[row_offset(row, j, len, inner, outer, strided)]) - comp;
             let tot = s + y;
             comp = (tot - s) - y;
             s = tot;
@@ -151,7 +165,7 @@ fn norm_kernel<F: Float>(
         let mut cq = 0.0f32;
         let mut j = t;
         while j < len {
-            let d = f32::cast_from(x[base + j]) - mean0;
+            let d = f32::cast_from(x[row_offset(row, j, len, inner, outer, strided)]) - mean0;
             let y = d - cd;
             let tot = sd + y;
             cd = (tot - sd) - y;
@@ -170,8 +184,11 @@ fn norm_kernel<F: Float>(
         let mut j = t;
         while j < len {
             let c = (ch0 + j) / plane;
-            out[base + j] = F::cast_from(
-                (f32::cast_from(x[base + j]) - mean) * rstd * f32::cast_from(gamma[c]) + f32::cast_from(beta[c]),
+            out[row_offset(row, j, len, inner, outer, strided)] = F::cast_from(
+                (f32::cast_from(x[row_offset(row, j, len, inner, outer, strided)]) - mean)
+                    * rstd
+                    * f32::cast_from(gamma[c])
+                    + f32::cast_from(beta[c]),
             );
             j += block;
         }
@@ -212,8 +229,10 @@ fn launch_norm<R: Runtime, F: FloatElem>(
     len: usize,
     groups: usize,
     plane: usize,
+    strided: Option<(usize, usize)>,
     eps: f64,
 ) -> CubeTensor<R, F> {
+    let (inner, outer) = strided.unwrap_or((len, 0));
     let out = x.empty_like(x.shape.clone());
     if x.numel() == 0 {
         return out;
@@ -232,8 +251,11 @@ fn launch_norm<R: Runtime, F: FloatElem>(
             u32_of(len),
             u32_of(groups),
             u32_of(plane),
+            u32_of(inner),
+            u32_of(outer),
             eps as f32,
             ROW_UNITS,
+            strided.is_some(),
         )
     };
     out
@@ -248,7 +270,7 @@ pub fn layer_norm<R: Runtime, F: FloatElem>(
 ) -> CubeTensor<R, F> {
     let c = *x.shape.dims.last().expect("layer_norm of a rank-0 tensor");
     assert!(gamma.numel() == c && beta.numel() == c, "layer_norm of {} with affine {}", x.shape, gamma.shape);
-    launch_norm(&x, &gamma, &beta, x.numel() / c.max(1), c, 1, 1, eps)
+    launch_norm(&x, &gamma, &beta, x.numel() / c.max(1), c, 1, 1, None, eps)
 }
 
 /// GroupNorm of `[N, C, H, W]`.
@@ -264,5 +286,20 @@ pub fn group_norm<R: Runtime, F: FloatElem>(
     assert!(groups > 0 && c % groups == 0, "group_norm: {c} channels in {groups} groups");
     assert!(gamma.numel() == c && beta.numel() == c, "group_norm of {} with affine {}", x.shape, gamma.shape);
     let len = (c / groups) * h * w;
-    launch_norm(&x, &gamma, &beta, n * groups, len, groups, (h * w).max(1), eps)
+    launch_norm(&x, &gamma, &beta, n * groups, len, groups, (h * w).max(1), None, eps)
+}
+
+/// Train-mode BatchNorm of `[N, C, H, W]`: one cube per channel over its N·H·W values (batch
+/// statistics, biased variance), then the channel's affine.
+pub fn batch_norm<R: Runtime, F: FloatElem>(
+    x: CubeTensor<R, F>,
+    gamma: CubeTensor<R, F>,
+    beta: CubeTensor<R, F>,
+    eps: f64,
+) -> CubeTensor<R, F> {
+    assert_eq!(x.shape.rank(), 4, "batch_norm needs [N, C, H, W], got {}", x.shape);
+    let [n, c, h, w] = x.shape.dims::<4>();
+    assert!(gamma.numel() == c && beta.numel() == c, "batch_norm of {} with affine {}", x.shape, gamma.shape);
+    let len = n * h * w;
+    launch_norm(&x, &gamma, &beta, c, len, c, len.max(1), Some((h * w, c * h * w)), eps)
 }

@@ -1,4 +1,4 @@
-//! `ActivationOps`: fused softmax / log-softmax / LayerNorm / GroupNorm kernels; the
+//! `ActivationOps`: fused softmax / log-softmax / LayerNorm / GroupNorm / BatchNorm kernels; the
 //! backwards keep karl-core's defaults (built from device primitives).
 use crate::element::FloatElem;
 use crate::kernel::norm;
@@ -24,5 +24,8 @@ impl<R: Runtime, F: FloatElem> ActivationOps for CubeBackend<R, F> {
         eps: f64,
     ) -> CubeTensor<R, F> {
         norm::group_norm(x, groups, gamma, beta, eps)
+    }
+    fn batch_norm(x: CubeTensor<R, F>, gamma: CubeTensor<R, F>, beta: CubeTensor<R, F>, eps: f64) -> CubeTensor<R, F> {
+        norm::batch_norm(x, gamma, beta, eps)
     }
 }

@@ -153,6 +153,18 @@ impl<B: Backend> Step<B> for ScalarStep<B> {
                 );
                 bin::<B>(Binary::Mul, g, m)
             }
+            Scalar::LeakyRelu => {
+                let slope: Vec<f64> = B::float_into_data(&self.x)
+                    .to_f64_vec()
+                    .iter()
+                    .map(|&v| if v > 0.0 { 1.0 } else { self.s })
+                    .collect();
+                let m = B::float_from_data(
+                    &TensorData::new_f64(slope, B::float_shape(&self.x)).expect("sized"),
+                    &B::float_device(&g),
+                );
+                bin::<B>(Binary::Mul, g, m)
+            }
         };
         vec![Some(g)]
     }
@@ -444,6 +456,18 @@ impl<B: Backend> Step<B> for GroupNormStep<B> {
     }
 }
 
+struct BatchNormStep<B: Backend> {
+    x: T<B>,
+    gamma: T<B>,
+    eps: f64,
+}
+impl<B: Backend> Step<B> for BatchNormStep<B> {
+    fn backward(&self, g: T<B>) -> Vec<Option<T<B>>> {
+        let (dx, dg, db) = B::batch_norm_backward(self.x.clone(), self.gamma.clone(), g, self.eps);
+        vec![Some(dx), Some(dg), Some(db)]
+    }
+}
+
 impl<B: Backend> ActivationOps for Autodiff<B> {
     fn softmax(x: AdTensor<B>) -> AdTensor<B> {
         let y = B::softmax(x.primitive.clone());
@@ -461,6 +485,11 @@ impl<B: Backend> ActivationOps for Autodiff<B> {
     fn group_norm(x: AdTensor<B>, groups: usize, gamma: AdTensor<B>, beta: AdTensor<B>, eps: f64) -> AdTensor<B> {
         let y = B::group_norm(x.primitive.clone(), groups, gamma.primitive.clone(), beta.primitive.clone(), eps);
         let step = GroupNormStep::<B> { x: x.primitive.clone(), gamma: gamma.primitive.clone(), groups, eps };
+        AdTensor::record(y, &[&x, &gamma, &beta], step)
+    }
+    fn batch_norm(x: AdTensor<B>, gamma: AdTensor<B>, beta: AdTensor<B>, eps: f64) -> AdTensor<B> {
+        let y = B::batch_norm(x.primitive.clone(), gamma.primitive.clone(), beta.primitive.clone(), eps);
+        let step = BatchNormStep::<B> { x: x.primitive.clone(), gamma: gamma.primitive.clone(), eps };
         AdTensor::record(y, &[&x, &gamma, &beta], step)
     }
 }

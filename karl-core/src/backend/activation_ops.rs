@@ -1,6 +1,7 @@
 //! Activations over the last dimension (softmax, log-softmax) and normalisations (LayerNorm,
-//! GroupNorm), each defaulted from primitives with an explicit `*_backward` twin that autodiff
-//! calls, so a backend can ship a fused forward and backward without touching autodiff.
+//! GroupNorm, train-mode BatchNorm), each defaulted from primitives with an explicit
+//! `*_backward` twin that autodiff calls, so a backend can ship a fused forward and backward
+//! without touching autodiff.
 use super::{Binary, FloatOps, Reduce, Scalar, Unary};
 use crate::shape::Shape;
 
@@ -109,6 +110,55 @@ pub trait ActivationOps: FloatOps {
         let dx = norm_backward::<Self>(xhat_g, rstd, Self::float_reshape(dxhat, gshape));
         (Self::float_reshape(dx, shape), dgamma, dbeta)
     }
+    /// BatchNorm of `[N, C, H, W]` in training mode (`nn.BatchNorm2d` after `.train()`): each
+    /// channel normalised with its batch statistics over (N, H, W), biased variance, then the
+    /// affine `gamma`, `beta` (`[C]`). The running statistics are the caller's business
+    /// ([`crate::nn::BatchNorm2d`] updates them from the same batch).
+    fn batch_norm(
+        x: Self::FloatTensor,
+        gamma: Self::FloatTensor,
+        beta: Self::FloatTensor,
+        eps: f64,
+    ) -> Self::FloatTensor {
+        let shape = Self::float_shape(&x);
+        let c = shape.dims[1];
+        let xhat = from_channel_rows::<Self>(normalize_last::<Self>(channel_rows::<Self>(x), eps).0, &shape);
+        let gamma = Self::float_reshape(gamma, Shape::new([c, 1, 1]));
+        let beta = Self::float_reshape(beta, Shape::new([c, 1, 1]));
+        Self::float_binary(Binary::Add, Self::float_binary(Binary::Mul, xhat, gamma), beta)
+    }
+    /// Gradients of train-mode BatchNorm: `(dx, dgamma, dbeta)`; the batch statistics depend
+    /// on `x`, so `dx` has the same form as LayerNorm's over each channel's N·H·W values.
+    fn batch_norm_backward(
+        x: Self::FloatTensor,
+        gamma: Self::FloatTensor,
+        dy: Self::FloatTensor,
+        eps: f64,
+    ) -> (Self::FloatTensor, Self::FloatTensor, Self::FloatTensor) {
+        let shape = Self::float_shape(&x);
+        let c = shape.dims[1];
+        let (xhat_rows, rstd) = normalize_last::<Self>(channel_rows::<Self>(x), eps);
+        let dy_rows = channel_rows::<Self>(dy);
+        let per_channel =
+            |t: Self::FloatTensor| Self::float_reshape(Self::float_reduce(Reduce::Sum, t, 1), Shape::new([c]));
+        let dbeta = per_channel(dy_rows.clone());
+        let dgamma = per_channel(Self::float_binary(Binary::Mul, dy_rows.clone(), xhat_rows.clone()));
+        let dxhat = Self::float_binary(Binary::Mul, dy_rows, Self::float_reshape(gamma, Shape::new([c, 1])));
+        let dx = norm_backward::<Self>(xhat_rows, rstd, dxhat);
+        (from_channel_rows::<Self>(dx, &shape), dgamma, dbeta)
+    }
+}
+
+/// `[N, C, H, W]` → `[C, N·H·W]`: one row per channel.
+fn channel_rows<B: FloatOps>(x: B::FloatTensor) -> B::FloatTensor {
+    let [n, c, h, w] = B::float_shape(&x).dims::<4>();
+    B::float_reshape(B::float_permute(x, &[1, 0, 2, 3]), Shape::new([c, n * h * w]))
+}
+
+/// The inverse of [`channel_rows`] for an `[N, C, H, W]` shape.
+fn from_channel_rows<B: FloatOps>(rows: B::FloatTensor, shape: &Shape) -> B::FloatTensor {
+    let [n, c, h, w] = shape.dims::<4>();
+    B::float_permute(B::float_reshape(rows, Shape::new([c, n, h, w])), &[1, 0, 2, 3])
 }
 
 /// `(x − mean)/√(var + eps)` over the last dim, and `1/√(var + eps)` (kept dim).

@@ -128,6 +128,9 @@ op_enum! {
         ClampMin = "clamp_min",
         /// min(x, s).
         ClampMax = "clamp_max",
+        /// Leaky ReLU with negative slope s: x for x > 0, s·x otherwise (`nn.LeakyReLU(s)`; the
+        /// PatchGAN discriminator uses s = 0.2); d/dx = 1 for x > 0, s otherwise.
+        LeakyRelu = "leaky_relu",
     }
 }
 

@@ -89,6 +89,13 @@ pub fn scalar<E: Element>(op: Scalar, t: CpuTensor<E>, s: f64) -> CpuTensor<E> {
                         *x
                     }
                 }
+                Scalar::LeakyRelu => {
+                    if *x > E::from_f64(0.0) {
+                        *x
+                    } else {
+                        *x * se
+                    }
+                }
             }
         })
     });
