@@ -21,6 +21,8 @@ pub enum DType {
     I32,
     /// unsigned byte (masks).
     U8,
+    /// signed byte (quantized weights stored with a scale, e.g. the golden LPIPS-VGG).
+    I8,
     /// boolean.
     Bool,
 }
@@ -32,7 +34,7 @@ impl DType {
             DType::F64 | DType::I64 => 8,
             DType::F32 | DType::I32 => 4,
             DType::F16 | DType::BF16 => 2,
-            DType::U8 | DType::Bool => 1,
+            DType::U8 | DType::I8 | DType::Bool => 1,
         }
     }
 }
@@ -114,6 +116,7 @@ impl TensorData {
                 bytes.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as f64).collect(),
             ),
             DType::U8 | DType::Bool => Values::F64(bytes.iter().map(|&b| b as f64).collect()),
+            DType::I8 => Values::F64(bytes.iter().map(|&b| b as i8 as f64).collect()),
         };
         Ok(TensorData { shape, values, dtype })
     }
@@ -132,6 +135,7 @@ impl TensorData {
             DType::I64 => self.to_f64_vec().iter().for_each(|v| out.extend_from_slice(&(*v as i64).to_le_bytes())),
             DType::I32 => self.to_f64_vec().iter().for_each(|v| out.extend_from_slice(&(*v as i32).to_le_bytes())),
             DType::U8 | DType::Bool => self.to_f64_vec().iter().for_each(|v| out.push(*v as u8)),
+            DType::I8 => self.to_f64_vec().iter().for_each(|v| out.push(*v as i8 as u8)),
         }
         out
     }

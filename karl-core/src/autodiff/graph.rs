@@ -96,6 +96,21 @@ fn accumulate<B: Backend>(map: &mut BTreeMap<u64, B::FloatTensor>, id: u64, g: B
 }
 
 pub(crate) fn backward<B: Backend>(loss: &AdTensor<B>) -> Gradients<B> {
+    walk(loss, None)
+}
+
+/// The gradient of `loss` with respect to the tracked tensor `wrt` alone, as
+/// `torch.autograd.grad(loss, wrt)`: only the steps of nodes that depend on `wrt` run (a node
+/// depends on it when one of its parents does; ids grow with creation, so one ascending pass
+/// decides). For a weight near the output, such as the last decoder convolution, that is a
+/// small part of the graph. `None` when `loss` does not depend on `wrt`.
+pub(crate) fn gradient_of<B: Backend>(loss: &AdTensor<B>, wrt: &AdTensor<B>) -> Option<B::FloatTensor> {
+    let target = wrt.node.as_ref()?.id;
+    walk(loss, Some(target)).grads.remove(&target)
+}
+
+/// Backpropagation from `loss` to every leaf, or (with `only`) to that one node.
+fn walk<B: Backend>(loss: &AdTensor<B>, only: Option<u64>) -> Gradients<B> {
     let mut grads = BTreeMap::new();
     let Some(root) = &loss.node else { return Gradients { grads } };
     // Every node reachable from the loss; ids grow with creation, so descending id order is a
@@ -113,10 +128,23 @@ pub(crate) fn backward<B: Backend>(loss: &AdTensor<B>) -> Gradients<B> {
         }
         nodes.insert(n.id, n);
     }
+    // With a target: the nodes whose value depends on it (parents first in ascending order).
+    let needed: Option<BTreeMap<u64, ()>> = only.map(|target| {
+        let mut dep = BTreeMap::new();
+        for (id, node) in &nodes {
+            if *id == target || node.parents.iter().flatten().any(|p| dep.contains_key(&p.id)) {
+                dep.insert(*id, ());
+            }
+        }
+        dep
+    });
+    let wanted = |id: u64| needed.as_ref().is_none_or(|d| d.contains_key(&id));
     let shape = B::float_shape(&loss.primitive);
     let device = B::float_device(&loss.primitive);
     let mut pending: BTreeMap<u64, B::FloatTensor> = BTreeMap::new();
-    pending.insert(root.id, B::float_full(shape, 1.0, &device));
+    if wanted(root.id) {
+        pending.insert(root.id, B::float_full(shape, 1.0, &device));
+    }
     for (id, node) in nodes.iter().rev() {
         let Some(g) = pending.remove(id) else { continue };
         match &node.step {
@@ -124,7 +152,9 @@ pub(crate) fn backward<B: Backend>(loss: &AdTensor<B>) -> Gradients<B> {
             Some(step) => {
                 let parent_grads = step.backward(g);
                 for (p, pg) in node.parents.iter().zip(parent_grads) {
-                    if let (Some(p), Some(pg)) = (p, pg) {
+                    if let (Some(p), Some(pg)) = (p, pg)
+                        && wanted(p.id)
+                    {
                         accumulate::<B>(&mut pending, p.id, pg);
                     }
                 }

@@ -35,6 +35,9 @@ impl<B: Backend> AutodiffBackend for Autodiff<B> {
     fn grad(grads: &Gradients<B>, t: &AdTensor<B>) -> Option<B::FloatTensor> {
         grads.get(t).cloned()
     }
+    fn grad_of(loss: &AdTensor<B>, wrt: &AdTensor<B>) -> Option<B::FloatTensor> {
+        graph::gradient_of(loss, wrt)
+    }
     fn inner(t: &AdTensor<B>) -> B::FloatTensor {
         t.primitive.clone()
     }

@@ -57,6 +57,17 @@ pub trait AutodiffBackend: Backend {
     fn backward(loss: &Self::FloatTensor) -> Self::Gradients;
     /// The gradient of `t` (a tensor marked with [`AutodiffBackend::require_grad`]).
     fn grad(grads: &Self::Gradients, t: &Self::FloatTensor) -> Option<<Self::Inner as BackendTypes>::FloatTensor>;
+    /// The gradient of `loss` with respect to `wrt` alone (`torch.autograd.grad(loss, wrt)`),
+    /// without touching the rest of the graph: the graph stays usable for more calls and for
+    /// the full [`AutodiffBackend::backward`]. The stage-2 adaptive GAN weight takes two such
+    /// gradients (of the reconstruction and the generator loss) on one weight inside a step.
+    /// Defaults to a full backward pass; `Autodiff` walks only the nodes that depend on `wrt`.
+    fn grad_of(
+        loss: &Self::FloatTensor,
+        wrt: &Self::FloatTensor,
+    ) -> Option<<Self::Inner as BackendTypes>::FloatTensor> {
+        Self::grad(&Self::backward(loss), wrt)
+    }
     /// The value without the graph.
     fn inner(t: &Self::FloatTensor) -> <Self::Inner as BackendTypes>::FloatTensor;
     /// A constant (no-gradient) tensor from an inner one.

@@ -244,6 +244,7 @@ impl<B: Backend> Lpips<B> {
     /// Builds the network for a given backbone. Fails with [`Error::Weights`] listing every
     /// missing, mis-shaped and unexpected `net.*` key at once.
     pub fn from_tensors_as(net: Backbone, tensors: Vec<(String, TensorData)>, device: &B::Device) -> Result<Self> {
+        let tensors = dequantize_scaled(tensors)?;
         let keys: BTreeMap<&str, &TensorData> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
         let mut missing: Vec<String> = Vec::new();
         let mut misshaped: Vec<String> = Vec::new();
@@ -402,6 +403,33 @@ impl<B: Backend> Lpips<B> {
         Ok(results)
     }
 
+    /// The five tapped activations of a `(N, 3, H, W)` batch, to compare several images
+    /// against the same reference without recomputing it ([`Lpips::distance_to`]).
+    pub fn reference(&self, a: &Tensor<B, 4>, range: InputRange) -> Vec<Tensor<B, 4>> {
+        self.features(Self::prepare(a, range))
+    }
+
+    /// The per-image LPIPS distance of `b` to the images whose [`Lpips::reference`] is `fa`,
+    /// as a `[N]` tensor that gradients flow through (training: the stage-2 perceptual loss),
+    /// and the five per-layer terms (each `[N]`). The network itself is constant.
+    pub fn distance_to(
+        &self,
+        fa: &[Tensor<B, 4>],
+        b: &Tensor<B, 4>,
+        range: InputRange,
+    ) -> (Tensor<B, 1>, Vec<Tensor<B, 1>>) {
+        let n = b.dims()[0];
+        let fb = self.features(Self::prepare(b, range));
+        let mut layers = Vec::with_capacity(5);
+        for ((f0, f1), head) in fa.iter().zip(fb).zip(&self.heads) {
+            let d = Self::unit_channels(f0.clone()).sub(Self::unit_channels(f1)).square();
+            let [_, _, lh, lw] = d.dims();
+            layers.push(d.conv2d(head, None, 1, 0).reshape([n, lh * lw]).mean_dim(1).reshape([n]));
+        }
+        let total = layers.iter().skip(1).fold(layers[0].clone(), |acc, l| acc.add(l.clone()));
+        (total, layers)
+    }
+
     /// `2x − 1` for [`InputRange::MinusOneToOne`], `x` otherwise.
     fn prepare(x: &Tensor<B, 4>, range: InputRange) -> Tensor<B, 4> {
         match range {
@@ -435,6 +463,40 @@ impl<B: Backend> Lpips<B> {
         }
         taps
     }
+}
+
+/// Replaces every quantized weight `K` (int8, with a sibling `K_scale` of one float) by
+/// `float32(q) · scale` and drops the scales; other tensors pass through. The golden LPIPS-VGG
+/// is stored this way (scale = 2^e, so the product is exact in f32).
+pub fn dequantize_scaled(tensors: Vec<(String, TensorData)>) -> Result<Vec<(String, TensorData)>> {
+    let scales: BTreeMap<String, TensorData> =
+        tensors.iter().filter(|(k, _)| k.ends_with("_scale")).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut out = Vec::with_capacity(tensors.len());
+    for (k, v) in tensors {
+        if is_weight_scale(&k) {
+            continue;
+        }
+        if v.dtype != crate::data::DType::I8 {
+            out.push((k, v));
+            continue;
+        }
+        let sk = format!("{k}_scale");
+        let Some(scale) = scales.get(&sk) else {
+            return Err(Error::Weights(format!("{k} is int8 but has no {sk} beside it")));
+        };
+        let sv = scale.to_f32_vec();
+        if sv.len() != 1 || !sv[0].is_finite() {
+            return Err(Error::Weights(format!("{sk} must hold one finite value, has {:?}", scale.shape)));
+        }
+        let q: Vec<f32> = v.to_f32_vec().into_iter().map(|q| q * sv[0]).collect();
+        out.push((k, TensorData::new_f32(q, v.shape.clone())?));
+    }
+    Ok(out)
+}
+
+/// Whether `k` is the scale of a quantized weight (`….weight_scale`).
+fn is_weight_scale(k: &str) -> bool {
+    k.strip_suffix("_scale").is_some_and(|b| b.ends_with("weight"))
 }
 
 #[cfg(test)]

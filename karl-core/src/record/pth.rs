@@ -149,6 +149,7 @@ fn storage_dtype(class: &str) -> Option<DType> {
         "LongStorage" => DType::I64,
         "IntStorage" => DType::I32,
         "ByteStorage" => DType::U8,
+        "CharStorage" => DType::I8,
         "BoolStorage" => DType::Bool,
         _ => return None,
     })

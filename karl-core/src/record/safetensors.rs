@@ -71,6 +71,7 @@ fn dtype_from_safetensors(d: Dtype) -> Option<DType> {
         Dtype::I64 => DType::I64,
         Dtype::I32 => DType::I32,
         Dtype::U8 => DType::U8,
+        Dtype::I8 => DType::I8,
         Dtype::BOOL => DType::Bool,
         _ => return None,
     })
@@ -85,6 +86,7 @@ fn dtype_to_safetensors(d: DType) -> Dtype {
         DType::I64 => Dtype::I64,
         DType::I32 => Dtype::I32,
         DType::U8 => Dtype::U8,
+        DType::I8 => Dtype::I8,
         DType::Bool => Dtype::BOOL,
     }
 }
@@ -104,6 +106,7 @@ mod tests {
             ("e_i64".into(), f(vec![3.0, -4.0, 9_007_199_254_740_992.0], &[3], DType::I64)),
             ("f_i32".into(), f(vec![i32::MIN as f64, i32::MAX as f64], &[1, 2], DType::I32)),
             ("g_u8".into(), f(vec![0.0, 255.0, 7.0], &[3], DType::U8)),
+            ("gg_i8".into(), f(vec![-128.0, 127.0, -1.0, 0.0], &[2, 2], DType::I8)),
             ("h_bool".into(), f(vec![1.0, 0.0, 1.0, 1.0], &[2, 2], DType::Bool)),
             ("i_scalar".into(), TensorData::new_f32(vec![7.0], Vec::<usize>::new()).unwrap()),
         ]

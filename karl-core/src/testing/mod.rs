@@ -1,6 +1,7 @@
 //! Test support shared by every backend's test suite (feature `testing`): the golden forward
-//! check of the official mini model and its golden training step ([`train_step`]), and the
-//! same for the VAE-base model ([`vae`]), written once and generic over the backend.
+//! check of the official mini model and its golden training step ([`train_step`]), the same
+//! for the VAE-base model ([`vae`]), and the stage-2 modules and steps ([`stage2`]), written
+//! once and generic over the backend.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 use crate::model::Tokenizer;
 use crate::model::tokenizer::EncodeOptions;
@@ -8,8 +9,13 @@ use crate::record::{read_safetensors, shared_dir};
 use crate::{Backend, Tensor, TensorData, Tolerance};
 use std::collections::BTreeMap;
 
+mod stage2;
 mod train_step;
 mod vae;
+pub use stage2::{
+    ModulesReport, StepReport, check_stage2_modules, check_stage2_step, golden_discriminator, golden_lpips,
+    golden_step, stage2_dir, stage2_setup,
+};
 pub use train_step::{TrainStepTolerance, check_train_step};
 pub use vae::{VaeReport, VaeVariant, Worst, check_vae_image, check_vae_train_step, mini_vae};
 

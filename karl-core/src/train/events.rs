@@ -4,6 +4,8 @@ use super::two_phase::StepLosses;
 use alloc::string::String;
 
 /// Something that happened during training.
+// One event per step: the size of `Step` does not matter, boxing it would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum TrainEvent {
     /// A step finished.

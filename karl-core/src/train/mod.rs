@@ -9,6 +9,7 @@ pub mod min_budget;
 pub mod optim;
 pub mod params;
 pub mod schedule;
+pub mod stage2;
 pub mod synthetic;
 #[cfg(feature = "std")]
 pub mod trainer;

@@ -33,6 +33,9 @@ pub struct StepLosses {
     pub curves: Vec<Vec<f32>>,
     /// Minimum-budget labels only: each image's halting target T* in phase (b).
     pub targets_b: Vec<usize>,
+    /// Values measured beside the loss terms, not part of the total (stage 2: `d_weight`,
+    /// `g_loss`, logit means, the GAN weight).
+    pub measurements: Vec<(String, f64)>,
 }
 
 /// Mean BCE-with-logits of `logits` against a constant target.
