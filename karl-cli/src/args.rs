@@ -78,7 +78,8 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Image-quality metrics between two images (L1, MSE, PSNR, SSIM, LPIPS).
     Metrics(MetricsArgs),
-    /// Train a KARL model (two-phase, stage 1) with checkpoints and exact resume.
+    /// Train a KARL model (two-phase; stage 1, or stage 2 full finetuning with --stage 2) with
+    /// checkpoints and exact resume.
     Train(TrainArgs),
     /// Evaluate on a folder of images: tokens used, passes, L1/MSE/PSNR/SSIM/LPIPS per setting,
     /// halting calibration, optional exact budget search; resumable (results.jsonl).
@@ -365,6 +366,33 @@ pub struct TrainArgs {
     /// budget; with min_budget, the ladder).
     #[arg(long, value_delimiter = ',')]
     pub budgets_a: Option<Vec<usize>>,
+    /// Training stage: 1 (latent distillation, base tokenizer frozen) or 2 (full finetuning
+    /// with pixel L1 + LPIPS-VGG + PatchGAN discriminators; needs --init and --lpips-weights).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub stage: u8,
+    /// Stage 2: the stage-1 result to finetune: a checkpoint directory (its EMA weights, as
+    /// officially) or a model directory (config.json + weights.safetensors).
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+    /// Stage 2: LPIPS-VGG weights (lpips' vgg.pth, a safetensors state dict, or the golden
+    /// int8 + scale file); needed again with --resume.
+    #[arg(long)]
+    pub lpips_weights: Option<PathBuf>,
+    /// Stage 2: steps per epoch of the GAN schedule (default: --steps / 400, the official run's
+    /// 400 epochs).
+    #[arg(long)]
+    pub steps_per_epoch: Option<u64>,
+    /// Stage 2: GAN weight 0 through epoch A, the low weight through epoch B, the high weight
+    /// after (official 20,100).
+    #[arg(long, value_delimiter = ',', default_values_t = [20, 100])]
+    pub gan_epochs: Vec<u64>,
+    /// Stage 2: the low and high GAN weights (official 0.2,0.8).
+    #[arg(long, value_delimiter = ',', default_values_t = [0.2, 0.8])]
+    pub gan_weights: Vec<f64>,
+    /// Stage 2: once the GAN is on, the generator steps once every K steps and the
+    /// discriminators the other K − 1 (official 9).
+    #[arg(long, default_value_t = 9)]
+    pub gan_period: u64,
     /// Compute device: cpu, or cuda / rocm / wgpu when karl was built with that feature.
     #[arg(long, default_value = "cpu", value_parser = crate::device::parser())]
     pub device: Device,

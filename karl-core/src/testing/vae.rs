@@ -293,7 +293,13 @@ pub fn check_vae_train_step<B: AutodiffBackend>(
     let grads = B::backward(&loss.primitive);
     let pg = gradients(&model, &grads, is_trainable_stage1);
     let worst_grad = super::train_step::check_gradients(&g, &json, &pg, &tol);
-    let mut opt = AdamW::new(AdamWConfig { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.05 });
+    let mut opt = AdamW::new(AdamWConfig {
+        beta1: 0.9,
+        beta2: 0.95,
+        eps: 1e-8,
+        weight_decay: 0.05,
+        decay_every_parameter: false,
+    });
     let info = apply_step(&mut model, pg, &mut opt, 2e-4, json["grad_clip"].as_f64().unwrap(), None);
     let norm = json["grad_total_l2_norm_before_clip"].as_f64().unwrap();
     eprintln!("total gradient norm {} vs official {norm}", info.grad_norm);

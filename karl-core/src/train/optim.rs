@@ -18,11 +18,15 @@ pub struct AdamWConfig {
     pub eps: f64,
     /// Weight decay of the decayed group.
     pub weight_decay: f64,
+    /// Decay every parameter (plain `torch.optim.AdamW(params)`, the stage-2 discriminators'
+    /// optimiser) instead of the official two groups; false in runs saved before the option.
+    #[serde(default)]
+    pub decay_every_parameter: bool,
 }
 
 impl Default for AdamWConfig {
     fn default() -> Self {
-        AdamWConfig { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.05 }
+        AdamWConfig { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.05, decay_every_parameter: false }
     }
 }
 
@@ -70,7 +74,7 @@ impl AdamW {
             .state
             .entry(path.into())
             .or_insert_with(|| Moments { m: alloc::vec![0.0; param.len()], v: alloc::vec![0.0; param.len()] });
-        let wd = if decays(path, shape) { c.weight_decay } else { 0.0 };
+        let wd = if c.decay_every_parameter || decays(path, shape) { c.weight_decay } else { 0.0 };
         let decay = (1.0 - lr * wd) as f32;
         let (b1, b2) = (c.beta1 as f32, c.beta2 as f32);
         let step = self.step as i32;
