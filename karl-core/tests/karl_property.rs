@@ -174,7 +174,7 @@ fn env_f64(k: &str) -> Option<f64> {
 }
 
 #[test]
-#[ignore = "fails today: the error curve does not fall with the prefix yet (see docs/karl-property-log.md)"]
+#[ignore = "fails today: at 16² with 8 tokens of 4 values the error does not fall with the prefix in 100 s (see docs/karl-property-log.md)"]
 fn karl_property_fast() {
     let mut config = fast_config();
     if let Some(d) = env_f64("KARL_LAB_DIM") {
