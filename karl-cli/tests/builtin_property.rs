@@ -5,6 +5,8 @@
 //! budgets (the error has to fall with the budget for KC to follow the image); the same
 //! figures (no level, so no Spearman) on random 64×64 crops of the held-out photos in
 //! `KARL_HELDOUT_DIR` (made by scripts/fetch-training-images.sh). Prints the figures.
+mod common;
+
 use karl_core::cpu::{Cpu, CpuDevice};
 use karl_core::eval::property::{fixed_budget_l1, measure};
 use karl_core::model::builtin::builtin_tokenizer;
@@ -36,26 +38,9 @@ fn builtin_model_property_figures() {
         eprintln!("KARL_HELDOUT_DIR not set: natural-image figures not measured");
         return;
     };
-    let mut crops = Vec::new();
-    let mut rng = karl_core::rng::Rng::new(7);
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        let img = image::open(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).to_rgb8();
-        let (w, h) = (img.width() as usize, img.height() as usize);
-        let rgb = img.into_raw();
-        for _ in 0..8 {
-            let (x0, y0) = (rng.below(w - s + 1), rng.below(h - s + 1));
-            let mut chw = vec![0f32; 3 * s * s];
-            for y in 0..s {
-                for x in 0..s {
-                    for c in 0..3 {
-                        chw[(c * s + y) * s + x] = rgb[((y0 + y) * w + x0 + x) * 3 + c] as f32 / 255.0;
-                    }
-                }
-            }
-            crops.push((chw, 0.0));
-        }
-    }
+    // files in name order (the figures in models/default/README.md came from read_dir order)
+    let crops: Vec<(Vec<f32>, f64)> =
+        common::heldout_crops(std::path::Path::new(&dir), s, 8, 7).into_iter().map(|c| (c, 0.0)).collect();
     for r in measure(&tok, &crops, &q, t).unwrap() {
         eprintln!("natural crops ({}) {}", crops.len(), serde_json::to_string(&r).unwrap());
     }

@@ -9,6 +9,8 @@
 //! full-budget and 16-token L1 against them, mean L1 and KC at ε = 0.03 / 0.05 / 0.09,
 //! Spearman(KC at ε = 0.05, PNG size of the crop) and the share of images whose KC never rises
 //! as ε loosens.
+mod common;
+
 use image::{ImageBuffer, Rgb, imageops};
 use karl_core::cpu::{Cpu, CpuDevice};
 use karl_core::eval::property::round_trip;
@@ -70,26 +72,7 @@ fn model_targets_on_heldout_crops() {
     let dir = std::env::var_os("KARL_HELDOUT_DIR").expect("KARL_HELDOUT_DIR: a folder of held-out photos");
     let s = tok.model.config.image_size;
     let t = tok.model.config.max_latent_tokens;
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    let mut rng = karl_core::rng::Rng::new(7);
-    let mut crops = Vec::new();
-    for p in &files {
-        let img = image::open(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).to_rgb8();
-        let (w, h) = (img.width() as usize, img.height() as usize);
-        for _ in 0..8 {
-            let (x0, y0) = (rng.below(w - s + 1), rng.below(h - s + 1));
-            let mut chw = vec![0f32; 3 * s * s];
-            for y in 0..s {
-                for x in 0..s {
-                    for c in 0..3 {
-                        chw[(c * s + y) * s + x] = img.get_pixel((x0 + x) as u32, (y0 + y) as u32).0[c] as f32 / 255.0;
-                    }
-                }
-            }
-            crops.push(chw);
-        }
-    }
+    let crops = common::heldout_crops(std::path::Path::new(&dir), s, 8, 7);
     let n = crops.len();
     let fixed = |img: &[f32], budget: usize| {
         round_trip(&tok, img, EncodeOptions { budget, quality: 0.05, fixed: true }).unwrap().0

@@ -38,3 +38,29 @@ pub fn golden_png(model: &str, dir: &Path) -> (PathBuf, Vec<(String, karl_core::
     image::save_buffer(&p, &rgb, 256, 256, image::ExtendedColorType::Rgb8).unwrap();
     (p, g)
 }
+
+/// `per_image` random `s×s` crops (CHW in [0, 1]) at full resolution from every image in
+/// `dir` (sorted by name), seeded: the held-out crops of the built-in model's measurements.
+pub fn heldout_crops(dir: &Path, s: usize, per_image: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let mut rng = karl_core::rng::Rng::new(seed);
+    let mut crops = Vec::new();
+    for p in &files {
+        let img = image::open(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).to_rgb8();
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        for _ in 0..per_image {
+            let (x0, y0) = (rng.below(w - s + 1), rng.below(h - s + 1));
+            let mut chw = vec![0f32; 3 * s * s];
+            for y in 0..s {
+                for x in 0..s {
+                    for c in 0..3 {
+                        chw[(c * s + y) * s + x] = img.get_pixel((x0 + x) as u32, (y0 + y) as u32).0[c] as f32 / 255.0;
+                    }
+                }
+            }
+            crops.push(chw);
+        }
+    }
+    crops
+}
