@@ -142,16 +142,32 @@ fn run<B: AutodiffBackend>(a: TrainArgs, device: &B::Device) -> Result<()> {
     if a.resume.is_some() && a.steps_given {
         trainer.state.train.steps = a.steps;
     }
+    let (seed, steps, at) = (trainer.state.train.seed, trainer.state.train.steps, trainer.state.step);
+    train_to_end(&a, seed, steps, at, |data, out, stop, sink| {
+        trainer.run(data, out, stop, sink)?;
+        Ok(trainer.state.step)
+    })
+}
+
+/// What both stages do around their trainer's `run`: the run directory, the prefetched data,
+/// Ctrl-C, the progress bar and log; `run` trains and returns the step it reached.
+fn train_to_end(
+    a: &TrainArgs,
+    seed: u64,
+    steps: u64,
+    at: u64,
+    run: impl FnOnce(&mut Prefetch, &Path, &AtomicBool, &mut Renderer) -> karl_core::Result<u64>,
+) -> Result<()> {
     let out = a.resume.clone().or(a.out.clone()).context("--out RUN is required")?;
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let seed = trainer.state.train.seed;
-    let mut data = data_source(&a, seed)?;
+    let mut data = data_source(a, seed)?;
     let stop = stop_flag()?;
-    let (pb, mut sink) = renderer(&out, trainer.state.train.steps, trainer.state.step)?;
-    let result = trainer.run(&mut data, &out, &stop, &mut sink);
+    let (pb, mut sink) = renderer(&out, steps, at)?;
+    let result = run(&mut data, &out, &stop, &mut sink);
     pb.finish_and_clear();
-    result.with_context(|| format!("training {} (the last good checkpoint in it is kept)", out.display()))?;
-    eprintln!("trained to step {} in {}", trainer.state.step, out.display());
+    let step =
+        result.with_context(|| format!("training {} (the last good checkpoint in it is kept)", out.display()))?;
+    eprintln!("trained to step {step} in {}", out.display());
     Ok(())
 }
 
@@ -288,14 +304,9 @@ fn run_stage2<B: AutodiffBackend>(a: TrainArgs, device: &B::Device) -> Result<()
     if a.resume.is_some() && a.steps_given {
         trainer.state.train.steps = a.steps;
     }
-    let out = a.resume.clone().or(a.out.clone()).context("--out RUN is required")?;
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let mut data = data_source(&a, trainer.state.train.seed)?;
-    let stop = stop_flag()?;
-    let (pb, mut sink) = renderer(&out, trainer.state.train.steps, trainer.state.step)?;
-    let result = trainer.run(&mut data, &out, &stop, &mut sink);
-    pb.finish_and_clear();
-    result.with_context(|| format!("training {} (the last good checkpoint in it is kept)", out.display()))?;
-    eprintln!("trained to step {} in {}", trainer.state.step, out.display());
-    Ok(())
+    let (seed, steps, at) = (trainer.state.train.seed, trainer.state.train.steps, trainer.state.step);
+    train_to_end(&a, seed, steps, at, |data, out, stop, sink| {
+        trainer.run(data, out, stop, sink)?;
+        Ok(trainer.state.step)
+    })
 }
