@@ -366,6 +366,11 @@ pub struct TrainArgs {
     /// budget; with min_budget, the ladder).
     #[arg(long, value_delimiter = ',')]
     pub budgets_a: Option<Vec<usize>>,
+    /// Models with a linear token path (config `linear_path`): fit it to this many training
+    /// images before the first step (principal components; the transformers' outputs start at
+    /// zero), so the tokens carry an ordered code from step 0. 0 keeps the random init.
+    #[arg(long, default_value_t = 2048)]
+    pub linear_fit: usize,
     /// Training stage: 1 (latent distillation, base tokenizer frozen) or 2 (full finetuning
     /// with pixel L1 + LPIPS-VGG + PatchGAN discriminators; needs --init and --lpips-weights).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]

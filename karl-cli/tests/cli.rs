@@ -340,6 +340,49 @@ fn train_with_min_budget_labels_logs_targets_and_curves() {
     fails_with(&karl(&["train", "--preset", "karl_pixel_tiny", "--halting-labels", "most"]), "min_budget");
 }
 
+/// A model with a linear path starts from the fit to its training images (`--linear-fit`):
+/// the fitted code and the patch embedding stay as fitted through training and resume, the
+/// rest trains; a fit from too few images is a clear error.
+#[test]
+fn train_fits_the_linear_path_and_keeps_it_through_resume() {
+    use karl_core::record::safetensors::read_safetensors;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = serde_json::to_value(karl_core::model::KarlConfig::preset("karl_pixel_tiny").unwrap()).unwrap();
+    config["linear_path"] = 4.into();
+    let cfg = dir.path().join("lin.json");
+    std::fs::write(&cfg, config.to_string()).unwrap();
+    let run = dir.path().join("run");
+    let (c, r) = (cfg.to_str().unwrap(), run.to_str().unwrap());
+    let base = ["train", "--config", c, "--batch", "2", "--out", r, "--checkpoint-every", "1", "--linear-fit", "64"];
+    let o = karl(&[&base[..], &["--steps", "2"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("linear path fitted to 64 images"), "{}", stderr(&o));
+    let weights = |step: &str| -> std::collections::BTreeMap<String, Vec<f32>> {
+        read_safetensors(&run.join(format!("ckpt-{step}/weights.safetensors")))
+            .unwrap()
+            .into_iter()
+            .map(|(k, d)| (k, d.to_f32_vec()))
+            .collect()
+    };
+    let o = karl(&["train", "--resume", r, "--steps", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("fitted"), "a resumed run is not fitted again: {}", stderr(&o));
+    let (a, b) = (weights("000000002"), weights("000000003"));
+    for frozen in ["patch_embed.weight", "linear_path.to_tokens.weight", "linear_path.patch_out.weight"] {
+        assert_eq!(a[frozen], b[frozen], "{frozen} changed after the fit");
+    }
+    for trained in ["decoder.ffn.2.weight", "halting_mlp.2.weight", "linear_path.halt_eps"] {
+        assert_ne!(a[trained], b[trained], "{trained} did not train");
+    }
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("ckpt-000000003/state.json")).unwrap()).unwrap();
+    assert_eq!(state["train"]["linear_path_frozen"], true);
+    // 64-wide embeddings need 256 patches to fit: 2 images of 16 patches are too few
+    let few = dir.path().join("few");
+    let o = karl(&["train", "--config", c, "--steps", "1", "--out", few.to_str().unwrap(), "--linear-fit", "2"]);
+    fails_with(&o, "at least 256 patches");
+}
+
 /// A directory holding a symbolic link to itself is walked once: the loop is skipped with a
 /// warning, and each image is tokenized once.
 #[cfg(unix)]

@@ -143,7 +143,22 @@ fn run<B: AutodiffBackend>(a: TrainArgs, device: &B::Device) -> Result<()> {
         trainer.state.train.steps = a.steps;
     }
     let (seed, steps, at) = (trainer.state.train.seed, trainer.state.train.steps, trainer.state.step);
+    let fit = a.resume.is_none() && a.linear_fit > 0 && trainer.model.linear_path.is_some();
     train_to_end(&a, seed, steps, at, |data, out, stop, sink| {
+        if fit {
+            let t0 = std::time::Instant::now();
+            let f = trainer.fit_linear_path(data, a.linear_fit)?;
+            let at = |t: usize| f.rms_by_tokens[t.min(f.rms_by_tokens.len() - 1)];
+            eprintln!(
+                "linear path fitted to {} images in {:.1} s: RMS error {:.4} / {:.4} / {:.4} / {:.4} with 1 / 4 / 16 / all tokens",
+                f.images,
+                t0.elapsed().as_secs_f64(),
+                at(1),
+                at(4),
+                at(16),
+                at(usize::MAX)
+            );
+        }
         trainer.run(data, out, stop, sink)?;
         Ok(trainer.state.step)
     })

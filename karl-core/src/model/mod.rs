@@ -5,6 +5,8 @@ pub mod base;
 pub mod builtin;
 pub mod config;
 pub mod karl;
+#[cfg(feature = "std")]
+pub mod linear_fit;
 pub mod linear_path;
 #[cfg(feature = "std")]
 pub mod load;

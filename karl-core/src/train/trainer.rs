@@ -17,6 +17,7 @@ use crate::data::TensorData;
 use crate::error::{Error, Result};
 use crate::model::base::Base;
 use crate::model::config::{BaseKind, PixelLossKind};
+use crate::model::linear_fit::{LinearFit, fit_linear_path};
 use crate::model::vae::LatentDraw;
 use crate::model::{Karl, KarlConfig};
 use crate::nn::{load_module, module_tensors};
@@ -26,6 +27,9 @@ use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The first data-source step index of the batches a linear-path fit draws (beyond any run).
+const FIT_STEPS: u64 = 1 << 40;
 
 /// Training settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -67,6 +71,24 @@ pub struct TrainConfig {
     /// Minimum-budget labels: how phase (a) trains from prefixes.
     #[serde(default)]
     pub prefix_loss: PrefixLoss,
+    /// The linear path was fitted ([`Trainer::fit_linear_path`]): its code and the patch
+    /// embedding it reads stay as fitted (Adam's steps of size lr would scatter an optimal
+    /// code); the transformers and the halting inputs train.
+    #[serde(default)]
+    pub linear_path_frozen: bool,
+}
+
+/// The parameters a stage-1 run with settings `t` trains.
+fn trainable(t: &TrainConfig) -> impl Fn(&str) -> bool + Copy {
+    const FITTED: [&str; 5] = [
+        "patch_embed.",
+        "linear_path.patch_in.",
+        "linear_path.to_tokens.",
+        "linear_path.from_tokens.",
+        "linear_path.patch_out.",
+    ];
+    let frozen = t.linear_path_frozen;
+    move |p: &str| is_trainable_stage1(p) && !(frozen && FITTED.iter().any(|f| p.starts_with(f)))
 }
 
 impl TrainConfig {
@@ -98,6 +120,7 @@ impl TrainConfig {
             halting_labels: HaltingLabels::Official,
             ladder: Vec::new(),
             prefix_loss: PrefixLoss::Drawn,
+            linear_path_frozen: false,
         }
     }
 }
@@ -185,7 +208,7 @@ impl<B: AutodiffBackend> Trainer<B> {
                 )));
             }
         }
-        mark_trainable(&mut model, is_trainable_stage1);
+        mark_trainable(&mut model, trainable(&train));
         let state = TrainState {
             step: 0,
             rng: Rng::new(train.seed),
@@ -196,6 +219,30 @@ impl<B: AutodiffBackend> Trainer<B> {
         };
         let loss = loss_for::<B>(&model.config);
         Ok(Trainer { model, opt: AdamW::new(train.adamw), ema: Ema::new(train.ema_decay), state, loss })
+    }
+
+    /// Fits the linear token path to `images` images of `data` before the first step
+    /// ([`fit_linear_path`]); the batches are drawn at step indices training never reaches.
+    pub fn fit_linear_path(&mut self, data: &mut dyn DataSource, images: usize) -> Result<LinearFit> {
+        if self.state.step != 0 {
+            return Err(Error::Config(format!(
+                "the linear path is fitted before the first step, but this run is at step {}",
+                self.state.step
+            )));
+        }
+        let size = self.model.config.image_size;
+        let device = self.model.latent_tokens.device();
+        let per = 32.min(images.max(1));
+        let mut batches = Vec::new();
+        for b in 0..images.div_ceil(per) {
+            let n = per.min(images - b * per);
+            let x = data.batch(FIT_STEPS + b as u64, n, size)?;
+            batches.push(Tensor::<B, 4>::from_f32(x, [n, 3, size, size], &device)?);
+        }
+        let fit = fit_linear_path(&mut self.model, &batches)?;
+        self.state.train.linear_path_frozen = true;
+        mark_trainable(&mut self.model, trainable(&self.state.train));
+        Ok(fit)
     }
 
     /// The schedule.
@@ -236,7 +283,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         let min_eps0 = report.eps0.iter().copied().fold(f32::INFINITY, f32::min);
         st.curriculum.update(bins, min_eps0);
         let grads = B::backward(&loss.primitive);
-        let pg = gradients(&self.model, &grads, is_trainable_stage1);
+        let pg = gradients(&self.model, &grads, trainable(&self.state.train));
         drop(grads);
         drop(loss);
         if let Some(bad) = pg.iter().find(|g| g.grad.iter().any(|v| !v.is_finite())) {
