@@ -299,6 +299,17 @@ pub struct ComplexityArgs {
     /// directory that gets `<name>-map.png` per image.
     #[arg(long)]
     pub map: Option<PathBuf>,
+    /// Write a figure PNG: for a few images (evenly spread over the KC order, at most
+    /// --figure-max), the input at the model size and its reconstruction at each of
+    /// --figure-qualities, with the token count and the achieved L1 under each.
+    #[arg(long)]
+    pub figure: Option<PathBuf>,
+    /// The ε values of the figure's columns.
+    #[arg(long, value_delimiter = ',', default_value = "0.03,0.06,0.12")]
+    pub figure_qualities: Vec<f32>,
+    /// At most this many images (rows) in the figure.
+    #[arg(long, default_value_t = 5)]
+    pub figure_max: usize,
 }
 
 /// `karl train`.

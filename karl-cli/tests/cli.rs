@@ -285,6 +285,14 @@ fn other_sizes_are_tokenized_as_tiles_and_stitched_back() {
     assert!(o.status.success(), "{}", stderr(&o));
     let m = image::open(&map).unwrap();
     assert!(m.width() > 451 && m.height() > 300);
+    // the figure: one row (one image), the input and two ε columns of 192-px cells
+    let fig = tmp.path().join("fig.png");
+    let f = fig.to_str().unwrap();
+    let o = karl(&["complexity", img.to_str().unwrap(), "--figure", f, "--figure-qualities", "0.02,0.1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p = image::open(&fig).unwrap();
+    assert_eq!((p.width(), p.height()), (3 * (192 + 6) + 6, 192 + 20 + 6 + 6));
+    fails_with(&karl(&["complexity", img.to_str().unwrap(), "--figure", f, "--figure-max", "0"]), "--figure-max");
     // the pixel limit, checked from the header
     let o = karl(&["tokenize", img.to_str().unwrap(), "--out", out, "--max-pixels", "100000"]);
     fails_with(&o, "above the limit of 100000");

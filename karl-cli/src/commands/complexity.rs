@@ -7,9 +7,9 @@ use super::load;
 use crate::args::ComplexityArgs;
 use crate::device::BackendJob;
 use crate::image_io::{collect_images, file_stem, load_image, load_image_for_tiles};
-use crate::plot::downsample_rgb;
 use crate::plot::map::complexity_map;
 use crate::plot::sheet::contact_sheet;
+use crate::plot::{downsample_rgb, upsample_nearest};
 use crate::progress::bar;
 use anyhow::{Context, Result, bail};
 use karl_core::model::tiles::describe;
@@ -112,6 +112,10 @@ fn run<B: Backend>(a: ComplexityArgs, device: &B::Device) -> Result<()> {
         }
         contact_sheet(&thumbs, a.thumb, a.columns)?.write_png(sheet)?;
     }
+    if let Some(fig) = &a.figure {
+        write_figure(&tok, &rows, &a, opts, fig, device)?;
+        eprintln!("figure: {}", fig.display());
+    }
     if let Some(map) = &a.map {
         let single = images.len() == 1 && map.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
         if !single {
@@ -136,6 +140,39 @@ fn run<B: Backend>(a: ComplexityArgs, device: &B::Device) -> Result<()> {
         eprintln!("{failed} of {} images could not be read and were skipped", images.len());
     }
     Ok(())
+}
+
+/// The figure of `--figure`: rows of images evenly spread over the KC order, each the input and
+/// its reconstruction at every `--figure-qualities` ε, captioned with the count and the L1.
+fn write_figure<B: Backend>(
+    tok: &Tokenizer<B>,
+    rows: &[Row],
+    a: &ComplexityArgs,
+    base: EncodeOptions,
+    out: &Path,
+    device: &B::Device,
+) -> Result<()> {
+    if a.figure_qualities.is_empty() || a.figure_max == 0 {
+        bail!("--figure needs at least one ε in --figure-qualities and --figure-max ≥ 1");
+    }
+    let size = tok.model.config.image_size;
+    let n = rows.len().min(a.figure_max);
+    let picks: Vec<usize> = (0..n).map(|i| if n == 1 { 0 } else { i * (rows.len() - 1) / (n - 1) }).collect();
+    let factor = (192 / size).max(1);
+    let show = |x: &[f32]| upsample_nearest(&to_rgb8(x, size, size), size, size, factor);
+    let mut cells = Vec::new();
+    for i in picks {
+        let x = load_image(&rows[i].path, size, true, a.encode.max_pixels)?;
+        let xt = Tensor::<B, 4>::from_f32(x.clone(), [1, 3, size, size], device)?;
+        cells.push((show(&x), file_stem(&rows[i].path)));
+        for &q in &a.figure_qualities {
+            let opts = EncodeOptions { quality: q, ..base };
+            tok.check_options(&opts)?;
+            let (kc, rec, _) = pass(tok, &xt, opts)?;
+            cells.push((show(&rec), format!("ε {q}: {kc} tok, L1 {:.3}", l1(&rec, &x, size)?)));
+        }
+    }
+    contact_sheet(&cells, size * factor, 1 + a.figure_qualities.len())?.write_png(out)
 }
 
 /// Tokenizes `path` at its full size as tiles and writes its complexity map to `out`.

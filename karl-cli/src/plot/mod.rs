@@ -96,6 +96,20 @@ pub fn write_rgb_png(path: &Path, rgb: &[u8], width: usize, height: usize) -> Re
     Ok(())
 }
 
+/// Nearest-neighbour upsampling of interleaved RGB `w×h` by an integer `factor` (each pixel
+/// becomes a `factor×factor` block, so a figure shows the pixels the model saw).
+pub fn upsample_nearest(rgb: &[u8], w: usize, h: usize, factor: usize) -> Vec<u8> {
+    let f = factor.max(1);
+    let mut out = Vec::with_capacity(w * h * f * f * 3);
+    for y in 0..h * f {
+        for x in 0..w * f {
+            let i = ((y / f) * w + x / f) * 3;
+            out.extend_from_slice(&rgb[i..i + 3]);
+        }
+    }
+    out
+}
+
 /// Box-filter (area-average) downsampling of interleaved RGB `w×h` to `tw×th`.
 pub fn downsample_rgb(rgb: &[u8], w: usize, h: usize, tw: usize, th: usize) -> Vec<u8> {
     let mut out = vec![0u8; tw * th * 3];
@@ -123,6 +137,13 @@ pub fn downsample_rgb(rgb: &[u8], w: usize, h: usize, tw: usize, th: usize) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upsample_repeats_each_pixel() {
+        let rgb = [1u8, 2, 3, 4, 5, 6];
+        let up = upsample_nearest(&rgb, 2, 1, 2);
+        assert_eq!(up, [1, 2, 3, 1, 2, 3, 4, 5, 6, 4, 5, 6, 1, 2, 3, 1, 2, 3, 4, 5, 6, 4, 5, 6]);
+    }
 
     #[test]
     fn downsample_averages() {
