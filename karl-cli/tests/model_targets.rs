@@ -8,7 +8,8 @@
 //! (192 floats = 16 tokens × 12) thumbnail, upsampled bicubically (Catmull-Rom). Prints the
 //! full-budget and 16-token L1 against them, mean L1 and KC at ε = 0.03 / 0.05 / 0.09,
 //! Spearman(KC at ε = 0.05, PNG size of the crop) and the share of images whose KC never rises
-//! as ε loosens.
+//! as ε loosens; then Spearman(KC, level) on dead-leaves images, a generator no model here was
+//! trained on (level n: 4n opaque discs and rectangles with power-law sizes on a flat ground).
 mod common;
 
 use image::{ImageBuffer, Rgb, imageops};
@@ -55,6 +56,38 @@ fn png_size(chw: &[f32], s: usize) -> f64 {
     let mut out = std::io::Cursor::new(Vec::new());
     to_buf(chw, s).write_to(&mut out, image::ImageFormat::Png).unwrap();
     out.into_inner().len() as f64
+}
+
+/// A dead-leaves image `[3, s, s]` of complexity `level`: `4·level` opaque leaves (discs or
+/// axis-aligned rectangles, flat random colours, sizes drawn from a power law between 2 and
+/// s/3 pixels) dropped on a flat random ground, later leaves on top.
+fn dead_leaves(level: usize, seed: u64, s: usize) -> Vec<f32> {
+    let mut rng = karl_core::rng::Rng::new(seed);
+    let ground: Vec<f32> = (0..3).map(|_| rng.uniform() as f32).collect();
+    let mut img: Vec<f32> = (0..3 * s * s).map(|i| ground[i / (s * s)]).collect();
+    let (rmin, rmax) = (2.0f64, s as f64 / 3.0);
+    for _ in 0..4 * level {
+        // P(r) ∝ r⁻³ between rmin and rmax (inverse CDF)
+        let u = rng.uniform();
+        let r = (rmin.powi(-2) - u * (rmin.powi(-2) - rmax.powi(-2))).powf(-0.5);
+        let (cx, cy) = (rng.uniform() * s as f64, rng.uniform() * s as f64);
+        let disc = rng.uniform() < 0.5;
+        let aspect = 0.5 + rng.uniform();
+        let colour: Vec<f32> = (0..3).map(|_| rng.uniform() as f32).collect();
+        for y in 0..s {
+            for x in 0..s {
+                let (dx, dy) = (x as f64 + 0.5 - cx, y as f64 + 0.5 - cy);
+                let inside =
+                    if disc { dx * dx + dy * dy <= r * r } else { dx.abs() <= r * aspect && dy.abs() <= r / aspect };
+                if inside {
+                    for (c, v) in colour.iter().enumerate() {
+                        img[(c * s + y) * s + x] = *v;
+                    }
+                }
+            }
+        }
+    }
+    img
 }
 
 fn mean(v: impl Iterator<Item = f64>) -> f64 {
@@ -107,5 +140,28 @@ fn model_targets_on_heldout_crops() {
     }
     let monotone = (0..n).filter(|&i| kcs[0][i] >= kcs[1][i] && kcs[1][i] >= kcs[2][i]).count();
     println!("\nKC never rises as ε loosens (0.03 → 0.05 → 0.09): {monotone} of {n} images");
+    // an unseen generator: dead leaves, 8 images per level 0..=7
+    let leaves: Vec<(usize, Vec<f32>)> =
+        (0..8usize).flat_map(|l| (0..8u64).map(move |i| (l, dead_leaves(l, 1000 + 17 * l as u64 + i, s)))).collect();
+    let level: Vec<f64> = leaves.iter().map(|(l, _)| *l as f64).collect();
+    println!(
+        "\n| dead leaves (64 images, levels 0–7) | ε | mean L1 | mean KC by level 0 … 7 | Spearman(KC, level) |\n|---|---:|---:|---|---:|"
+    );
+    for q in [0.03f32, 0.05, 0.09] {
+        let r: Vec<(f64, usize)> = leaves
+            .iter()
+            .map(|(_, c)| round_trip(&tok, c, EncodeOptions { budget: t, quality: q, fixed: false }).unwrap())
+            .collect();
+        let kc: Vec<f64> = r.iter().map(|x| x.1 as f64).collect();
+        let by_level: Vec<String> =
+            (0..8).map(|l| format!("{:.1}", mean(kc[l * 8..l * 8 + 8].iter().copied()))).collect();
+        let rho = spearman(&kc, &level);
+        println!(
+            "| | {q:.2} | {:.4} | {} | {} |",
+            mean(r.iter().map(|x| x.0)),
+            by_level.join(" "),
+            rho.map_or("undefined (KC constant)".into(), |v| format!("{v:.3}"))
+        );
+    }
     assert!(full.is_finite() && thumb16.is_finite());
 }
