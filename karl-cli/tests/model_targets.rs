@@ -14,7 +14,7 @@ mod common;
 
 use image::{ImageBuffer, Rgb, imageops};
 use karl_core::cpu::{Cpu, CpuDevice};
-use karl_core::eval::property::round_trip;
+use karl_core::eval::property::{prefix_errors, round_trip};
 use karl_core::eval::stats::spearman;
 use karl_core::model::builtin::builtin_tokenizer;
 use karl_core::model::load::load_tokenizer;
@@ -138,6 +138,21 @@ fn model_targets_on_heldout_crops() {
         );
         kcs.push(kc);
     }
+    // the ceiling of that ranking: the count an ideal halting head would give (the smallest
+    // prefix whose error is ≤ ε, from decoding every prefix length)
+    let all: Vec<usize> = (1..=t).collect();
+    let ideal: Vec<f64> = crops
+        .iter()
+        .map(|c| {
+            let e = prefix_errors(&tok, c, &all, 0.05).unwrap();
+            all.iter().zip(&e).find(|(_, v)| **v <= 0.05).map_or(t, |(t, _)| *t) as f64
+        })
+        .collect();
+    println!(
+        "\nideal count at ε = 0.05 (every prefix decoded): mean {:.1}, Spearman(ideal, PNG size) {}",
+        mean(ideal.iter().copied()),
+        spearman(&ideal, &png).map_or("undefined".into(), |v| format!("{v:.3}"))
+    );
     let monotone = (0..n).filter(|&i| kcs[0][i] >= kcs[1][i] && kcs[1][i] >= kcs[2][i]).count();
     println!("\nKC never rises as ε loosens (0.03 → 0.05 → 0.09): {monotone} of {n} images");
     // an unseen generator: dead leaves, 8 images per level 0..=7

@@ -108,7 +108,12 @@ pub struct PrefixCurve {
 
 /// L1 of `img` decoded from the first `t` tokens of a fixed full-budget encoding, for each `t`
 /// in `prefixes` (8-bit reconstructions).
-fn prefix_errors<B: Backend>(tok: &Tokenizer<B>, img: &[f32], prefixes: &[usize], quality: f32) -> Result<Vec<f64>> {
+pub fn prefix_errors<B: Backend>(
+    tok: &Tokenizer<B>,
+    img: &[f32],
+    prefixes: &[usize],
+    quality: f32,
+) -> Result<Vec<f64>> {
     let s = tok.model.config.image_size;
     let device = tok.model.latent_tokens.device();
     let budget = *prefixes.last().unwrap_or(&1);
