@@ -4,6 +4,7 @@ pub mod base;
 #[cfg(feature = "std")]
 pub mod builtin;
 pub mod config;
+pub mod conv_autoencoder;
 pub mod karl;
 #[cfg(feature = "std")]
 pub mod linear_fit;

@@ -5,6 +5,7 @@
 //! clamped to [−30, 20]), the latent `z = (mean [+ std·noise]) · scale` and `post_quant_conv`
 //! before the decoder (the scale is not undone).
 use super::config::{VaeLatent, VaeSection};
+use super::conv_autoencoder::{ConvDecoder, ConvEncoder, ResnetBlock, Shortcut};
 use crate::backend::Backend;
 use crate::init::Init;
 use crate::nn::{Conv2d, GroupNorm};
@@ -13,43 +14,12 @@ use crate::tensor::Tensor;
 use alloc::vec;
 use alloc::vec::Vec;
 
-/// `norm1 → swish → conv1 → norm2 → swish → conv2`, plus `x` (or `nin_shortcut(x)` when the
-/// channels change). Every conv has a bias.
-#[derive(Clone, Debug)]
-pub struct VaeResnetBlock<B: Backend> {
-    norm1: GroupNorm<B>,
-    conv1: Conv2d<B>,
-    norm2: GroupNorm<B>,
-    conv2: Conv2d<B>,
-    nin_shortcut: Option<Conv2d<B>>,
-}
+/// The VAE's ResNet block: every conv has a bias, `nin_shortcut(x) + h` when the channels
+/// change.
+pub type VaeResnetBlock<B> = ResnetBlock<B>;
 
-crate::impl_module!(VaeResnetBlock {
-    norm1 => "norm1",
-    conv1 => "conv1",
-    norm2 => "norm2",
-    conv2 => "conv2",
-    nin_shortcut => "nin_shortcut",
-});
-
-impl<B: Backend> VaeResnetBlock<B> {
-    fn new(cin: usize, cout: usize, c: &VaeSection, init: &mut Init<'_, B>) -> Self {
-        VaeResnetBlock {
-            norm1: GroupNorm::new(c.groupnorm_groups, cin, c.groupnorm_eps, init),
-            conv1: Conv2d::new(cin, cout, 3, 1, 1, true, init),
-            norm2: GroupNorm::new(c.groupnorm_groups, cout, c.groupnorm_eps, init),
-            conv2: Conv2d::new(cout, cout, 3, 1, 1, true, init),
-            nin_shortcut: (cin != cout).then(|| Conv2d::new(cin, cout, 1, 1, 0, true, init)),
-        }
-    }
-    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let h = self.conv1.forward(self.norm1.forward(x.clone()).silu());
-        let h = self.conv2.forward(self.norm2.forward(h).silu());
-        match &self.nin_shortcut {
-            Some(nin) => nin.forward(x).add(h),
-            None => x.add(h),
-        }
-    }
+fn resnet_block<B: Backend>(cin: usize, cout: usize, c: &VaeSection, init: &mut Init<'_, B>) -> ResnetBlock<B> {
+    ResnetBlock::new((cin, cout), (c.groupnorm_groups, c.groupnorm_eps), true, Shortcut::Input, init)
 }
 
 /// Self-attention over the positions of a feature map: GroupNorm, 1×1 `q`, `k`, `v`,
@@ -140,9 +110,9 @@ crate::impl_module!(VaeMid { block_1 => "block_1", attn_1 => "attn_1", block_2 =
 impl<B: Backend> VaeMid<B> {
     fn new(c: usize, s: &VaeSection, init: &mut Init<'_, B>) -> Self {
         VaeMid {
-            block_1: VaeResnetBlock::new(c, c, s, init),
+            block_1: resnet_block(c, c, s, init),
             attn_1: AttnBlock::new(c, s, init),
-            block_2: VaeResnetBlock::new(c, c, s, init),
+            block_2: resnet_block(c, c, s, init),
         }
     }
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
@@ -151,40 +121,10 @@ impl<B: Backend> VaeMid<B> {
 }
 
 /// Image `[N, 3, H, W]` in [0, 1] → moments before `quant_conv` `[N, 2·z, H/2^(L−1), W/2^(L−1)]`.
-#[derive(Clone, Debug)]
-pub struct VaeEncoder<B: Backend> {
-    conv_in: Conv2d<B>,
-    down: Vec<VaeLevel<B>>,
-    mid: VaeMid<B>,
-    norm_out: GroupNorm<B>,
-    conv_out: Conv2d<B>,
-}
-
-crate::impl_module!(VaeEncoder {
-    conv_in => "conv_in",
-    down => "down",
-    mid => "mid",
-    norm_out => "norm_out",
-    conv_out => "conv_out",
-});
+pub type VaeEncoder<B> = ConvEncoder<B, VaeLevel<B>, VaeMid<B>>;
 
 /// Latent `[N, z, h, w]` → image `[N, 3, H, W]` (unclamped).
-#[derive(Clone, Debug)]
-pub struct VaeDecoder<B: Backend> {
-    conv_in: Conv2d<B>,
-    mid: VaeMid<B>,
-    up: Vec<VaeLevel<B>>,
-    norm_out: GroupNorm<B>,
-    conv_out: Conv2d<B>,
-}
-
-crate::impl_module!(VaeDecoder {
-    conv_in => "conv_in",
-    mid => "mid",
-    up => "up",
-    norm_out => "norm_out",
-    conv_out => "conv_out",
-});
+pub type VaeDecoder<B> = ConvDecoder<B, VaeLevel<B>, VaeMid<B>>;
 
 /// The diagonal Gaussian posterior `[N, embed_dim, h, w]` each.
 #[derive(Clone, Debug)]
@@ -263,7 +203,7 @@ impl<B: Backend> Vae<B> {
             let mut block = Vec::new();
             let mut attn = Vec::new();
             for _ in 0..c.num_res_blocks {
-                block.push(VaeResnetBlock::new(block_in, block_out, c, init));
+                block.push(resnet_block(block_in, block_out, c, init));
                 block_in = block_out;
                 if c.encoder_attn_resolutions.contains(&res) {
                     attn.push(AttnBlock::new(block_in, c, init));
@@ -291,7 +231,7 @@ impl<B: Backend> Vae<B> {
             let mut block = Vec::new();
             let mut attn = Vec::new();
             for _ in 0..=c.num_res_blocks {
-                block.push(VaeResnetBlock::new(block_in, block_out, c, init));
+                block.push(resnet_block(block_in, block_out, c, init));
                 block_in = block_out;
                 if c.decoder_attn_resolutions.contains(&res) {
                     attn.push(AttnBlock::new(block_in, c, init));
@@ -330,7 +270,7 @@ impl<B: Backend> Vae<B> {
         }
         let h = e.mid.forward(h);
         taps("encoder.mid", &h);
-        e.conv_out.forward(e.norm_out.forward(h).silu())
+        e.head(h)
     }
 
     /// The posterior of the moments `quant_conv(features)`: mean and log-variance halves.
@@ -370,7 +310,7 @@ impl<B: Backend> Vae<B> {
         for level in d.up.iter().rev() {
             h = level.forward(h);
         }
-        d.conv_out.forward(d.norm_out.forward(h).silu())
+        d.head(h)
     }
 
     /// Image from a (scaled) latent `[N, embed_dim, h, w]`.

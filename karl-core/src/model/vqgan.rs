@@ -3,48 +3,18 @@
 //! discarded when channels change), avg-pool down, nearest ×2 + conv up, no attention blocks,
 //! no quant/post-quant convs, and a plain-L2 codebook argmin on the unnormalised features.
 use super::config::VqganConfig;
+pub use super::conv_autoencoder::ResnetBlock;
+use super::conv_autoencoder::{ConvDecoder, ConvEncoder, Shortcut};
 use crate::backend::Backend;
 use crate::init::Init;
 use crate::nn::{Conv2d, GroupNorm};
 use crate::tensor::Tensor;
 use alloc::vec::Vec;
 
-/// `norm1 → swish → conv1 → norm2 → swish → conv2`, then `x + h` or `nin_shortcut(h) + h`.
-#[derive(Clone, Debug)]
-pub struct ResnetBlock<B: Backend> {
-    norm1: GroupNorm<B>,
-    conv1: Conv2d<B>,
-    norm2: GroupNorm<B>,
-    conv2: Conv2d<B>,
-    nin_shortcut: Option<Conv2d<B>>,
-}
-
-crate::impl_module!(ResnetBlock {
-    norm1 => "norm1",
-    conv1 => "conv1",
-    norm2 => "norm2",
-    conv2 => "conv2",
-    nin_shortcut => "nin_shortcut",
-});
-
-impl<B: Backend> ResnetBlock<B> {
-    fn new(cin: usize, cout: usize, c: &VqganConfig, init: &mut Init<'_, B>) -> Self {
-        ResnetBlock {
-            norm1: GroupNorm::new(c.groupnorm_groups, cin, c.groupnorm_eps, init),
-            conv1: Conv2d::new(cin, cout, 3, 1, 1, false, init),
-            norm2: GroupNorm::new(c.groupnorm_groups, cout, c.groupnorm_eps, init),
-            conv2: Conv2d::new(cout, cout, 3, 1, 1, false, init),
-            nin_shortcut: (cin != cout).then(|| Conv2d::new(cout, cout, 1, 1, 0, false, init)),
-        }
-    }
-    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let h = self.conv1.forward(self.norm1.forward(x.clone()).silu());
-        let h = self.conv2.forward(self.norm2.forward(h).silu());
-        match &self.nin_shortcut {
-            Some(nin) => nin.forward(h.clone()).add(h),
-            None => x.add(h),
-        }
-    }
+/// The VQGAN's ResNet block: bias-less 3×3 convs, `nin_shortcut(h) + h` when the channels
+/// change.
+fn resnet_block<B: Backend>(cin: usize, cout: usize, c: &VqganConfig, init: &mut Init<'_, B>) -> ResnetBlock<B> {
+    ResnetBlock::new((cin, cout), (c.groupnorm_groups, c.groupnorm_eps), false, Shortcut::Output, init)
 }
 
 /// One resolution level: its blocks and (decoder) the optional upsample conv.
@@ -72,40 +42,10 @@ impl<B: Backend> Mid<B> {
 }
 
 /// Image `[N,3,H,W]` in [0,1] → pre-quantisation features `[N, z, H/2^(L−1), W/2^(L−1)]`.
-#[derive(Clone, Debug)]
-pub struct VqganEncoder<B: Backend> {
-    conv_in: Conv2d<B>,
-    down: Vec<Level<B>>,
-    mid: Mid<B>,
-    norm_out: GroupNorm<B>,
-    conv_out: Conv2d<B>,
-}
-
-crate::impl_module!(VqganEncoder {
-    conv_in => "conv_in",
-    down => "down",
-    mid => "mid",
-    norm_out => "norm_out",
-    conv_out => "conv_out",
-});
+pub type VqganEncoder<B> = ConvEncoder<B, Level<B>, Mid<B>>;
 
 /// Features (or a soft code) `[N, z, h, w]` → image `[N, 3, H, W]` (unclamped).
-#[derive(Clone, Debug)]
-pub struct VqganDecoder<B: Backend> {
-    conv_in: Conv2d<B>,
-    mid: Mid<B>,
-    up: Vec<Level<B>>,
-    norm_out: GroupNorm<B>,
-    conv_out: Conv2d<B>,
-}
-
-crate::impl_module!(VqganDecoder {
-    conv_in => "conv_in",
-    mid => "mid",
-    up => "up",
-    norm_out => "norm_out",
-    conv_out => "conv_out",
-});
+pub type VqganDecoder<B> = ConvDecoder<B, Level<B>, Mid<B>>;
 
 /// The VQGAN: encoder, decoder and the `[n_embed, embed_dim]` codebook.
 #[derive(Clone, Debug)]
@@ -132,7 +72,7 @@ impl<B: Backend> Vqgan<B> {
             let block_out = ch * c.ch_mult[i];
             let mut block = Vec::new();
             for _ in 0..c.num_res_blocks {
-                block.push(ResnetBlock::new(block_in, block_out, c, init));
+                block.push(resnet_block(block_in, block_out, c, init));
                 block_in = block_out;
             }
             down.push(Level { block, upsample: None });
@@ -141,8 +81,8 @@ impl<B: Backend> Vqgan<B> {
             conv_in: Conv2d::new(3, ch, 3, 1, 1, false, init),
             down,
             mid: Mid {
-                block_1: ResnetBlock::new(block_in, block_in, c, init),
-                block_2: ResnetBlock::new(block_in, block_in, c, init),
+                block_1: resnet_block(block_in, block_in, c, init),
+                block_2: resnet_block(block_in, block_in, c, init),
             },
             norm_out: GroupNorm::new(c.groupnorm_groups, block_in, c.groupnorm_eps, init),
             conv_out: Conv2d::new(block_in, c.z_channels, 1, 1, 0, true, init),
@@ -150,15 +90,15 @@ impl<B: Backend> Vqgan<B> {
         let mut block_in = ch * c.ch_mult[levels - 1];
         let conv_in = Conv2d::new(c.z_channels, block_in, 3, 1, 1, true, init);
         let mid = Mid {
-            block_1: ResnetBlock::new(block_in, block_in, c, init),
-            block_2: ResnetBlock::new(block_in, block_in, c, init),
+            block_1: resnet_block(block_in, block_in, c, init),
+            block_2: resnet_block(block_in, block_in, c, init),
         };
         let mut up: Vec<Option<Level<B>>> = (0..levels).map(|_| None).collect();
         for i in (0..levels).rev() {
             let block_out = ch * c.ch_mult[i];
             let mut block = Vec::new();
             for _ in 0..c.num_res_blocks {
-                block.push(ResnetBlock::new(block_in, block_out, c, init));
+                block.push(resnet_block(block_in, block_out, c, init));
                 block_in = block_out;
             }
             let upsample = (i != 0).then(|| Conv2d::new(block_in, block_in, 3, 1, 1, true, init));
@@ -188,8 +128,7 @@ impl<B: Backend> Vqgan<B> {
                 h = h.avg_pool2d(2);
             }
         }
-        let h = e.mid.forward(h);
-        e.conv_out.forward(e.norm_out.forward(h).silu())
+        e.head(e.mid.forward(h))
     }
 
     /// Image from features or a soft code `[N, z, h, w]`.
@@ -205,7 +144,7 @@ impl<B: Backend> Vqgan<B> {
                 h = conv.forward(h.resize_nearest(2 * hh, 2 * ww));
             }
         }
-        d.conv_out.forward(d.norm_out.forward(h).silu())
+        d.head(h)
     }
 
     /// Nearest codebook entry (plain squared L2) of each position of `features [N, z, h, w]`,

@@ -65,11 +65,14 @@ impl<B: Backend, M: Module<B>> Module<B> for Vec<M> {
 }
 
 /// Implements `Module` for a struct by listing `field => "key"` pairs (the key is the
-/// checkpoint name of that field).
+/// checkpoint name of that field). Type parameters after the backend, `Name<L, M> { .. }`, are
+/// modules themselves.
 #[macro_export]
 macro_rules! impl_module {
-    ($ty:ident { $($field:ident => $key:expr),* $(,)? }) => {
-        impl<B: $crate::backend::Backend> $crate::nn::Module<B> for $ty<B> {
+    ($ty:ident $(<$($p:ident),+>)? { $($field:ident => $key:expr),* $(,)? }) => {
+        impl<B: $crate::backend::Backend $($(, $p: $crate::nn::Module<B>)+)?> $crate::nn::Module<B>
+            for $ty<B $($(, $p)+)?>
+        {
             fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &B::FloatTensor)) {
                 $( $crate::nn::Module::<B>::visit(&self.$field, &$crate::nn::join_path(prefix, $key), f); )*
             }
