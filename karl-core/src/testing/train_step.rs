@@ -7,7 +7,7 @@ use crate::record::{read_safetensors, shared_dir};
 use crate::train::losses::VqganStage1;
 use crate::train::optim::{AdamW, AdamWConfig};
 use crate::train::params::{ParamGrad, apply_step, gradients, is_trainable_stage1, mark_trainable};
-use crate::train::two_phase::two_phase_loss;
+use crate::train::two_phase::{StepLosses, two_phase_loss};
 use crate::{AutodiffBackend, Tensor, TensorData};
 use std::collections::BTreeMap;
 
@@ -71,26 +71,14 @@ pub fn check_train_step<B: AutodiffBackend>(device: &B::Device, tol: TrainStepTo
         eprintln!("{ours}: {a} vs official {e} (rel {:.2e})", (a - e).abs() / e.abs().max(1e-30));
         assert!((a - e).abs() <= tol.loss_rel * e.abs(), "{ours}: {a} vs official {e}");
     }
-    assert_eq!(report.bins_a, vec![json["phase_a_bin_index"].as_u64().unwrap() as usize]);
-    assert_eq!(report.bins_b, vec![json["phase_b_bin_index"].as_u64().unwrap() as usize]);
-    let eps0 = json["eps0_phase_a_recon_l1"].as_f64().unwrap();
-    assert!((report.eps0[0] as f64 - eps0).abs() < tol.eps0_abs, "eps0 {} vs {eps0}", report.eps0[0]);
-    let active: Vec<usize> =
-        g["b/active"].to_f64_vec().iter().enumerate().filter(|(_, v)| **v > 0.5).map(|(i, _)| i).collect();
-    assert_eq!(report.kept_b[0], active, "phase-(b) active mask");
+    check_labels(&report, &json, &g, &tol);
 
     let grads = B::backward(&loss.primitive);
     let pg = gradients(&model, &grads, is_trainable_stage1);
     check_gradients(&g, &json, &pg, &tol);
 
     // One clipped AdamW step.
-    let mut opt = AdamW::new(AdamWConfig {
-        beta1: 0.9,
-        beta2: 0.95,
-        eps: 1e-8,
-        weight_decay: 0.05,
-        decay_every_parameter: false,
-    });
+    let mut opt = official_adamw();
     let info = apply_step(&mut model, pg, &mut opt, 2e-4, 3.0, None);
     let norm = json["grad_total_l2_norm_before_clip"].as_f64().unwrap();
     assert!((info.grad_norm - norm).abs() <= tol.norm_rel * norm, "total norm {} vs {norm}", info.grad_norm);
@@ -103,6 +91,28 @@ pub fn check_train_step<B: AutodiffBackend>(device: &B::Device, tol: TrainStepTo
             assert!((a - e).abs() <= tol.adamw_rel * e.abs().max(1e-3), "{key}[{i}]: {a} vs {e}");
         }
     }
+}
+
+/// Checks what one official step measured besides its losses: both phases' ε bins, ε0 and the
+/// phase-(b) active mask (shared by the VQGAN and VAE golden steps).
+pub(crate) fn check_labels(
+    report: &StepLosses,
+    json: &serde_json::Value,
+    g: &BTreeMap<String, TensorData>,
+    tol: &TrainStepTolerance,
+) {
+    assert_eq!(report.bins_a, vec![json["phase_a_bin_index"].as_u64().unwrap() as usize]);
+    assert_eq!(report.bins_b, vec![json["phase_b_bin_index"].as_u64().unwrap() as usize]);
+    let eps0 = json["eps0_phase_a_recon_l1"].as_f64().unwrap();
+    assert!((report.eps0[0] as f64 - eps0).abs() < tol.eps0_abs, "eps0 {} vs {eps0}", report.eps0[0]);
+    let active: Vec<usize> =
+        g["b/active"].to_f64_vec().iter().enumerate().filter(|(_, v)| **v > 0.5).map(|(i, _)| i).collect();
+    assert_eq!(report.kept_b[0], active, "phase-(b) active mask");
+}
+
+/// The AdamW of the official golden steps (β 0.9, 0.95; ε 1e-8; weight decay 0.05).
+pub(crate) fn official_adamw() -> AdamW {
+    AdamW::new(AdamWConfig { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.05, decay_every_parameter: false })
 }
 
 /// Compares the gradients of one official training step: every stored `grad/<path>[:rows]`

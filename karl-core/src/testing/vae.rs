@@ -10,7 +10,6 @@ use crate::model::{Karl, KarlConfig, Tokenizer};
 use crate::nn::load_module;
 use crate::record::{read_safetensors, shared_dir};
 use crate::train::losses::VaeStage1;
-use crate::train::optim::{AdamW, AdamWConfig};
 use crate::train::params::{apply_step, gradients, is_trainable_stage1, mark_trainable};
 use crate::train::two_phase::two_phase_loss_from;
 use crate::{AutodiffBackend, Backend, Tensor, TensorData, Tolerance};
@@ -282,24 +281,12 @@ pub fn check_vae_train_step<B: AutodiffBackend>(
     assert_eq!(compared.len(), official_terms, "every official term compared: {compared:?}");
     let total = json["total_loss"].as_f64().unwrap();
     assert!((report.total - total).abs() <= tol.loss_rel * total, "total {} vs {total}", report.total);
-    assert_eq!(report.bins_a, vec![json["phase_a_bin_index"].as_u64().unwrap() as usize]);
-    assert_eq!(report.bins_b, vec![json["phase_b_bin_index"].as_u64().unwrap() as usize]);
-    let eps0 = json["eps0_phase_a_recon_l1"].as_f64().unwrap();
-    assert!((report.eps0[0] as f64 - eps0).abs() < tol.eps0_abs, "eps0 {} vs {eps0}", report.eps0[0]);
-    let active: Vec<usize> =
-        g["b/active"].to_f64_vec().iter().enumerate().filter(|(_, v)| **v > 0.5).map(|(i, _)| i).collect();
-    assert_eq!(report.kept_b[0], active, "phase-(b) active mask");
+    super::train_step::check_labels(&report, &json, &g, &tol);
 
     let grads = B::backward(&loss.primitive);
     let pg = gradients(&model, &grads, is_trainable_stage1);
     let worst_grad = super::train_step::check_gradients(&g, &json, &pg, &tol);
-    let mut opt = AdamW::new(AdamWConfig {
-        beta1: 0.9,
-        beta2: 0.95,
-        eps: 1e-8,
-        weight_decay: 0.05,
-        decay_every_parameter: false,
-    });
+    let mut opt = super::train_step::official_adamw();
     let info = apply_step(&mut model, pg, &mut opt, 2e-4, json["grad_clip"].as_f64().unwrap(), None);
     let norm = json["grad_total_l2_norm_before_clip"].as_f64().unwrap();
     eprintln!("total gradient norm {} vs official {norm}", info.grad_norm);
