@@ -1,5 +1,5 @@
 //! The `Backend` trait impls of `Cpu<E>`: one line per op into the kernel files.
-use super::{Cpu, CpuDevice, CpuTensor, Element, conv, elementwise, fused, layout, matmul, reduce};
+use super::{Cpu, CpuDevice, CpuTensor, Element, conv, elementwise, fused, layout, matmul, norm, pool, reduce};
 use crate::backend::{
     ActivationOps, ArgReduce, Binary, Conv2dOptions, FloatOps, KarlOps, ModuleOps, Reduce, Scalar, Unary,
 };
@@ -72,16 +72,16 @@ impl<E: Element> FloatOps for Cpu<E> {
 
 impl<E: Element> ActivationOps for Cpu<E> {
     fn softmax(x: CpuTensor<E>) -> CpuTensor<E> {
-        fused::softmax(x)
+        norm::softmax(x)
     }
     fn log_softmax(x: CpuTensor<E>) -> CpuTensor<E> {
-        fused::log_softmax(x)
+        norm::log_softmax(x)
     }
     fn layer_norm(x: CpuTensor<E>, gamma: CpuTensor<E>, beta: CpuTensor<E>, eps: f64) -> CpuTensor<E> {
-        fused::layer_norm(x, gamma, beta, eps)
+        norm::layer_norm(x, gamma, beta, eps)
     }
     fn group_norm(x: CpuTensor<E>, groups: usize, gamma: CpuTensor<E>, beta: CpuTensor<E>, eps: f64) -> CpuTensor<E> {
-        fused::group_norm(x, groups, gamma, beta, eps)
+        norm::group_norm(x, groups, gamma, beta, eps)
     }
 }
 
@@ -99,22 +99,22 @@ impl<E: Element> ModuleOps for Cpu<E> {
         conv::conv2d_backward(x, w, has_bias, dy, opts)
     }
     fn avg_pool2d(x: CpuTensor<E>, k: usize) -> CpuTensor<E> {
-        conv::avg_pool2d(x, k)
+        pool::avg_pool2d(x, k)
     }
     fn avg_pool2d_backward(x_shape: &Shape, dy: CpuTensor<E>, k: usize) -> CpuTensor<E> {
-        conv::avg_pool2d_backward(x_shape, dy, k)
+        pool::avg_pool2d_backward(x_shape, dy, k)
     }
     fn max_pool2d(x: CpuTensor<E>, k: usize, stride: usize, padding: usize) -> CpuTensor<E> {
-        conv::max_pool2d(x, k, stride, padding)
+        pool::max_pool2d(x, k, stride, padding)
     }
     fn max_pool2d_backward(x: CpuTensor<E>, dy: CpuTensor<E>, k: usize, stride: usize, padding: usize) -> CpuTensor<E> {
-        conv::max_pool2d_backward(x, dy, k, stride, padding)
+        pool::max_pool2d_backward(x, dy, k, stride, padding)
     }
     fn resize_nearest(x: CpuTensor<E>, oh: usize, ow: usize) -> CpuTensor<E> {
-        conv::resize_nearest(x, oh, ow)
+        pool::resize_nearest(x, oh, ow)
     }
     fn resize_nearest_backward(x_shape: &Shape, dy: CpuTensor<E>) -> CpuTensor<E> {
-        conv::resize_nearest_backward(x_shape, dy)
+        pool::resize_nearest_backward(x_shape, dy)
     }
     fn attention(q: CpuTensor<E>, k: CpuTensor<E>, v: CpuTensor<E>, mask: Option<(&[bool], &Shape)>) -> CpuTensor<E> {
         fused::attention(q, k, v, mask)

@@ -9,6 +9,8 @@ mod fused;
 mod impls;
 mod layout;
 mod matmul;
+mod norm;
+mod pool;
 mod reduce;
 mod tensor;
 
