@@ -2,14 +2,17 @@
 //! (weights, EMA, optimiser moments, curriculum, RNG state, step) written atomically as a
 //! directory renamed into place, the last two kept; exact resume; non-finite losses stop
 //! training with the step and term named, before any update.
+use super::checkpoint::{ema_tensors, newest, read_ema, read_model, read_moments, write_checkpoint, write_json};
+use super::checkpoint::{write_model, write_moments};
 use super::curriculum::Curriculum;
 use super::ema::Ema;
-use super::events::{EventSink, TrainEvent};
+use super::events::EventSink;
 use super::halting_labels::{HaltingLabels, PrefixLoss, check_ladder, default_ladder};
 use super::losses::{PixelLoss, ReconLoss, VaeStage1, VqganStage1};
 use super::min_budget::min_budget_loss;
 use super::optim::{AdamW, AdamWConfig};
 use super::params::{apply_step, gradients, is_trainable_stage1, mark_trainable};
+use super::run::{Steps, check_grads, check_terms, draw_phase_a};
 use super::schedule::Schedule;
 use super::two_phase::{StepLosses, two_phase_loss};
 use crate::backend::AutodiffBackend;
@@ -20,13 +23,13 @@ use crate::model::config::{BaseKind, PixelLossKind};
 use crate::model::linear_fit::{LinearFit, fit_linear_path};
 use crate::model::vae::LatentDraw;
 use crate::model::{Karl, KarlConfig};
-use crate::nn::{load_module, module_tensors};
-use crate::record::safetensors::{read_safetensors, write_safetensors};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
+
+pub use super::checkpoint::list_checkpoints;
 
 /// The first data-source step index of the batches a linear-path fit draws (beyond any run).
 const FIT_STEPS: u64 = 1 << 40;
@@ -92,6 +95,27 @@ fn trainable(t: &TrainConfig) -> impl Fn(&str) -> bool + Copy {
 }
 
 impl TrainConfig {
+    /// The learning-rate schedule.
+    pub fn schedule(&self) -> Schedule {
+        Schedule { lr: self.lr, min_lr: self.min_lr, warmup: self.warmup, total: self.steps }
+    }
+
+    /// Checks the settings shared by both stages against a model of `max_latent_tokens`: at
+    /// least one image, step and phase-(a) budget, every budget in `1..=max_latent_tokens`.
+    pub fn check(&self, max_latent_tokens: usize) -> Result<()> {
+        if self.batch == 0 || self.steps == 0 || self.budgets_a.is_empty() {
+            return Err(Error::Config(format!(
+                "training needs batch ≥ 1 ({}), steps ≥ 1 ({}) and phase-(a) budgets ({:?})",
+                self.batch, self.steps, self.budgets_a
+            )));
+        }
+        let max = max_latent_tokens;
+        if let Some(&bad) = self.budgets_a.iter().chain([&self.budget_b]).find(|&&t| t == 0 || t > max) {
+            return Err(Error::Config(format!("budget {bad} is outside 1..={max} latent tokens")));
+        }
+        Ok(())
+    }
+
     /// The prefix ladder in use (the configured one, or the default up to `budget_b`).
     pub fn ladder(&self) -> Vec<usize> {
         if self.ladder.is_empty() { default_ladder(self.budget_b) } else { self.ladder.clone() }
@@ -188,16 +212,7 @@ fn loss_for<B: AutodiffBackend>(c: &KarlConfig) -> Box<dyn ReconLoss<B> + Send> 
 impl<B: AutodiffBackend> Trainer<B> {
     /// A fresh trainer for `model` (weights as given; stage 1 keeps the base frozen).
     pub fn new(mut model: Karl<B>, train: TrainConfig) -> Result<Self> {
-        if train.batch == 0 || train.steps == 0 || train.budgets_a.is_empty() {
-            return Err(Error::Config(format!(
-                "training needs batch ≥ 1 ({}), steps ≥ 1 ({}) and phase-(a) budgets ({:?})",
-                train.batch, train.steps, train.budgets_a
-            )));
-        }
-        let max = model.config.max_latent_tokens;
-        if let Some(&bad) = train.budgets_a.iter().chain([&train.budget_b]).find(|&&t| t == 0 || t > max) {
-            return Err(Error::Config(format!("budget {bad} is outside 1..={max} latent tokens")));
-        }
+        train.check(model.config.max_latent_tokens)?;
         if train.halting_labels == HaltingLabels::MinBudget {
             check_ladder(&train.ladder(), train.budget_b).map_err(Error::Config)?;
             if let Some(&bad) = train.budgets_a.iter().find(|&&t| t > train.budget_b) {
@@ -247,8 +262,7 @@ impl<B: AutodiffBackend> Trainer<B> {
 
     /// The schedule.
     pub fn schedule(&self) -> Schedule {
-        let t = &self.state.train;
-        Schedule { lr: t.lr, min_lr: t.min_lr, warmup: t.warmup, total: t.steps }
+        self.state.train.schedule()
     }
 
     /// One training step on `images [N,3,S,S]`. A non-finite loss is an error naming the step
@@ -256,9 +270,8 @@ impl<B: AutodiffBackend> Trainer<B> {
     pub fn step(&mut self, images: &Tensor<B, 4>) -> Result<(StepLosses, f64, usize)> {
         let n = images.dims()[0];
         let st = &mut self.state;
-        let budget_a = st.train.budgets_a[st.rng.below(st.train.budgets_a.len())];
         let bins = &self.model.config.eps_bins;
-        let eps_a: Vec<f32> = (0..n).map(|_| bins[st.rng.categorical(&st.curriculum.p_eps)]).collect();
+        let (budget_a, eps_a) = draw_phase_a(&mut st.rng, &st.train, &st.curriculum, bins, n);
         if let Base::Vae(v) = &mut self.model.base
             && let LatentDraw::Sample { .. } = v.draw
         {
@@ -277,18 +290,14 @@ impl<B: AutodiffBackend> Trainer<B> {
             }
         };
         let step_no = st.step + 1;
-        if let Some((name, v)) = report.terms.iter().find(|(_, v)| !v.is_finite()) {
-            return Err(Error::NonFinite(format!("step {step_no}: loss term {name} is {v}")));
-        }
+        check_terms(step_no, &report.terms)?;
         let min_eps0 = report.eps0.iter().copied().fold(f32::INFINITY, f32::min);
         st.curriculum.update(bins, min_eps0);
         let grads = B::backward(&loss.primitive);
         let pg = gradients(&self.model, &grads, trainable(&self.state.train));
         drop(grads);
         drop(loss);
-        if let Some(bad) = pg.iter().find(|g| g.grad.iter().any(|v| !v.is_finite())) {
-            return Err(Error::NonFinite(format!("step {step_no}: gradient of {} is not finite", bad.path)));
-        }
+        check_grads(step_no, &pg)?;
         let lr = self.schedule().lr_at(self.state.step);
         let info = apply_step(&mut self.model, pg, &mut self.opt, lr, self.state.train.clip, Some(&mut self.ema));
         self.state.step += 1;
@@ -305,127 +314,48 @@ impl<B: AutodiffBackend> Trainer<B> {
         stop: &AtomicBool,
         sink: &mut dyn EventSink,
     ) -> Result<()> {
-        let size = self.model.config.image_size;
-        let device = self.model.latent_tokens.device();
-        let total = self.state.train.steps;
-        while self.state.step < total && !stop.load(Ordering::SeqCst) {
-            let t0 = std::time::Instant::now();
-            let b = self.state.train.batch;
-            let x = data.batch(self.state.step, b, size)?;
-            let images = Tensor::<B, 4>::from_f32(x, [b, 3, size, size], &device)?;
-            let (losses, grad_norm, budget_a) = self.step(&images)?;
-            let lr = self.schedule().lr_at(self.state.step - 1);
-            sink.event(&TrainEvent::Step {
-                step: self.state.step,
-                total,
-                losses,
-                lr,
-                grad_norm,
-                budget_a,
-                seconds: t0.elapsed().as_secs_f64(),
-                batch: b,
-            });
-            let k = self.state.train.checkpoint_every;
-            if k > 0 && self.state.step.is_multiple_of(k) && self.state.step < total {
-                let p = self.save(run_dir)?;
-                sink.event(&TrainEvent::Checkpoint { step: self.state.step, path: p.display().to_string() });
-            }
-        }
-        let p = self.save(run_dir)?;
-        sink.event(&TrainEvent::Checkpoint { step: self.state.step, path: p.display().to_string() });
-        Ok(())
+        super::run::run(self, data, run_dir, stop, sink)
     }
 
     /// Writes `run_dir/ckpt-<step>` atomically (a temp dir renamed into place) and keeps the
     /// last two checkpoints.
     pub fn save(&self, run_dir: &Path) -> Result<PathBuf> {
-        std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
-        let name = format!("ckpt-{:09}", self.state.step);
-        let tmp = run_dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        write_safetensors(&tmp.join("weights.safetensors"), &module_tensors(&self.model), None)?;
-        let ema: Vec<(String, TensorData)> = self.ema_tensors();
-        write_safetensors(&tmp.join("ema.safetensors"), &ema, None)?;
-        let mut moments = Vec::new();
-        for (k, m) in &self.opt.state {
-            moments.push((format!("{k}/m"), TensorData::new_f32(m.m.clone(), [m.m.len()])?));
-            moments.push((format!("{k}/v"), TensorData::new_f32(m.v.clone(), [m.v.len()])?));
-        }
-        write_safetensors(&tmp.join("optimizer.safetensors"), &moments, None)?;
-        let json = serde_json::to_string_pretty(&self.state).map_err(|e| Error::Format(e.to_string()))?;
-        crate::record::write_atomic(&tmp.join("state.json"), json.as_bytes())?;
-        crate::record::write_atomic(
-            &tmp.join("config.json"),
-            serde_json::to_string_pretty(&self.model.config).map_err(|e| Error::Format(e.to_string()))?.as_bytes(),
-        )?;
-        let dst = run_dir.join(&name);
-        if dst.exists() {
-            std::fs::remove_dir_all(&dst).map_err(|e| Error::io(&dst, e))?;
-        }
-        std::fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))?;
-        let mut all = list_checkpoints(run_dir)?;
-        while all.len() > 2 {
-            let old = all.remove(0);
-            std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
-        }
-        Ok(dst)
+        write_checkpoint(run_dir, self.state.step, |tmp| {
+            write_model(tmp, &self.model, &self.ema)?;
+            write_moments(&tmp.join("optimizer.safetensors"), &self.opt)?;
+            write_json(&tmp.join("state.json"), &self.state)
+        })
     }
 
     /// The EMA weights as tensors (the current weights where the EMA has none yet).
     pub fn ema_tensors(&self) -> Vec<(String, TensorData)> {
-        module_tensors(&self.model)
-            .into_iter()
-            .map(|(k, d)| match self.ema.weights.get(&k) {
-                Some(w) => (k, TensorData::new_f32(w.clone(), d.shape.clone()).expect("same shape")),
-                None => (k, d),
-            })
-            .collect()
+        ema_tensors(&self.model, &self.ema)
     }
 
     /// Resumes from the newest complete checkpoint in `run_dir`.
     pub fn resume(run_dir: &Path, device: &B::Device) -> Result<Self> {
-        let ckpt = list_checkpoints(run_dir)?
-            .pop()
-            .ok_or_else(|| Error::Config(format!("{}: no checkpoint to resume from", run_dir.display())))?;
-        let sp = ckpt.join("state.json");
-        let text = std::fs::read_to_string(&sp).map_err(|e| Error::io(&sp, e))?;
-        let state: TrainState =
-            serde_json::from_str(&text).map_err(|e| Error::Format(format!("{}: {e}", sp.display())))?;
-        let mut model = Karl::<B>::new(state.model.clone(), device, 0)?;
-        load_module(&mut model, read_safetensors(&ckpt.join("weights.safetensors"))?, &[], true, device)?;
+        let (ckpt, state): (PathBuf, TrainState) = newest(run_dir)?;
+        let model = read_model(&ckpt, &state.model, device)?;
         let mut t = Trainer::new(model, state.train.clone())?;
-        for (k, d) in read_safetensors(&ckpt.join("ema.safetensors"))? {
-            t.ema.weights.insert(k, d.to_f32_vec());
-        }
-        let mut moments = std::collections::BTreeMap::<String, super::optim::Moments>::new();
-        for (k, d) in read_safetensors(&ckpt.join("optimizer.safetensors"))? {
-            let (p, which) = k.rsplit_once('/').ok_or_else(|| Error::Format(format!("optimizer key {k}")))?;
-            let e = moments.entry(p.to_string()).or_default();
-            if which == "m" { e.m = d.to_f32_vec() } else { e.v = d.to_f32_vec() }
-        }
-        t.opt.state = moments;
-        t.opt.step = state.optimizer_step;
+        read_ema(&ckpt, &mut t.ema)?;
+        t.opt = read_moments(&ckpt.join("optimizer.safetensors"), t.opt.config, state.optimizer_step)?;
         t.state = state;
         Ok(t)
     }
 }
 
-/// Complete checkpoints in a run directory, oldest first.
-pub fn list_checkpoints(run_dir: &Path) -> Result<Vec<PathBuf>> {
-    if !run_dir.exists() {
-        return Ok(Vec::new());
+impl<B: AutodiffBackend> Steps<B> for Trainer<B> {
+    fn progress(&self) -> (&Karl<B>, &TrainConfig, u64) {
+        (&self.model, &self.state.train, self.state.step)
     }
-    let mut v: Vec<PathBuf> = std::fs::read_dir(run_dir)
-        .map_err(|e| Error::io(run_dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ckpt-"))
-                && p.join("state.json").is_file()
-        })
-        .collect();
-    v.sort();
-    Ok(v)
+
+    fn logged_step(&mut self, images: &Tensor<B, 4>) -> Result<(StepLosses, f64, usize)> {
+        self.step(images)
+    }
+
+    fn save(&self, run_dir: &Path) -> Result<PathBuf> {
+        Trainer::save(self, run_dir)
+    }
 }
 
 /// Runs a data source one step ahead on a worker thread (decoding overlaps training); the

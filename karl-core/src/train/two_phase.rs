@@ -74,24 +74,55 @@ pub fn two_phase_loss_from<B: Backend>(
     budget_b: usize,
     loss: &dyn ReconLoss<B>,
 ) -> (Tensor<B, 1>, StepLosses) {
-    let cfg = &model.config;
     let (img_tokens, base) = model.image_tokens_from(images, base);
     let mut terms: Vec<(String, Tensor<B, 1>)> = Vec::new();
 
     // ---- phase (a): estimate image complexity
-    let bins_a: Vec<usize> = eps_a.iter().map(|&e| cfg.eps_bin(e)).collect();
-    let enc = model.encode_latents(img_tokens.clone(), &bins_a, budget_a);
-    terms.push(("a/halt_active_bce".into(), bce(enc.halt_logits.clone(), 0.0)));
-    let q = model.quantize(enc.prequant);
-    let head = model.decode_latents(q.z_q, None);
+    let (bins_a, head, vq_loss) = phase_a_head(model, img_tokens.clone(), eps_a, budget_a, &mut terms);
     let eps0 = per_image_l1(images, model.base.decode(head.clone().stop_gradient()));
     for (name, t) in loss.terms(model, images, &base, head) {
         terms.push((format!("a/{name}"), t));
     }
-    terms.push(("a/vq_loss".into(), q.loss));
+    terms.push(("a/vq_loss".into(), vq_loss));
 
     // ---- phase (b): learn to tokenize complexity
-    let bins_b: Vec<usize> = eps0.iter().map(|&e| cfg.eps_bin(e)).collect();
+    let (bins_b, prequant, kept_b) = phase_b_encoding(model, img_tokens, &eps0, budget_a, budget_b, &mut terms);
+    phase_b_reconstruction(model, images, &base, prequant, &kept_b, loss, &mut terms);
+
+    let (total, values, sum) = sum_terms(terms);
+    (total, StepLosses { terms: values, total: sum, bins_a, eps0, bins_b, kept_b, ..Default::default() })
+}
+
+/// Phase (a) up to the decoder's output: the ε bins of `eps_a`, the encoding at `budget_a` with
+/// its halting BCE toward 0 on all tokens (pushed to `terms` as `a/halt_active_bce`), quantized
+/// and decoded without a mask. Returns the bins, the decoder's output and the VQ loss.
+pub(crate) fn phase_a_head<B: Backend>(
+    model: &Karl<B>,
+    img_tokens: Tensor<B, 3>,
+    eps_a: &[f32],
+    budget_a: usize,
+    terms: &mut Vec<(String, Tensor<B, 1>)>,
+) -> (Vec<usize>, Tensor<B, 3>, Tensor<B, 1>) {
+    let bins_a: Vec<usize> = eps_a.iter().map(|&e| model.config.eps_bin(e)).collect();
+    let enc = model.encode_latents(img_tokens, &bins_a, budget_a);
+    terms.push(("a/halt_active_bce".into(), bce(enc.halt_logits.clone(), 0.0)));
+    let q = model.quantize(enc.prequant);
+    (bins_a, model.decode_latents(q.z_q, None), q.loss)
+}
+
+/// Phase (b)'s encoding at `budget_b`, conditioned on each image's phase-(a) error `eps0`, with
+/// the official halting terms: BCE toward 1 on the rightmost ΔT = `budget_b − budget_a` tokens
+/// and toward 0 on the rest. Returns the bins, the pre-quantization latents and the positions
+/// the model itself keeps.
+pub(crate) fn phase_b_encoding<B: Backend>(
+    model: &Karl<B>,
+    img_tokens: Tensor<B, 3>,
+    eps0: &[f32],
+    budget_a: usize,
+    budget_b: usize,
+    terms: &mut Vec<(String, Tensor<B, 1>)>,
+) -> (Vec<usize>, Tensor<B, 3>, Vec<Vec<usize>>) {
+    let bins_b: Vec<usize> = eps0.iter().map(|&e| model.config.eps_bin(e)).collect();
     let enc = model.encode_latents(img_tokens, &bins_b, budget_b);
     let (_, kept_b) = model.halting(&enc.halt_logits);
     let dt = budget_b.saturating_sub(budget_a);
@@ -104,10 +135,7 @@ pub fn two_phase_loss_from<B: Backend>(
             terms.push(("b/halt_bce_target0_first".into(), bce(enc.halt_logits.clone().narrow(1, 0..keep), 0.0)));
         }
     }
-    phase_b_reconstruction(model, images, &base, enc.prequant, &kept_b, loss, &mut terms);
-
-    let (total, values, sum) = sum_terms(terms);
-    (total, StepLosses { terms: values, total: sum, bins_a, eps0, bins_b, kept_b, ..Default::default() })
+    (bins_b, enc.prequant, kept_b)
 }
 
 /// Phase (b)'s reconstruction terms (`b/…` and `b/vq_loss`): the decoder keeps the tokens the

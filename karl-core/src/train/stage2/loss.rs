@@ -27,7 +27,7 @@ use crate::model::base::BaseTokenizer;
 use crate::model::karl::Karl;
 use crate::nn::Module;
 use crate::tensor::Tensor;
-use crate::train::two_phase::{StepLosses, bce, sum_terms};
+use crate::train::two_phase::{StepLosses, phase_a_head, phase_b_encoding, sum_terms};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -201,7 +201,6 @@ pub fn stage2_loss<B: AutodiffBackend>(
     budget_b: usize,
     gan: GanSetting,
 ) -> Result<(Tensor<B, 1>, Stage2Report)> {
-    let cfg = &model.config;
     let w = last_layer(model)?;
     let index = bank_index(budget_a.min(budget_b));
     let reference = match gan.step {
@@ -214,29 +213,13 @@ pub fn stage2_loss<B: AutodiffBackend>(
     let mut stats = Vec::new();
 
     // ---- phase (a): estimate image complexity
-    let bins_a: Vec<usize> = eps_a.iter().map(|&e| cfg.eps_bin(e)).collect();
-    let enc = model.encode_latents(img_tokens.clone(), &bins_a, budget_a);
-    terms.push(("a/halt_active_bce".into(), bce(enc.halt_logits.clone(), 0.0)));
-    let q = model.quantize(enc.prequant);
-    let head = model.decode_latents(q.z_q, None);
+    let (bins_a, head, vq_loss) = phase_a_head(model, img_tokens.clone(), eps_a, budget_a, &mut terms);
     let (eps0, phase_a) = ctx.phase(model, head, "a", &mut terms, &mut stats);
-    terms.push(("a/vq_loss".into(), q.loss));
+    terms.push(("a/vq_loss".into(), vq_loss));
 
     // ---- phase (b): learn to tokenize complexity
-    let bins_b: Vec<usize> = eps0.iter().map(|&e| cfg.eps_bin(e)).collect();
-    let enc = model.encode_latents(img_tokens, &bins_b, budget_b);
-    let (_, kept_b) = model.halting(&enc.halt_logits);
-    let dt = budget_b.saturating_sub(budget_a);
-    if dt == 0 {
-        terms.push(("b/halt_bce_target0".into(), bce(enc.halt_logits.clone(), 0.0)));
-    } else {
-        let keep = budget_b - dt;
-        terms.push(("b/halt_bce_target1_last_dT".into(), bce(enc.halt_logits.clone().narrow(1, keep..budget_b), 1.0)));
-        if keep > 0 {
-            terms.push(("b/halt_bce_target0_first".into(), bce(enc.halt_logits.clone().narrow(1, 0..keep), 0.0)));
-        }
-    }
-    let q = model.quantize(enc.prequant);
+    let (bins_b, prequant, kept_b) = phase_b_encoding(model, img_tokens, &eps0, budget_a, budget_b, &mut terms);
+    let q = model.quantize(prequant);
     let head = model.decode_latents(q.z_q, Some(&kept_b));
     let (_, phase_b) = ctx.phase(model, head, "b", &mut terms, &mut stats);
     terms.push(("b/vq_loss".into(), q.loss));

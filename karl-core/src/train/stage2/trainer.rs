@@ -12,7 +12,6 @@ use super::discriminator::DiscriminatorBank;
 use super::loss::{GanStep, Stage2Report, stage2_loss};
 use super::schedule::GanSchedule;
 use crate::backend::AutodiffBackend;
-use crate::data::TensorData;
 use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::metrics::lpips::Lpips;
@@ -21,17 +20,20 @@ use crate::nn::{load_module, module_tensors};
 use crate::record::safetensors::{read_safetensors, write_safetensors};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
+use crate::train::checkpoint::{newest, read_ema, read_model, read_moments, write_checkpoint, write_json};
+use crate::train::checkpoint::{write_model, write_moments};
 use crate::train::curriculum::Curriculum;
 use crate::train::ema::Ema;
-use crate::train::events::{EventSink, TrainEvent};
-use crate::train::optim::{AdamW, AdamWConfig, Moments};
+use crate::train::events::EventSink;
+use crate::train::optim::{AdamW, AdamWConfig};
 use crate::train::params::{apply_step, gradients, mark_trainable};
+use crate::train::run::{Steps, check_grads, check_terms, draw_phase_a};
 use crate::train::schedule::Schedule;
-use crate::train::trainer::{DataSource, TrainConfig, list_checkpoints};
+use crate::train::trainer::{DataSource, TrainConfig};
+use crate::train::two_phase::StepLosses;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 /// Stage-2 settings beside [`TrainConfig`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -121,16 +123,7 @@ impl<B: AutodiffBackend> Stage2Trainer<B> {
     /// A fresh trainer for `model` (e.g. a stage-1 checkpoint's EMA weights) with newly
     /// initialised discriminators.
     pub fn new(mut model: Karl<B>, lpips: Lpips<B>, train: TrainConfig, stage2: Stage2Config) -> Result<Self> {
-        if train.batch == 0 || train.steps == 0 || train.budgets_a.is_empty() {
-            return Err(Error::Config(format!(
-                "training needs batch ≥ 1 ({}), steps ≥ 1 ({}) and phase-(a) budgets ({:?})",
-                train.batch, train.steps, train.budgets_a
-            )));
-        }
-        let max = model.config.max_latent_tokens;
-        if let Some(&bad) = train.budgets_a.iter().chain([&train.budget_b]).find(|&&t| t == 0 || t > max) {
-            return Err(Error::Config(format!("budget {bad} is outside 1..={max} latent tokens")));
-        }
+        train.check(model.config.max_latent_tokens)?;
         super::loss::last_layer(&model)?;
         mark_trainable(&mut model, |_| true);
         let device = model.latent_tokens.device();
@@ -161,8 +154,7 @@ impl<B: AutodiffBackend> Stage2Trainer<B> {
 
     /// The learning-rate schedule (both optimisers).
     pub fn schedule(&self) -> Schedule {
-        let t = &self.state.train;
-        Schedule { lr: t.lr, min_lr: t.min_lr, warmup: t.warmup, total: t.steps }
+        self.state.train.schedule()
     }
 
     /// One step on `images [N,3,S,S]`: the GAN schedule picks the network, the stage-2 loss is
@@ -172,17 +164,14 @@ impl<B: AutodiffBackend> Stage2Trainer<B> {
     pub fn step(&mut self, images: &Tensor<B, 4>) -> Result<Stage2Step> {
         let n = images.dims()[0];
         let st = &mut self.state;
-        let budget_a = st.train.budgets_a[st.rng.below(st.train.budgets_a.len())];
         let bins = &self.model.config.eps_bins;
-        let eps_a: Vec<f32> = (0..n).map(|_| bins[st.rng.categorical(&st.curriculum.p_eps)]).collect();
+        let (budget_a, eps_a) = draw_phase_a(&mut st.rng, &st.train, &st.curriculum, bins, n);
         let epoch = st.step / st.stage2.steps_per_epoch.max(1);
         let gan = st.stage2.schedule.setting(epoch, st.step);
         let (loss, report) =
             stage2_loss(&self.model, &self.bank, &self.lpips, images, budget_a, &eps_a, st.train.budget_b, gan)?;
         let step_no = st.step + 1;
-        if let Some((name, v)) = report.losses.terms.iter().find(|(_, v)| !v.is_finite()) {
-            return Err(Error::NonFinite(format!("step {step_no}: loss term {name} is {v}")));
-        }
+        check_terms(step_no, &report.losses.terms)?;
         let grads = B::backward(&loss.primitive);
         let lr = self.schedule().lr_at(self.state.step);
         let clip = self.state.train.clip;
@@ -190,9 +179,7 @@ impl<B: AutodiffBackend> Stage2Trainer<B> {
             GanStep::Generator => {
                 let pg = gradients(&self.model, &grads, |_| true);
                 drop(grads);
-                if let Some(bad) = pg.iter().find(|g| g.grad.iter().any(|v| !v.is_finite())) {
-                    return Err(Error::NonFinite(format!("step {step_no}: gradient of {} is not finite", bad.path)));
-                }
+                check_grads(step_no, &pg)?;
                 apply_step(&mut self.model, pg, &mut self.opt, lr, clip, Some(&mut self.ema))
             }
             GanStep::Discriminator => {
@@ -200,9 +187,7 @@ impl<B: AutodiffBackend> Stage2Trainer<B> {
                 let entry = format!("gan_losses.{}.", report.bank_index);
                 let pg = gradients(&self.bank, &grads, |p| p.starts_with(&entry));
                 drop(grads);
-                if let Some(bad) = pg.iter().find(|g| g.grad.iter().any(|v| !v.is_finite())) {
-                    return Err(Error::NonFinite(format!("step {step_no}: gradient of {} is not finite", bad.path)));
-                }
+                check_grads(step_no, &pg)?;
                 apply_step(&mut self.bank, pg, &mut self.opt_disc, lr, clip, None)
             }
         };
@@ -234,104 +219,37 @@ impl<B: AutodiffBackend> Stage2Trainer<B> {
         stop: &AtomicBool,
         sink: &mut dyn EventSink,
     ) -> Result<()> {
-        let size = self.model.config.image_size;
-        let device = self.model.latent_tokens.device();
-        let total = self.state.train.steps;
-        while self.state.step < total && !stop.load(Ordering::SeqCst) {
-            let t0 = std::time::Instant::now();
-            let b = self.state.train.batch;
-            let x = data.batch(self.state.step, b, size)?;
-            let images = Tensor::<B, 4>::from_f32(x, [b, 3, size, size], &device)?;
-            let s = self.step(&images)?;
-            let lr = self.schedule().lr_at(self.state.step - 1);
-            let mut losses = s.report.losses.clone();
-            losses.measurements = measurements(&s);
-            sink.event(&TrainEvent::Step {
-                step: self.state.step,
-                total,
-                losses,
-                lr,
-                grad_norm: s.grad_norm,
-                budget_a: s.budget_a,
-                seconds: t0.elapsed().as_secs_f64(),
-                batch: b,
-            });
-            let k = self.state.train.checkpoint_every;
-            if k > 0 && self.state.step.is_multiple_of(k) && self.state.step < total {
-                let p = self.save(run_dir)?;
-                sink.event(&TrainEvent::Checkpoint { step: self.state.step, path: p.display().to_string() });
-            }
-        }
-        let p = self.save(run_dir)?;
-        sink.event(&TrainEvent::Checkpoint { step: self.state.step, path: p.display().to_string() });
-        Ok(())
+        super::super::run::run(self, data, run_dir, stop, sink)
     }
 
     /// Writes `run_dir/ckpt-<step>` atomically and keeps the last two checkpoints: model
     /// weights, EMA, `discriminators.safetensors` (`gan_losses.*`, BatchNorm buffers included),
     /// both optimisers' moments, `state.json` (with `"stage": 2`) and `config.json`.
     pub fn save(&self, run_dir: &Path) -> Result<PathBuf> {
-        std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
-        let name = format!("ckpt-{:09}", self.state.step);
-        let tmp = run_dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        write_safetensors(&tmp.join("weights.safetensors"), &module_tensors(&self.model), None)?;
-        let ema: Vec<(String, TensorData)> = module_tensors(&self.model)
-            .into_iter()
-            .map(|(k, d)| match self.ema.weights.get(&k) {
-                Some(w) => (k, TensorData::new_f32(w.clone(), d.shape.clone()).expect("same shape")),
-                None => (k, d),
-            })
-            .collect();
-        write_safetensors(&tmp.join("ema.safetensors"), &ema, None)?;
-        let mut disc = module_tensors(&self.bank);
-        disc.extend(self.bank.buffers());
-        write_safetensors(&tmp.join("discriminators.safetensors"), &disc, None)?;
-        for (file, opt) in [("optimizer.safetensors", &self.opt), ("optimizer_disc.safetensors", &self.opt_disc)] {
-            write_safetensors(&tmp.join(file), &moments_tensors(opt)?, None)?;
-        }
-        let mut json = serde_json::to_value(&self.state).map_err(|e| Error::Format(e.to_string()))?;
-        json["stage"] = serde_json::Value::from(2);
-        let text = serde_json::to_string_pretty(&json).map_err(|e| Error::Format(e.to_string()))?;
-        crate::record::write_atomic(&tmp.join("state.json"), text.as_bytes())?;
-        crate::record::write_atomic(
-            &tmp.join("config.json"),
-            serde_json::to_string_pretty(&self.model.config).map_err(|e| Error::Format(e.to_string()))?.as_bytes(),
-        )?;
-        let dst = run_dir.join(&name);
-        if dst.exists() {
-            std::fs::remove_dir_all(&dst).map_err(|e| Error::io(&dst, e))?;
-        }
-        std::fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))?;
-        let mut all = list_checkpoints(run_dir)?;
-        while all.len() > 2 {
-            let old = all.remove(0);
-            std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
-        }
-        Ok(dst)
+        write_checkpoint(run_dir, self.state.step, |tmp| {
+            write_model(tmp, &self.model, &self.ema)?;
+            let mut disc = module_tensors(&self.bank);
+            disc.extend(self.bank.buffers());
+            write_safetensors(&tmp.join("discriminators.safetensors"), &disc, None)?;
+            write_moments(&tmp.join("optimizer.safetensors"), &self.opt)?;
+            write_moments(&tmp.join("optimizer_disc.safetensors"), &self.opt_disc)?;
+            let mut json = serde_json::to_value(&self.state).map_err(|e| Error::Format(e.to_string()))?;
+            json["stage"] = serde_json::Value::from(2);
+            write_json(&tmp.join("state.json"), &json)
+        })
     }
 
     /// Resumes from the newest complete checkpoint in `run_dir` (written by
     /// [`Stage2Trainer::save`]); the LPIPS network is given again (it is frozen and not saved).
     pub fn resume(run_dir: &Path, lpips: Lpips<B>, device: &B::Device) -> Result<Self> {
-        let ckpt = list_checkpoints(run_dir)?
-            .pop()
-            .ok_or_else(|| Error::Config(format!("{}: no checkpoint to resume from", run_dir.display())))?;
-        let sp = ckpt.join("state.json");
-        let text = std::fs::read_to_string(&sp).map_err(|e| Error::io(&sp, e))?;
-        let state: Stage2State =
-            serde_json::from_str(&text).map_err(|e| Error::Format(format!("{}: {e}", sp.display())))?;
-        let mut model = Karl::<B>::new(state.model.clone(), device, 0)?;
-        load_module(&mut model, read_safetensors(&ckpt.join("weights.safetensors"))?, &[], true, device)?;
+        let (ckpt, state): (PathBuf, Stage2State) = newest(run_dir)?;
+        let model = read_model(&ckpt, &state.model, device)?;
         let mut t = Stage2Trainer::new(model, lpips, state.train.clone(), state.stage2.clone())?;
         let disc = read_safetensors(&ckpt.join("discriminators.safetensors"))?;
         t.bank.load_buffers(&disc)?;
         load_module(&mut t.bank, disc, &[], false, device)?;
         mark_trainable(&mut t.bank, |_| true);
-        for (k, d) in read_safetensors(&ckpt.join("ema.safetensors"))? {
-            t.ema.weights.insert(k, d.to_f32_vec());
-        }
+        read_ema(&ckpt, &mut t.ema)?;
         t.opt = read_moments(&ckpt.join("optimizer.safetensors"), t.opt.config, state.optimizer_step)?;
         t.opt_disc =
             read_moments(&ckpt.join("optimizer_disc.safetensors"), t.opt_disc.config, state.disc_optimizer_step)?;
@@ -365,24 +283,21 @@ fn measurements(s: &Stage2Step) -> Vec<(String, f64)> {
     m
 }
 
-fn moments_tensors(opt: &AdamW) -> Result<Vec<(String, TensorData)>> {
-    let mut out = Vec::new();
-    for (k, m) in &opt.state {
-        out.push((format!("{k}/m"), TensorData::new_f32(m.m.clone(), [m.m.len()])?));
-        out.push((format!("{k}/v"), TensorData::new_f32(m.v.clone(), [m.v.len()])?));
+impl<B: AutodiffBackend> Steps<B> for Stage2Trainer<B> {
+    fn progress(&self) -> (&Karl<B>, &TrainConfig, u64) {
+        (&self.model, &self.state.train, self.state.step)
     }
-    Ok(out)
-}
 
-fn read_moments(path: &Path, config: AdamWConfig, step: u64) -> Result<AdamW> {
-    let mut opt = AdamW::new(config);
-    opt.step = step;
-    let mut moments = BTreeMap::<String, Moments>::new();
-    for (k, d) in read_safetensors(path)? {
-        let (p, which) = k.rsplit_once('/').ok_or_else(|| Error::Format(format!("optimizer key {k}")))?;
-        let e = moments.entry(p.to_string()).or_default();
-        if which == "m" { e.m = d.to_f32_vec() } else { e.v = d.to_f32_vec() }
+    /// The step's losses carry, as measurements, `d_weight`, `g_loss`, the logit means and the
+    /// GAN weight.
+    fn logged_step(&mut self, images: &Tensor<B, 4>) -> Result<(StepLosses, f64, usize)> {
+        let s = self.step(images)?;
+        let mut losses = s.report.losses.clone();
+        losses.measurements = measurements(&s);
+        Ok((losses, s.grad_norm, s.budget_a))
     }
-    opt.state = moments;
-    Ok(opt)
+
+    fn save(&self, run_dir: &Path) -> Result<PathBuf> {
+        Stage2Trainer::save(self, run_dir)
+    }
 }
