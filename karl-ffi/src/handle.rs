@@ -2,6 +2,7 @@
 //! input/output buffers and strings. Each helper reports a NULL pointer as `KARL_NULL_ARGUMENT`
 //! naming the argument.
 use crate::error::FfiError;
+use crate::status::karl_status;
 use std::ffi::{CStr, c_char};
 
 /// Borrows the object behind a handle.
@@ -75,6 +76,53 @@ pub(crate) unsafe fn buffer<'a, T>(p: *mut T, len: usize, arg: &str) -> Result<&
     }
     // SAFETY: non-NULL, size <= isize::MAX, validity guaranteed by the caller.
     Ok(unsafe { std::slice::from_raw_parts_mut(p, len) })
+}
+
+/// Writes the serialized bytes `make()` to the caller's buffer (`len` bytes at `buf`) and
+/// their number to `*written`; when the buffer is too small, only the number, with
+/// `KARL_BUFFER_TOO_SMALL` (a size query passes `buf = NULL, len = 0`).
+///
+/// # Safety
+/// `buf` is NULL or points to `len` writable bytes; `written` is NULL or writable.
+pub(crate) unsafe fn write_serialized(
+    buf: *mut u8,
+    len: usize,
+    written: *mut usize,
+    make: impl FnOnce() -> Vec<u8>,
+) -> Result<(), FfiError> {
+    check_out(written, "written")?;
+    // SAFETY: NULL or `len` writable bytes (caller).
+    let out = unsafe { buffer(buf, len, "buf") }?;
+    let data = make();
+    // SAFETY: `written` is non-NULL (checked) and writable (caller).
+    unsafe { written.write(data.len()) };
+    if out.len() < data.len() {
+        return Err(FfiError::new(
+            karl_status::KARL_BUFFER_TOO_SMALL,
+            format!("`buf` has {len} bytes, the serialized tokens need {} (stored in *written)", data.len()),
+        ));
+    }
+    out[..data.len()].copy_from_slice(&data);
+    Ok(())
+}
+
+/// The `len` bytes to parse at `buf` (NULL is an error even when `len` is 0), after checking
+/// the out-parameter `out` that receives the parsed handle.
+///
+/// # Safety
+/// `buf` is NULL or points to `len` readable bytes that stay unchanged during the borrow.
+pub(crate) unsafe fn serialized_input<'a, T>(
+    buf: *const u8,
+    len: usize,
+    out: *mut *mut T,
+) -> Result<&'a [u8], FfiError> {
+    if buf.is_null() {
+        return Err(FfiError::null("buf"));
+    }
+    // SAFETY: non-NULL and `len` readable bytes (caller).
+    let data = unsafe { bytes(buf, len, "buf") }?;
+    check_out(out, "out")?;
+    Ok(data)
 }
 
 /// Borrows a NUL-terminated C string.

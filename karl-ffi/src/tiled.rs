@@ -2,7 +2,7 @@
 //! resizing): encoding, the grid and per-tile counts, full-size decoding, and the tiled `.karl`
 //! byte format.
 use crate::error::FfiError;
-use crate::handle::{borrow, buffer, bytes, check_out, give, release};
+use crate::handle::{borrow, buffer, check_out, give, release, serialized_input, write_serialized};
 use crate::model::{karl_model, rgb_image};
 use crate::status::karl_status;
 use karl_core::model::tiles::DEFAULT_MAX_PIXELS;
@@ -194,20 +194,8 @@ pub unsafe extern "C" fn karl_tiled_serialize(
     ffi_boundary!("karl_tiled_serialize", {
         // SAFETY: NULL or live tiled tokens (caller).
         let t = unsafe { borrow(t, "t") }?;
-        check_out(written, "written")?;
-        // SAFETY: NULL or `len` writable bytes (caller).
-        let out = unsafe { buffer(buf, len, "buf") }?;
-        let data = t.tiled.to_bytes();
-        // SAFETY: `written` is non-NULL (checked) and writable (caller).
-        unsafe { written.write(data.len()) };
-        if out.len() < data.len() {
-            return Err(FfiError::new(
-                karl_status::KARL_BUFFER_TOO_SMALL,
-                format!("`buf` has {len} bytes, the serialized tokens need {} (stored in *written)", data.len()),
-            ));
-        }
-        out[..data.len()].copy_from_slice(&data);
-        Ok(())
+        // SAFETY: `buf` is NULL or `len` writable bytes, `written` NULL or writable (caller).
+        unsafe { write_serialized(buf, len, written, || t.tiled.to_bytes()) }
     })
 }
 
@@ -224,12 +212,8 @@ pub unsafe extern "C" fn karl_tiled_deserialize(
     out: *mut *mut karl_tiled_tokens,
 ) -> karl_status {
     ffi_boundary!("karl_tiled_deserialize", {
-        if buf.is_null() {
-            return Err(FfiError::null("buf"));
-        }
-        // SAFETY: non-NULL and `len` readable bytes (caller).
-        let data = unsafe { bytes(buf, len, "buf") }?;
-        check_out(out, "out")?;
+        // SAFETY: `buf` is NULL or `len` readable bytes (caller).
+        let data = unsafe { serialized_input(buf, len, out) }?;
         let tiled = TiledTokens::from_bytes(data, KARL_MAX_TILED_PIXELS)?;
         // SAFETY: `out` is non-NULL (checked) and writable (caller).
         unsafe { give(out, karl_tiled_tokens { tiled }) };

@@ -1,6 +1,6 @@
 //! `karl_tokens`: one image's token set, its positions and codes, and the `.karl` byte format.
 use crate::error::FfiError;
-use crate::handle::{borrow, buffer, bytes, check_out, give, release};
+use crate::handle::{borrow, buffer, give, release, serialized_input, write_serialized};
 use crate::status::karl_status;
 use karl_core::model::Tokens;
 
@@ -105,22 +105,8 @@ pub unsafe extern "C" fn karl_tokens_serialize(
     ffi_boundary!("karl_tokens_serialize", {
         // SAFETY: NULL or live tokens (caller).
         let t = unsafe { borrow(t, "t") }?;
-        check_out(written, "written")?;
-        // SAFETY: NULL or `len` writable bytes (caller).
-        let out = unsafe { buffer(buf, len, "buf") }?;
-        let data = t.tokens.to_bytes();
-        if out.len() < data.len() {
-            // SAFETY: `written` is non-NULL (checked) and writable (caller).
-            unsafe { written.write(data.len()) };
-            return Err(FfiError::new(
-                karl_status::KARL_BUFFER_TOO_SMALL,
-                format!("`buf` has {len} bytes, the serialized tokens need {} (stored in *written)", data.len()),
-            ));
-        }
-        out[..data.len()].copy_from_slice(&data);
-        // SAFETY: as above.
-        unsafe { written.write(data.len()) };
-        Ok(())
+        // SAFETY: `buf` is NULL or `len` writable bytes, `written` NULL or writable (caller).
+        unsafe { write_serialized(buf, len, written, || t.tokens.to_bytes()) }
     })
 }
 
@@ -141,12 +127,8 @@ pub unsafe extern "C" fn karl_tokens_deserialize(
     out: *mut *mut karl_tokens,
 ) -> karl_status {
     ffi_boundary!("karl_tokens_deserialize", {
-        if buf.is_null() {
-            return Err(FfiError::null("buf"));
-        }
-        // SAFETY: non-NULL and `len` readable bytes (caller).
-        let data = unsafe { bytes(buf, len, "buf") }?;
-        check_out(out, "out")?;
+        // SAFETY: `buf` is NULL or `len` readable bytes (caller).
+        let data = unsafe { serialized_input(buf, len, out) }?;
         let tokens = Tokens::from_bytes(data)?;
         // SAFETY: `out` is non-NULL (checked) and writable (caller).
         unsafe { give(out, karl_tokens { tokens }) };
