@@ -9,23 +9,11 @@
  * Build: cc -std=c11 -Wall -I include karl_shards.c -L target/release -lkarl_ffi
  */
 #include "karl.h"
+#include "karl_check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int checks = 0, failures = 0;
-
-/* Records one check; prints the last error when it fails. */
-static void check(int ok, const char *what) {
-  checks++;
-  if (!ok) {
-    char msg[1024];
-    karl_last_error_message(msg, sizeof msg);
-    fprintf(stderr, "FAILED: %s (last error: %s)\n", what, msg);
-    failures++;
-  }
-}
 
 int main(int argc, char **argv) {
   if (argc < 4) {
