@@ -67,6 +67,16 @@ impl<R: Runtime, F: FloatElem> CubeTensor<R, F> {
     pub fn numel(&self) -> usize {
         self.shape.numel()
     }
+    /// The buffer as a kernel array argument of `numel` elements (one for an empty tensor,
+    /// whose buffer holds one).
+    ///
+    /// # Safety
+    /// As [`ArrayArg::from_raw_parts`]: the kernel it is passed to must stay inside the buffer.
+    pub(crate) unsafe fn array(&self) -> ArrayArg<R> {
+        // SAFETY: the buffer holds at least max(numel, 1) elements; the caller keeps the
+        // kernel's accesses inside them.
+        unsafe { ArrayArg::from_raw_parts(self.handle.clone(), self.numel().max(1)) }
+    }
     /// Downloads the values, widened to f32 (waits for pending kernels).
     pub fn to_f32_vec(&self) -> Vec<f32> {
         let n = self.numel();

@@ -5,7 +5,6 @@
 //! (one unit per written element), so there are no atomics and results are deterministic.
 // `x % s == 0` inside `#[cube]` kernels: the cube macro has no `is_multiple_of` expansion.
 #![allow(clippy::manual_is_multiple_of)]
-use super::{ELEMWISE_UNITS, count_for, u32_of};
 use super::{elementwise, layout, matmul, reduce};
 use crate::element::FloatElem;
 use crate::tensor::CubeTensor;
@@ -146,23 +145,10 @@ fn im2col<R: Runtime, F: FloatElem>(
     // SAFETY: reads stay inside image img0+imgs−1 < N (checked by the caller) and the padding
     // test keeps (iy, ix) inside the image.
     unsafe {
-        im2col_kernel::launch_unchecked::<F, R>(
-            &x.client,
-            count_for(total, ELEMWISE_UNITS),
-            CubeDim::new_1d(ELEMWISE_UNITS),
-            ArrayArg::from_raw_parts(x.handle.clone(), x.numel()),
-            ArrayArg::from_raw_parts(cols.handle.clone(), total),
-            u32_of(img0),
-            u32_of(oy0),
-            u32_of(rows),
-            u32_of(g.cin),
-            u32_of(g.h),
-            u32_of(g.w),
-            u32_of(g.k),
-            u32_of(g.ow),
-            u32_of(g.s),
-            u32_of(g.p),
-        )
+        launch!(im2col_kernel::<F, R>(&x.client, elements total;
+            x.array(), cols.array();
+            u32 img0, oy0, rows, g.cin, g.h, g.w, g.k, g.ow, g.s, g.p
+        ))
     };
     cols
 }
@@ -181,23 +167,10 @@ fn col2im<R: Runtime, F: FloatElem>(
     }
     // SAFETY: only taps with a valid output position (oy < oh, ox < ow) are read.
     unsafe {
-        col2im_kernel::launch_unchecked::<F, R>(
-            &dcols.client,
-            count_for(total, ELEMWISE_UNITS),
-            CubeDim::new_1d(ELEMWISE_UNITS),
-            ArrayArg::from_raw_parts(dcols.handle.clone(), dcols.numel()),
-            ArrayArg::from_raw_parts(dx.handle.clone(), total),
-            u32_of(oy0),
-            u32_of(rows),
-            u32_of(g.cin),
-            u32_of(g.h),
-            u32_of(g.w),
-            u32_of(g.k),
-            u32_of(g.oh),
-            u32_of(g.ow),
-            u32_of(g.s),
-            u32_of(g.p),
-        )
+        launch!(col2im_kernel::<F, R>(&dcols.client, elements total;
+            dcols.array(), dx.array();
+            u32 oy0, rows, g.cin, g.h, g.w, g.k, g.oh, g.ow, g.s, g.p
+        ))
     };
     dx
 }

@@ -3,7 +3,8 @@
 //! kernel that maps each output index to both input offsets. Unary and scalar ops evaluate in
 //! f32 and round once to the storage type; binary ops run in the storage type (one rounding
 //! either way).
-use super::{ELEMWISE_UNITS, broadcast_strides, count_for, u32s, upload_u32, vector_width};
+use super::layout::strided_offset;
+use super::{broadcast_meta, vector_width};
 use crate::element::FloatElem;
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
@@ -146,17 +147,8 @@ fn binary_broadcast_kernel<F: Float>(
     let pos = ABSOLUTE_POS;
     if pos < output.len() {
         let rank = usize::cast_from(info[0]);
-        let mut rem = pos;
-        let mut oa = 0usize;
-        let mut ob = 0usize;
-        for i in 0..rank {
-            let d = rank - 1 - i;
-            let dim = usize::cast_from(info[1 + d]);
-            let c = rem % dim;
-            rem /= dim;
-            oa += c * usize::cast_from(info[1 + rank + d]);
-            ob += c * usize::cast_from(info[1 + 2 * rank + d]);
-        }
+        let oa = strided_offset(pos, info, 1, 1 + rank);
+        let ob = strided_offset(pos, info, 1, 1 + 2 * rank);
         output[pos] = binary_scalar::<F>(a[oa], b[ob], op);
     }
 }
@@ -176,16 +168,7 @@ pub fn fill<R: Runtime, F: FloatElem>(out: CubeTensor<R, F>, value: f32) -> Cube
     }
     let w = vector_width(&[n]);
     // SAFETY: the kernel guards every access with `pos < output.len()`; the buffer holds n f32.
-    unsafe {
-        fill_kernel::launch_unchecked::<F, R>(
-            &out.client,
-            count_for(n / w, ELEMWISE_UNITS),
-            CubeDim::new_1d(ELEMWISE_UNITS),
-            w,
-            ArrayArg::from_raw_parts(out.handle.clone(), n),
-            value,
-        )
-    };
+    unsafe { launch!(fill_kernel::<F, R>(&out.client, elements n / w; w, out.array(), value)) };
     out
 }
 
@@ -198,17 +181,7 @@ pub fn unary<R: Runtime, F: FloatElem>(op: Unary, t: CubeTensor<R, F>) -> CubeTe
     }
     let w = vector_width(&[n]);
     // SAFETY: both buffers hold n f32 and the kernel guards with `pos < output.len()`.
-    unsafe {
-        unary_kernel::launch_unchecked::<F, R>(
-            &t.client,
-            count_for(n / w, ELEMWISE_UNITS),
-            CubeDim::new_1d(ELEMWISE_UNITS),
-            w,
-            ArrayArg::from_raw_parts(t.handle.clone(), n),
-            ArrayArg::from_raw_parts(out.handle.clone(), n),
-            op,
-        )
-    };
+    unsafe { launch!(unary_kernel::<F, R>(&t.client, elements n / w; w, t.array(), out.array(), op)) };
     out
 }
 
@@ -230,18 +203,7 @@ pub fn scalar<R: Runtime, F: FloatElem>(op: Scalar, t: CubeTensor<R, F>, s: f64)
     }
     let w = vector_width(&[n]);
     // SAFETY: both buffers hold n f32 and the kernel guards with `pos < output.len()`.
-    unsafe {
-        scalar_kernel::launch_unchecked::<F, R>(
-            &t.client,
-            count_for(n / w, ELEMWISE_UNITS),
-            CubeDim::new_1d(ELEMWISE_UNITS),
-            w,
-            ArrayArg::from_raw_parts(t.handle.clone(), n),
-            ArrayArg::from_raw_parts(out.handle.clone(), n),
-            s as f32,
-            sop,
-        )
-    };
+    unsafe { launch!(scalar_kernel::<F, R>(&t.client, elements n / w; w, t.array(), out.array(), s as f32, sop)) };
     out
 }
 
@@ -257,40 +219,15 @@ pub fn binary<R: Runtime, F: FloatElem>(op: Binary, a: CubeTensor<R, F>, b: Cube
     if a.shape.numel() == n && b.shape.numel() == n {
         let w = vector_width(&[n]);
         // SAFETY: all three buffers hold n f32 and the kernel guards with `pos < output.len()`.
-        unsafe {
-            binary_kernel::launch_unchecked::<F, R>(
-                &a.client,
-                count_for(n / w, ELEMWISE_UNITS),
-                CubeDim::new_1d(ELEMWISE_UNITS),
-                w,
-                ArrayArg::from_raw_parts(a.handle.clone(), n),
-                ArrayArg::from_raw_parts(b.handle.clone(), n),
-                ArrayArg::from_raw_parts(out.handle.clone(), n),
-                op,
-            )
-        };
+        unsafe { launch!(binary_kernel::<F, R>(&a.client, elements n / w; w, a.array(), b.array(), out.array(), op)) };
         return out;
     }
-    let dims = &out_shape.dims;
-    let mut info = vec![dims.len()];
-    info.extend_from_slice(dims);
-    info.extend(broadcast_strides(&a.shape.dims, dims));
-    info.extend(broadcast_strides(&b.shape.dims, dims));
-    let info = u32s(&info);
-    let info_len = info.len();
-    let info = upload_u32(&a.client, &info);
+    let info = broadcast_meta(&a.client, &out_shape.dims, &[&a.shape.dims, &b.shape.dims]);
     // SAFETY: every offset is a sum of coordinate × stride inside each operand's own shape.
     unsafe {
-        binary_broadcast_kernel::launch_unchecked::<F, R>(
-            &a.client,
-            count_for(n, ELEMWISE_UNITS),
-            CubeDim::new_1d(ELEMWISE_UNITS),
-            ArrayArg::from_raw_parts(a.handle.clone(), a.numel().max(1)),
-            ArrayArg::from_raw_parts(b.handle.clone(), b.numel().max(1)),
-            ArrayArg::from_raw_parts(out.handle.clone(), n),
-            ArrayArg::from_raw_parts(info, info_len),
-            op,
-        )
+        launch!(binary_broadcast_kernel::<F, R>(&a.client, elements n;
+            a.array(), b.array(), out.array(), info, op
+        ))
     };
     out
 }

@@ -1,12 +1,28 @@
 //! Layout kernels: a strided copy (permute, slice, slice-assign, cat, contiguous copies), row
 //! gather (select), row scatter-add through a host-built inverse index (select_add, no atomics,
 //! deterministic), and mask fill with a broadcast mask.
-use super::{ELEMWISE_UNITS, broadcast_strides, count_for, u32_of, u32s, upload_u32};
+use super::{broadcast_meta, meta};
 use crate::element::FloatElem;
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
 use karl_core::Shape;
 use std::ops::Range;
+
+/// `Σ c·stride` over the coordinates `c` of row-major position `pos` in the dims
+/// `info[dims..dims + rank]`, the strides at `info[strides..strides + rank]`, `rank = info[0]`.
+#[cube]
+pub fn strided_offset(pos: usize, info: &Array<u32>, dims: usize, strides: usize) -> usize {
+    let rank = usize::cast_from(info[0]);
+    let mut rem = pos;
+    let mut offset = 0usize;
+    for i in 0..rank {
+        let d = rank - 1 - i;
+        let dim = usize::cast_from(info[dims + d]);
+        offset += (rem % dim) * usize::cast_from(info[strides + d]);
+        rem /= dim;
+    }
+    offset
+}
 
 /// `dst[dst_base + Σ c·dst_st] = src[src_base + Σ c·src_st]` for every coordinate `c` of
 /// `dims`. `info = [rank, src_base, dst_base, dims.., src strides.., dst strides..]`.
@@ -15,17 +31,8 @@ fn strided_copy_kernel<F: Float>(src: &Array<F>, dst: &mut Array<F>, info: &Arra
     let pos = ABSOLUTE_POS;
     if pos < usize::cast_from(n) {
         let rank = usize::cast_from(info[0]);
-        let mut rem = pos;
-        let mut os = usize::cast_from(info[1]);
-        let mut od = usize::cast_from(info[2]);
-        for i in 0..rank {
-            let d = rank - 1 - i;
-            let dim = usize::cast_from(info[3 + d]);
-            let c = rem % dim;
-            rem /= dim;
-            os += c * usize::cast_from(info[3 + rank + d]);
-            od += c * usize::cast_from(info[3 + 2 * rank + d]);
-        }
+        let os = usize::cast_from(info[1]) + strided_offset(pos, info, 3, 3 + rank);
+        let od = usize::cast_from(info[2]) + strided_offset(pos, info, 3, 3 + 2 * rank);
         dst[od] = src[os];
     }
 }
@@ -46,20 +53,12 @@ fn strided_copy<R: Runtime, F: FloatElem>(
     info.extend_from_slice(dims);
     info.extend_from_slice(src_st);
     info.extend_from_slice(dst_st);
-    let info = u32s(&info);
-    let len = info.len();
-    let info = upload_u32(&src.client, &info);
     // SAFETY: the host computed every offset range to lie inside the two shapes.
     unsafe {
-        strided_copy_kernel::launch_unchecked::<F, R>(
-            &src.client,
-            count_for(n, ELEMWISE_UNITS),
-            CubeDim::new_1d(ELEMWISE_UNITS),
-            ArrayArg::from_raw_parts(src.handle.clone(), src.numel().max(1)),
-            ArrayArg::from_raw_parts(dst.handle.clone(), dst.numel().max(1)),
-            ArrayArg::from_raw_parts(info, len),
-            u32_of(n),
-        )
+        launch!(strided_copy_kernel::<F, R>(&src.client, elements n;
+            src.array(), dst.array(), meta(&src.client, &info);
+            u32 n
+        ))
     };
 }
 
@@ -182,19 +181,12 @@ pub fn select<R: Runtime, F: FloatElem>(t: CubeTensor<R, F>, dim: usize, idx: &[
     if total == 0 {
         return out;
     }
-    let ih = upload_u32(&t.client, &u32s(idx));
     // SAFETY: every index was checked against the dim size above.
     unsafe {
-        select_kernel::launch_unchecked::<F, R>(
-            &t.client,
-            count_for(total, ELEMWISE_UNITS),
-            CubeDim::new_1d(ELEMWISE_UNITS),
-            ArrayArg::from_raw_parts(t.handle.clone(), t.numel().max(1)),
-            ArrayArg::from_raw_parts(ih, idx.len()),
-            ArrayArg::from_raw_parts(out.handle.clone(), total),
-            u32_of(n),
-            u32_of(inner),
-        )
+        launch!(select_kernel::<F, R>(&t.client, elements total;
+            t.array(), meta(&t.client, idx), out.array();
+            u32 n, inner
+        ))
     };
     out
 }
@@ -265,23 +257,12 @@ pub fn select_add<R: Runtime, F: FloatElem>(
     if total == 0 {
         return out;
     }
-    let sh = upload_u32(&t.client, &u32s(&count));
-    let lh = upload_u32(&t.client, &u32s(&list));
     // SAFETY: the CSR lists hold valid positions in 0..idx.len(); rows r < n.
     unsafe {
-        select_add_kernel::launch_unchecked::<F, R>(
-            &t.client,
-            count_for(total, ELEMWISE_UNITS),
-            CubeDim::new_1d(ELEMWISE_UNITS),
-            ArrayArg::from_raw_parts(t.handle.clone(), total),
-            ArrayArg::from_raw_parts(values.handle.clone(), values.numel().max(1)),
-            ArrayArg::from_raw_parts(sh, n + 1),
-            ArrayArg::from_raw_parts(lh, list.len().max(1)),
-            ArrayArg::from_raw_parts(out.handle.clone(), total),
-            u32_of(n),
-            u32_of(idx.len()),
-            u32_of(inner),
-        )
+        launch!(select_add_kernel::<F, R>(&t.client, elements total;
+            t.array(), values.array(), meta(&t.client, &count), meta(&t.client, &list), out.array();
+            u32 n, idx.len(), inner
+        ))
     };
     out
 }
@@ -291,16 +272,7 @@ pub fn select_add<R: Runtime, F: FloatElem>(
 fn mask_fill_kernel<F: Float>(t: &Array<F>, mask: &Array<u32>, info: &Array<u32>, out: &mut Array<F>, value: f32) {
     let pos = ABSOLUTE_POS;
     if pos < out.len() {
-        let rank = usize::cast_from(info[0]);
-        let mut rem = pos;
-        let mut om = 0usize;
-        for i in 0..rank {
-            let d = rank - 1 - i;
-            let dim = usize::cast_from(info[1 + d]);
-            let c = rem % dim;
-            rem /= dim;
-            om += c * usize::cast_from(info[1 + rank + d]);
-        }
+        let om = strided_offset(pos, info, 1, 1 + usize::cast_from(info[0]));
         if mask[om] != 0 {
             out[pos] = F::cast_from(value);
         } else {
@@ -327,27 +299,14 @@ pub fn mask_fill<R: Runtime, F: FloatElem>(
     if n == 0 {
         return out;
     }
-    let m: Vec<u32> = mask.iter().map(|&b| b as u32).collect();
-    let mh = upload_u32(&t.client, &m);
-    let dims = &t.shape.dims;
-    let mut info = vec![dims.len()];
-    info.extend_from_slice(dims);
-    info.extend(broadcast_strides(&mask_shape.dims, dims));
-    let info = u32s(&info);
-    let ilen = info.len();
-    let ih = upload_u32(&t.client, &info);
+    let m: Vec<usize> = mask.iter().map(|&b| b as usize).collect();
+    let info = broadcast_meta(&t.client, &t.shape.dims, &[&mask_shape.dims]);
     // SAFETY: mask offsets use the mask's own broadcast strides.
     unsafe {
-        mask_fill_kernel::launch_unchecked::<F, R>(
-            &t.client,
-            count_for(n, ELEMWISE_UNITS),
-            CubeDim::new_1d(ELEMWISE_UNITS),
-            ArrayArg::from_raw_parts(t.handle.clone(), n),
-            ArrayArg::from_raw_parts(mh, m.len().max(1)),
-            ArrayArg::from_raw_parts(ih, ilen),
-            ArrayArg::from_raw_parts(out.handle.clone(), n),
-            value as f32,
-        )
+        launch!(mask_fill_kernel::<F, R>(&t.client, elements n;
+            t.array(), meta(&t.client, &m), info, out.array();
+            then value as f32
+        ))
     };
     out
 }

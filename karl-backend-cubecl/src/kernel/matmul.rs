@@ -107,14 +107,7 @@ pub fn matmul<R: Runtime, F: FloatElem>(a: CubeTensor<R, F>, b: CubeTensor<R, F>
     }
     if k == 0 {
         // SAFETY: guarded by `pos < c.len()`.
-        unsafe {
-            zero_kernel::launch_unchecked::<F, R>(
-                &a.client,
-                super::count_for(total, super::ELEMWISE_UNITS),
-                CubeDim::new_1d(super::ELEMWISE_UNITS),
-                ArrayArg::from_raw_parts(out.handle.clone(), total),
-            )
-        };
+        unsafe { launch!(zero_kernel::<F, R>(&a.client, elements total; out.array())) };
         return out;
     }
     // Operand matrix index of every output batch (broadcast strides over the batch dims).
@@ -146,20 +139,11 @@ pub fn matmul<R: Runtime, F: FloatElem>(a: CubeTensor<R, F>, b: CubeTensor<R, F>
         // SAFETY: operand offsets come from the broadcast batch table; rows past m read the
         // last row and are not written; columns are guarded by `col < nv`.
         unsafe {
-            matmul_kernel::launch_unchecked::<F, R>(
-                &a.client,
-                CubeCount::Static(gx, gy, nz as u32),
-                CubeDim::new_2d(CUBE_X, CUBE_Y),
-                w,
-                ArrayArg::from_raw_parts(a.handle.clone(), a.numel()),
-                ArrayArg::from_raw_parts(b.handle.clone(), b.numel()),
-                ArrayArg::from_raw_parts(out.handle.clone(), total),
-                ArrayArg::from_raw_parts(offs.clone(), offs_len),
-                u32_of(m),
-                u32_of(k),
-                u32_of(nv),
-                u32_of(z0),
-            )
+            launch!(matmul_kernel::<F, R>(
+                &a.client, grid CubeCount::Static(gx, gy, nz as u32), CubeDim::new_2d(CUBE_X, CUBE_Y);
+                w, a.array(), b.array(), out.array(), ArrayArg::from_raw_parts(offs.clone(), offs_len);
+                u32 m, k, nv, z0
+            ))
         };
         z0 += nz;
     }

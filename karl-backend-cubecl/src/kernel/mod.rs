@@ -1,6 +1,52 @@
 //! Kernels: each file holds `#[cube]` functions with their host launchers beside them. This
-//! module has the shared launch helpers (cube counts over the 65 535-per-axis limit, vector
-//! width choice, small metadata uploads).
+//! module has the shared launch helpers (the [`launch!`] macro, cube counts over the
+//! 65 535-per-axis limit, vector width choice, small metadata uploads).
+
+/// One kernel launch, its grid and arguments written once:
+///
+/// `launch!(kernel::<G..>(client, GRID; args..; u32 meta..; then more..))`
+///
+/// stands for `kernel::launch_unchecked::<G..>(client, count, dim, args.., u32_of(meta)..,
+/// more..)`, where `GRID` is `elements n` (one unit per element of `n`, cubes of
+/// [`ELEMWISE_UNITS`]), `rows n` (one cube of [`ROW_UNITS`] per row) or `grid count, dim`.
+/// The `u32 …` and `then …` parts are optional. Like the launch it stands for, it is `unsafe`:
+/// use it inside the `unsafe` block that carries the launch's `// SAFETY:` comment. Defined
+/// before the kernel modules, it is in scope in each of them.
+macro_rules! launch {
+    ($kernel:ident::<$($g:ty),+>($client:expr, elements $n:expr; $($tail:tt)*)) => {
+        launch!(@call $kernel::<$($g),+>(
+            $client,
+            $crate::kernel::count_for($n, $crate::kernel::ELEMWISE_UNITS),
+            cubecl::prelude::CubeDim::new_1d($crate::kernel::ELEMWISE_UNITS);
+            $($tail)*
+        ))
+    };
+    ($kernel:ident::<$($g:ty),+>($client:expr, rows $n:expr; $($tail:tt)*)) => {
+        launch!(@call $kernel::<$($g),+>(
+            $client,
+            $crate::kernel::count_for($n, 1),
+            cubecl::prelude::CubeDim::new_1d($crate::kernel::ROW_UNITS as u32);
+            $($tail)*
+        ))
+    };
+    ($kernel:ident::<$($g:ty),+>($client:expr, grid $count:expr, $dim:expr; $($tail:tt)*)) => {
+        launch!(@call $kernel::<$($g),+>($client, $count, $dim; $($tail)*))
+    };
+    (@call $kernel:ident::<$($g:ty),+>(
+        $client:expr, $count:expr, $dim:expr;
+        $($arg:expr),+ $(; u32 $($meta:expr),+)? $(; then $($more:expr),+)?
+    )) => {
+        $kernel::launch_unchecked::<$($g),+>(
+            $client,
+            $count,
+            $dim,
+            $($arg,)+
+            $($($crate::kernel::u32_of($meta),)+)?
+            $($($more,)+)?
+        )
+    };
+}
+
 pub mod conv;
 pub mod elementwise;
 pub mod layout;
@@ -41,6 +87,25 @@ pub fn upload_u32<R: Runtime>(client: &ComputeClient<R>, v: &[u32]) -> Handle {
     } else {
         client.create_from_slice(u32::as_bytes(v))
     }
+}
+
+/// Small metadata (shapes, strides, index lists) uploaded as `u32` and passed as a kernel
+/// array of its length (one element when empty, as the buffer has).
+pub fn meta<R: Runtime>(client: &ComputeClient<R>, v: &[usize]) -> ArrayArg<R> {
+    let v = u32s(v);
+    // SAFETY: the buffer holds max(len, 1) values (upload_u32 pads an empty list to one).
+    unsafe { ArrayArg::from_raw_parts(upload_u32(client, &v), v.len().max(1)) }
+}
+
+/// The [`meta`] of the broadcasting kernels: `[rank, dims.., then for each operand its dims'
+/// strides broadcast to dims..]`.
+pub fn broadcast_meta<R: Runtime>(client: &ComputeClient<R>, dims: &[usize], operands: &[&[usize]]) -> ArrayArg<R> {
+    let mut info = vec![dims.len()];
+    info.extend_from_slice(dims);
+    for op in operands {
+        info.extend(broadcast_strides(op, dims));
+    }
+    meta(client, &info)
 }
 
 /// `usize` → `u32` for kernel metadata, with a clear panic past 4 G elements.

@@ -4,7 +4,7 @@
 //! intrinsics: lavapipe has none). Norm statistics use compensated sums and the corrected
 //! two-pass variance, to stay close to the CPU reference's f64 accumulation. All statistics are
 //! f32 whatever the storage type.
-use super::{ROW_UNITS, count_for, u32_of};
+use super::ROW_UNITS;
 use crate::element::FloatElem;
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
@@ -205,17 +205,11 @@ pub fn row_op<R: Runtime, F: FloatElem>(x: CubeTensor<R, F>, op: RowOp) -> CubeT
     }
     // SAFETY: each cube touches only its own row; all units of a cube take the same branch.
     unsafe {
-        row_kernel::launch_unchecked::<F, R>(
-            &x.client,
-            count_for(rows, 1),
-            CubeDim::new_1d(ROW_UNITS as u32),
-            ArrayArg::from_raw_parts(x.handle.clone(), x.numel()),
-            ArrayArg::from_raw_parts(out.handle.clone(), x.numel()),
-            u32_of(rows),
-            u32_of(cols),
-            ROW_UNITS,
-            op,
-        )
+        launch!(row_kernel::<F, R>(&x.client, rows rows;
+            x.array(), out.array();
+            u32 rows, cols;
+            then ROW_UNITS, op
+        ))
     };
     out
 }
@@ -239,24 +233,11 @@ fn launch_norm<R: Runtime, F: FloatElem>(
     }
     // SAFETY: each cube touches only its own row; channel indices stay below gamma's length.
     unsafe {
-        norm_kernel::launch_unchecked::<F, R>(
-            &x.client,
-            count_for(rows, 1),
-            CubeDim::new_1d(ROW_UNITS as u32),
-            ArrayArg::from_raw_parts(x.handle.clone(), x.numel()),
-            ArrayArg::from_raw_parts(gamma.handle.clone(), gamma.numel()),
-            ArrayArg::from_raw_parts(beta.handle.clone(), beta.numel()),
-            ArrayArg::from_raw_parts(out.handle.clone(), x.numel()),
-            u32_of(rows),
-            u32_of(len),
-            u32_of(groups),
-            u32_of(plane),
-            u32_of(inner),
-            u32_of(outer),
-            eps as f32,
-            ROW_UNITS,
-            strided.is_some(),
-        )
+        launch!(norm_kernel::<F, R>(&x.client, rows rows;
+            x.array(), gamma.array(), beta.array(), out.array();
+            u32 rows, len, groups, plane, inner, outer;
+            then eps as f32, ROW_UNITS, strided.is_some()
+        ))
     };
     out
 }

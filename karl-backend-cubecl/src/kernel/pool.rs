@@ -1,6 +1,6 @@
 //! Pooling and nearest resize of `[N, C, H, W]`, with backwards written as gathers (one unit
 //! per input-gradient element), so there are no atomics. Sums accumulate in f32.
-use super::{ELEMWISE_UNITS, count_for, u32_of, u32s, upload_u32};
+use super::meta;
 use crate::element::FloatElem;
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
@@ -203,20 +203,7 @@ pub fn avg_pool2d<R: Runtime, F: FloatElem>(x: CubeTensor<R, F>, k: usize) -> Cu
         return out;
     }
     // SAFETY: windows lie inside the image since oh·k ≤ h and ow·k ≤ w.
-    unsafe {
-        avg_pool_kernel::launch_unchecked::<F, R>(
-            &x.client,
-            count_for(total, ELEMWISE_UNITS),
-            CubeDim::new_1d(ELEMWISE_UNITS),
-            ArrayArg::from_raw_parts(x.handle.clone(), x.numel()),
-            ArrayArg::from_raw_parts(out.handle.clone(), total),
-            u32_of(h),
-            u32_of(w),
-            u32_of(oh),
-            u32_of(ow),
-            u32_of(k),
-        )
-    };
+    unsafe { launch!(avg_pool_kernel::<F, R>(&x.client, elements total; x.array(), out.array(); u32 h, w, oh, ow, k)) };
     out
 }
 
@@ -236,18 +223,10 @@ pub fn avg_pool2d_backward<R: Runtime, F: FloatElem>(
     }
     // SAFETY: dy is read only at (y/k, x/k) inside [oh, ow].
     unsafe {
-        avg_pool_backward_kernel::launch_unchecked::<F, R>(
-            &dy.client,
-            count_for(total, ELEMWISE_UNITS),
-            CubeDim::new_1d(ELEMWISE_UNITS),
-            ArrayArg::from_raw_parts(dy.handle.clone(), dy.numel().max(1)),
-            ArrayArg::from_raw_parts(dx.handle.clone(), total),
-            u32_of(h),
-            u32_of(w),
-            u32_of(oh),
-            u32_of(ow),
-            u32_of(k),
-        )
+        launch!(avg_pool_backward_kernel::<F, R>(&dy.client, elements total;
+            dy.array(), dx.array();
+            u32 h, w, oh, ow, k
+        ))
     };
     dx
 }
@@ -272,21 +251,10 @@ fn max_pool<R: Runtime, F: FloatElem>(
     if total > 0 {
         // SAFETY: only in-image taps are read.
         unsafe {
-            max_pool_kernel::launch_unchecked::<F, R>(
-                &x.client,
-                count_for(total, ELEMWISE_UNITS),
-                CubeDim::new_1d(ELEMWISE_UNITS),
-                ArrayArg::from_raw_parts(x.handle.clone(), x.numel().max(1)),
-                ArrayArg::from_raw_parts(out.handle.clone(), total),
-                ArrayArg::from_raw_parts(arg.clone(), total),
-                u32_of(h),
-                u32_of(w),
-                u32_of(oh),
-                u32_of(ow),
-                u32_of(k),
-                u32_of(s),
-                u32_of(p),
-            )
+            launch!(max_pool_kernel::<F, R>(&x.client, elements total;
+                x.array(), out.array(), ArrayArg::from_raw_parts(arg.clone(), total);
+                u32 h, w, oh, ow, k, s, p
+            ))
         };
     }
     (out, arg, [h, w, oh, ow, n * c, total])
@@ -314,21 +282,10 @@ pub fn max_pool2d_backward<R: Runtime, F: FloatElem>(
     }
     // SAFETY: window ranges are clamped to [0, oh) × [0, ow).
     unsafe {
-        max_pool_backward_kernel::launch_unchecked::<F, R>(
-            &x.client,
-            count_for(n, ELEMWISE_UNITS),
-            CubeDim::new_1d(ELEMWISE_UNITS),
-            ArrayArg::from_raw_parts(dy.handle.clone(), total.max(1)),
-            ArrayArg::from_raw_parts(arg, total.max(1)),
-            ArrayArg::from_raw_parts(dx.handle.clone(), n),
-            u32_of(h),
-            u32_of(w),
-            u32_of(oh),
-            u32_of(ow),
-            u32_of(k),
-            u32_of(s),
-            u32_of(p),
-        )
+        launch!(max_pool_backward_kernel::<F, R>(&x.client, elements n;
+            dy.array(), ArrayArg::from_raw_parts(arg, total.max(1)), dx.array();
+            u32 h, w, oh, ow, k, s, p
+        ))
     };
     dx
 }
@@ -343,21 +300,12 @@ pub fn resize_nearest<R: Runtime, F: FloatElem>(x: CubeTensor<R, F>, oh: usize, 
     }
     let sy: Vec<usize> = (0..oh).map(|i| nearest_source_index(i, h, oh)).collect();
     let sx: Vec<usize> = (0..ow).map(|i| nearest_source_index(i, w, ow)).collect();
-    let syh = upload_u32(&x.client, &u32s(&sy));
-    let sxh = upload_u32(&x.client, &u32s(&sx));
     // SAFETY: source indices are clamped below h and w.
     unsafe {
-        resize_kernel::launch_unchecked::<F, R>(
-            &x.client,
-            count_for(total, ELEMWISE_UNITS),
-            CubeDim::new_1d(ELEMWISE_UNITS),
-            ArrayArg::from_raw_parts(x.handle.clone(), x.numel()),
-            ArrayArg::from_raw_parts(syh, oh),
-            ArrayArg::from_raw_parts(sxh, ow),
-            ArrayArg::from_raw_parts(out.handle.clone(), total),
-            u32_of(h),
-            u32_of(w),
-        )
+        launch!(resize_kernel::<F, R>(&x.client, elements total;
+            x.array(), meta(&x.client, &sy), meta(&x.client, &sx), out.array();
+            u32 h, w
+        ))
     };
     out
 }
@@ -384,21 +332,12 @@ pub fn resize_nearest_backward<R: Runtime, F: FloatElem>(x_shape: &Shape, dy: Cu
     if total == 0 {
         return dx;
     }
-    let ys = upload_u32(&dy.client, &u32s(&preimages(h, oh)));
-    let xs = upload_u32(&dy.client, &u32s(&preimages(w, ow)));
     // SAFETY: the preimage ranges lie inside [0, oh) and [0, ow).
     unsafe {
-        resize_backward_kernel::launch_unchecked::<F, R>(
-            &dy.client,
-            count_for(total, ELEMWISE_UNITS),
-            CubeDim::new_1d(ELEMWISE_UNITS),
-            ArrayArg::from_raw_parts(dy.handle.clone(), dy.numel().max(1)),
-            ArrayArg::from_raw_parts(ys, h + 1),
-            ArrayArg::from_raw_parts(xs, w + 1),
-            ArrayArg::from_raw_parts(dx.handle.clone(), total),
-            u32_of(oh),
-            u32_of(ow),
-        )
+        launch!(resize_backward_kernel::<F, R>(&dy.client, elements total;
+            dy.array(), meta(&dy.client, &preimages(h, oh)), meta(&dy.client, &preimages(w, ow)), dx.array();
+            u32 oh, ow
+        ))
     };
     dx
 }

@@ -3,7 +3,6 @@
 //! with few outputs are first split into chunks so enough units work (a two-pass tree).
 // `v != v` is the NaN test inside `#[cube]` kernels (`is_nan` yields a generic bool type there).
 #![allow(clippy::eq_op)]
-use super::{ELEMWISE_UNITS, count_for, u32_of};
 use crate::element::FloatElem;
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
@@ -116,19 +115,11 @@ fn launch<R: Runtime, F: FloatElem>(
     debug_assert_eq!(total, out.numel());
     // SAFETY: each unit reads only inside its own `[o, chunk range, i]` column of the input.
     unsafe {
-        reduce_kernel::launch_unchecked::<F, R>(
-            &t.client,
-            count_for(total, ELEMWISE_UNITS),
-            CubeDim::new_1d(ELEMWISE_UNITS),
-            ArrayArg::from_raw_parts(t.handle.clone(), t.numel()),
-            ArrayArg::from_raw_parts(out.handle.clone(), total),
-            u32_of(n),
-            u32_of(inner),
-            u32_of(chunk),
-            u32_of(chunks),
-            scale,
-            op,
-        )
+        launch!(reduce_kernel::<F, R>(&t.client, elements total;
+            t.array(), out.array();
+            u32 n, inner, chunk, chunks;
+            then scale, op
+        ))
     };
     out
 }
@@ -181,16 +172,11 @@ pub fn arg_reduce<R: Runtime, F: FloatElem>(op: ArgReduce, t: &CubeTensor<R, F>,
     let out = t.client.empty(total * 4);
     // SAFETY: each unit reads only its own column of the input.
     unsafe {
-        arg_reduce_kernel::launch_unchecked::<F, R>(
-            &t.client,
-            count_for(total, ELEMWISE_UNITS),
-            CubeDim::new_1d(ELEMWISE_UNITS),
-            ArrayArg::from_raw_parts(t.handle.clone(), t.numel()),
-            ArrayArg::from_raw_parts(out.clone(), total),
-            u32_of(n),
-            u32_of(inner),
-            op == ArgReduce::ArgMax,
-        )
+        launch!(arg_reduce_kernel::<F, R>(&t.client, elements total;
+            t.array(), ArrayArg::from_raw_parts(out.clone(), total);
+            u32 n, inner;
+            then op == ArgReduce::ArgMax
+        ))
     };
     let bytes = t.client.read_one(out).unwrap_or_else(|e| panic!("reading arg-reduce indices: {e:?}"));
     u32::from_bytes(&bytes)[..total].iter().map(|&i| i as usize).collect()

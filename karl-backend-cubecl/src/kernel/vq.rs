@@ -2,7 +2,7 @@
 //! cube per row, each unit scans a strided part of the codebook with f32 distances, then a
 //! shared-memory tree keeps the smallest (first index on ties). Used for half storage, where the unfused default (a distance
 //! matrix stored as f16/bf16, ulp 2e-3 near 2) would flip codes on near-ties.
-use super::{ROW_UNITS, count_for, u32_of};
+use super::ROW_UNITS;
 use crate::element::FloatElem;
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
@@ -93,18 +93,11 @@ pub fn nearest_code<R: Runtime, F: FloatElem>(x: &CubeTensor<R, F>, codebook: &C
     // SAFETY: each cube reads its own row of x and whole codebook rows c < K, and writes only
     // out[row]; all units of a cube take the same branch around the barriers.
     unsafe {
-        nearest_kernel::launch_unchecked::<F, R>(
-            &x.client,
-            count_for(rows, 1),
-            CubeDim::new_1d(ROW_UNITS as u32),
-            ArrayArg::from_raw_parts(x.handle.clone(), x.numel()),
-            ArrayArg::from_raw_parts(codebook.handle.clone(), codebook.numel()),
-            ArrayArg::from_raw_parts(out.clone(), rows),
-            u32_of(rows),
-            u32_of(k),
-            u32_of(d),
-            ROW_UNITS,
-        )
+        launch!(nearest_kernel::<F, R>(&x.client, rows rows;
+            x.array(), codebook.array(), ArrayArg::from_raw_parts(out.clone(), rows);
+            u32 rows, k, d;
+            then ROW_UNITS
+        ))
     };
     let bytes = x.client.read_one(out).unwrap_or_else(|e| panic!("reading nearest-code indices: {e:?}"));
     u32::from_bytes(&bytes)[..rows].iter().map(|&i| i as usize).collect()
