@@ -29,27 +29,24 @@ impl FloatElem for f32 {
     }
 }
 
-impl FloatElem for half::f16 {
-    const NAME: &'static str = "f16";
-    const PRECISION: Precision = Precision::F16;
-    fn from_host(v: f32) -> Self {
-        half::f16::from_f32(v)
-    }
-    fn to_host(self) -> f32 {
-        self.to_f32()
-    }
+/// [`FloatElem`] for a type of the `half` crate, converted by its `from_f32` / `to_f32`.
+macro_rules! half_elem {
+    ($ty:ty, $name:literal, $precision:ident) => {
+        impl FloatElem for $ty {
+            const NAME: &'static str = $name;
+            const PRECISION: Precision = Precision::$precision;
+            fn from_host(v: f32) -> Self {
+                <$ty>::from_f32(v)
+            }
+            fn to_host(self) -> f32 {
+                self.to_f32()
+            }
+        }
+    };
 }
 
-impl FloatElem for half::bf16 {
-    const NAME: &'static str = "bf16";
-    const PRECISION: Precision = Precision::Bf16;
-    fn from_host(v: f32) -> Self {
-        half::bf16::from_f32(v)
-    }
-    fn to_host(self) -> f32 {
-        self.to_f32()
-    }
-}
+half_elem!(half::f16, "f16", F16);
+half_elem!(half::bf16, "bf16", Bf16);
 
 /// Whether the client's device can store and compute in `F` (lavapipe: f16 yes, bf16 no).
 pub fn supports<R: Runtime, F: FloatElem>(client: &ComputeClient<R>) -> bool {

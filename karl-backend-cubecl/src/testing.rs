@@ -64,17 +64,9 @@ pub fn round_to<F: FloatElem>(d: &TensorData) -> TensorData {
 
 type Ref = Cpu<f32>;
 
-/// Seeded values in `lo..hi` (xorshift, so the suite needs no rand dependency).
+/// Seeded values in `lo..hi` (karl-core's generator).
 pub fn values(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
-        })
-        .collect()
+    karl_core::rng::Rng::new(seed).uniform_f32s(n, lo, hi)
 }
 
 /// Seeded random data of `shape` in `-1..1`.
