@@ -391,6 +391,73 @@ fn train_fits_the_linear_path_and_keeps_it_through_resume() {
     fails_with(&o, "at least 256 patches");
 }
 
+/// `karl train --stage 2` end to end: a stage-1 run's checkpoint finetuned with the golden
+/// int8 LPIPS-VGG, the discriminators on from the first epoch; the log has every stage-2 term
+/// and `d_weight`; `--resume` continues the run; the stage-2 flags are checked.
+#[test]
+fn train_stage2_finetunes_a_stage1_checkpoint_and_resumes() {
+    use karl_core::model::config::{BaseKind, DdConfig, VqganSection};
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = karl_core::model::KarlConfig::pixel("cli_tiny_vqgan", 32, 4, (32, 1, 2), (32, 1, 2), 24);
+    c.base_tokenizer = BaseKind::Vqgan;
+    c.pixel = None;
+    c.vqgan = Some(VqganSection {
+        ddconfig: DdConfig { ch: 8, ch_mult: vec![1, 1, 2], num_res_blocks: 1, z_channels: 16 },
+        n_embed: 32,
+        embed_dim: 16,
+        groupnorm_groups: 4,
+        groupnorm_eps: 1e-6,
+    });
+    c.patch_embed_out_channels = 16;
+    c.validate().unwrap();
+    let cfg = dir.path().join("c.json");
+    std::fs::write(&cfg, serde_json::to_string(&c).unwrap()).unwrap();
+    let (s1, s2) = (dir.path().join("s1"), dir.path().join("s2"));
+    let o = karl(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--out",
+        s1.to_str().unwrap(),
+        "--budgets-a",
+        "4,8",
+        "--checkpoint-every",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let init = s1.join("ckpt-000000002");
+    let lpips = karl_core::record::shared_dir().join("golden/stage2/gan_losses_2.safetensors");
+    let (i, l, r) = (init.to_str().unwrap(), lpips.to_str().unwrap(), s2.to_str().unwrap());
+    let stage2 = ["train", "--stage", "2", "--init", i, "--lpips-weights", l, "--batch", "2", "--out", r];
+    let gan = ["--steps-per-epoch", "1", "--gan-epochs", "0,1", "--gan-period", "3", "--checkpoint-every", "2"];
+    let o = karl(&[&stage2[..], &gan[..], &["--steps", "3"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines = |run: &std::path::Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(run.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let log = lines(&s2);
+    assert_eq!(log.len(), 3);
+    let text = log.iter().map(|l| l.to_string()).collect::<String>();
+    for key in ["lpips", "d_weight"] {
+        assert!(text.contains(key), "no {key} in the stage-2 log: {text}");
+    }
+    let o = karl(&["train", "--resume", r, "--lpips-weights", l, "--steps", "4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(lines(&s2).len(), 4, "the resumed run continues the log");
+    // --init is for stage 2, and stage 2 needs its LPIPS weights
+    fails_with(&karl(&["train", "--config", cfg.to_str().unwrap(), "--init", i, "--out", r]), "--stage 2");
+    let no_lpips = dir.path().join("s3");
+    fails_with(&karl(&["train", "--stage", "2", "--init", i, "--out", no_lpips.to_str().unwrap()]), "--lpips-weights");
+}
+
 /// A directory holding a symbolic link to itself is walked once: the loop is skipped with a
 /// warning, and each image is tokenized once.
 #[cfg(unix)]
