@@ -396,20 +396,8 @@ fn train_fits_the_linear_path_and_keeps_it_through_resume() {
 /// and `d_weight`; `--resume` continues the run; the stage-2 flags are checked.
 #[test]
 fn train_stage2_finetunes_a_stage1_checkpoint_and_resumes() {
-    use karl_core::model::config::{BaseKind, DdConfig, VqganSection};
     let dir = tempfile::tempdir().unwrap();
-    let mut c = karl_core::model::KarlConfig::pixel("cli_tiny_vqgan", 32, 4, (32, 1, 2), (32, 1, 2), 24);
-    c.base_tokenizer = BaseKind::Vqgan;
-    c.pixel = None;
-    c.vqgan = Some(VqganSection {
-        ddconfig: DdConfig { ch: 8, ch_mult: vec![1, 1, 2], num_res_blocks: 1, z_channels: 16 },
-        n_embed: 32,
-        embed_dim: 16,
-        groupnorm_groups: 4,
-        groupnorm_eps: 1e-6,
-    });
-    c.patch_embed_out_channels = 16;
-    c.validate().unwrap();
+    let c = karl_core::testing::tiny_vqgan_config();
     let cfg = dir.path().join("c.json");
     std::fs::write(&cfg, serde_json::to_string(&c).unwrap()).unwrap();
     let (s1, s2) = (dir.path().join("s1"), dir.path().join("s2"));

@@ -5,9 +5,8 @@
 //! optimisers, curriculum and random state all restored).
 use karl_core::autodiff::Autodiff;
 use karl_core::cpu::{Cpu, CpuDevice};
-use karl_core::model::config::{BaseKind, DdConfig, VqganSection};
 use karl_core::model::{Karl, KarlConfig};
-use karl_core::testing::golden_lpips;
+use karl_core::testing::{golden_lpips, tiny_vqgan_config};
 use karl_core::train::events::{EventSink, TrainEvent};
 use karl_core::train::stage2::{GanSchedule, Stage2Config, Stage2Trainer};
 use karl_core::train::trainer::{SyntheticData, TrainConfig, list_checkpoints};
@@ -33,18 +32,7 @@ impl EventSink for Record<'_> {
 /// 32×32 images, patch 4 (an 8×8 grid), a VQGAN with two downsamplings; a GAN schedule that
 /// is off in epoch 0 (steps 0–1) and on after, with a generator step every third step.
 fn tiny() -> (KarlConfig, TrainConfig, Stage2Config) {
-    let mut c = KarlConfig::pixel("test_tiny_vqgan", 32, 4, (32, 1, 2), (32, 1, 2), 24);
-    c.base_tokenizer = BaseKind::Vqgan;
-    c.pixel = None;
-    c.vqgan = Some(VqganSection {
-        ddconfig: DdConfig { ch: 8, ch_mult: vec![1, 1, 2], num_res_blocks: 1, z_channels: 16 },
-        n_embed: 32,
-        embed_dim: 16,
-        groupnorm_groups: 4,
-        groupnorm_eps: 1e-6,
-    });
-    c.patch_embed_out_channels = 16;
-    c.validate().unwrap();
+    let c = tiny_vqgan_config();
     let mut t = TrainConfig::for_model(&c, 6, 2, 7);
     t.budgets_a = vec![4, 8, 12, 16];
     t.budget_b = 16;

@@ -57,22 +57,24 @@ pub fn fit_linear_path<B: Backend>(model: &mut Karl<B>, batches: &[Tensor<B, 4>]
     // ---- pass 0: the patch embedding becomes the leading principal components of the patch
     // pixels, each scaled to RMS 0.5 (floored at 1e-3 of the first one's energy), as fast
     // CIFAR trainers initialise their first convolution from whitened patches
-    let mut cyy = Mat::<f64>::zeros(0, 0);
-    let mut count = 0usize;
-    for x in batches {
-        let y = pixel.patchify(x);
-        let [n, p, h] = y.dims();
-        let y_v = y.to_vec();
-        let ym = Mat::<f64>::from_fn(n * p, h, |i, j| y_v[i * h + j] as f64);
-        if count == 0 {
-            cyy = Mat::zeros(h, h);
-        }
-        cyy += ym.transpose() * &ym;
-        count += n * p;
+    // the pixel targets Y [rows, head] of each batch, kept for pass 1
+    let targets: Vec<Mat<f64>> = batches
+        .iter()
+        .map(|x| {
+            let y = pixel.patchify(x);
+            let [n, p, h] = y.dims();
+            let y_v = y.to_vec();
+            Mat::<f64>::from_fn(n * p, h, |i, j| y_v[i * h + j] as f64)
+        })
+        .collect();
+    let h = targets[0].ncols();
+    let count: usize = targets.iter().map(|y| y.nrows()).sum();
+    let mut cyy = Mat::<f64>::zeros(h, h);
+    for ym in &targets {
+        cyy += ym.transpose() * ym;
     }
     cyy *= faer::Scale(1.0 / count as f64);
     let [out, cin, kh, kw] = model.patch_embed.weight.dims();
-    let h = cyy.nrows();
     if cin * kh * kw != h {
         return Err(Error::Config(format!(
             "patch embedding [{out}, {cin}, {kh}, {kw}] does not read {h}-value patches"
@@ -91,30 +93,24 @@ pub fn fit_linear_path<B: Backend>(model: &mut Karl<B>, batches: &[Tensor<B, 4>]
     let dev = model.latent_tokens.device();
     model.patch_embed.weight = Tensor::from_f32(pw, [out, cin, kh, kw], &dev)?;
 
-    // ---- pass 1: patch embeddings E [rows, We], pixel targets Y [rows, head]; their moments
-    let mut emb: Vec<f32> = Vec::new();
-    let (mut patches, mut we, mut head, mut images) = (0, 0, 0, 0);
+    // ---- pass 1: patch embeddings E [rows, We] (kept for pass 2) and the moments with Y
+    let mut embeddings: Vec<Mat<f64>> = Vec::with_capacity(batches.len());
+    let (mut patches, mut we, mut images) = (0, 0, 0);
     let mut cee = Mat::<f64>::zeros(0, 0);
     let mut cye = Mat::<f64>::zeros(0, 0);
-    let mut yy = 0.0f64;
-    for x in batches {
+    for (x, ym) in batches.iter().zip(&targets) {
         let (tokens, _) = model.image_tokens(x);
         let [n, p, w] = tokens.dims();
-        let y = pixel.patchify(x);
-        let h = y.dims()[2];
         if images == 0 {
-            (patches, we, head) = (p, w, h);
+            (patches, we) = (p, w);
             cee = Mat::zeros(w, w);
             cye = Mat::zeros(h, w);
         }
         let e_v = tokens.to_vec();
-        let y_v = y.to_vec();
         let e = Mat::<f64>::from_fn(n * p, w, |i, j| e_v[i * w + j] as f64);
-        let ym = Mat::<f64>::from_fn(n * p, h, |i, j| y_v[i * h + j] as f64);
         cee += e.transpose() * &e;
         cye += ym.transpose() * &e;
-        yy += y_v.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>();
-        emb.extend_from_slice(&e_v);
+        embeddings.push(e);
         images += n;
     }
     let rows = (images * patches) as f64;
@@ -142,13 +138,16 @@ pub fn fit_linear_path<B: Backend>(model: &mut Karl<B>, batches: &[Tensor<B, 4>]
     // ---- pass 2: channels C [images, P·k]; level 2: principal components of C
     let pk = patches * k;
     let mut c = Mat::<f64>::zeros(images, pk);
-    for i in 0..images {
-        for p in 0..patches {
-            let e = &emb[(i * patches + p) * we..][..we];
-            for ch in 0..k {
-                c[(i, p * k + ch)] = (0..we).map(|j| patch_in[(ch, j)] * e[j] as f64).sum();
+    let mut first = 0;
+    for e in &embeddings {
+        // row (image, patch) of E · patch_inᵀ is that patch's k channels
+        let ch = e * patch_in.transpose();
+        for r in 0..ch.nrows() {
+            for j in 0..k {
+                c[(first + r / patches, (r % patches) * k + j)] = ch[(r, j)];
             }
         }
+        first += e.nrows() / patches;
     }
     let mut m = c.transpose() * &c;
     m *= faer::Scale(1.0 / images as f64);
@@ -165,8 +164,9 @@ pub fn fit_linear_path<B: Backend>(model: &mut Karl<B>, batches: &[Tensor<B, 4>]
 
     // ---- the error of the fitted code by tokens kept (per image: the patch residual plus the
     // dropped components)
-    let patch_residual = (yy / images as f64 - patches as f64 * captured.iter().sum::<f64>()).max(0.0);
-    let values = (patches * head) as f64;
+    let energy: f64 = (0..h).map(|i| cyy[(i, i)]).sum(); // mean ‖y‖² per patch
+    let patch_residual = (patches as f64 * (energy - captured.iter().sum::<f64>())).max(0.0);
+    let values = (patches * h) as f64;
     let rms_by_tokens: Vec<f64> = (0..=t_max)
         .map(|j| {
             let dropped: f64 = lambda[(j * d).min(used)..].iter().map(|l| l.max(0.0)).sum();
@@ -179,7 +179,7 @@ pub fn fit_linear_path<B: Backend>(model: &mut Karl<B>, batches: &[Tensor<B, 4>]
         |m: &Mat<f64>| (0..m.nrows()).flat_map(|i| (0..m.ncols()).map(move |j| m[(i, j)] as f32)).collect::<Vec<_>>();
     let lp = model.linear_path.as_mut().expect("checked above");
     lp.patch_in.weight = Tensor::from_f32(f(&patch_in), [k, we], &dev)?;
-    lp.patch_out.weight = Tensor::from_f32(f(&u), [head, k], &dev)?;
+    lp.patch_out.weight = Tensor::from_f32(f(&u), [h, k], &dev)?;
     lp.to_tokens.weight = Tensor::from_f32(to_tokens, [t_max * d, pk], &dev)?;
     lp.from_tokens.weight = Tensor::from_f32(from_tokens, [pk, t_max * d], &dev)?;
     zero_linear(&mut model.pre_quantizer_mlp);

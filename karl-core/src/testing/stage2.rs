@@ -19,6 +19,25 @@ pub fn stage2_dir() -> PathBuf {
     shared_dir().join("golden/stage2")
 }
 
+/// A 32×32 VQGAN-base model small enough for stage-2 runs in tests (8-channel VQGAN, 32-wide
+/// one-layer transformers, up to 24 latent tokens).
+pub fn tiny_vqgan_config() -> KarlConfig {
+    use crate::model::config::{BaseKind, DdConfig, VqganSection};
+    let mut c = KarlConfig::pixel("test_tiny_vqgan", 32, 4, (32, 1, 2), (32, 1, 2), 24);
+    c.base_tokenizer = BaseKind::Vqgan;
+    c.pixel = None;
+    c.vqgan = Some(VqganSection {
+        ddconfig: DdConfig { ch: 8, ch_mult: vec![1, 1, 2], num_res_blocks: 1, z_channels: 16 },
+        n_embed: 32,
+        embed_dim: 16,
+        groupnorm_groups: 4,
+        groupnorm_eps: 1e-6,
+    });
+    c.patch_embed_out_channels = 16;
+    c.validate().expect("a valid tiny VQGAN config");
+    c
+}
+
 /// Key prefix of the stored bank entry.
 pub const ENTRY: &str = "gan_losses.2.";
 
