@@ -5,7 +5,8 @@
 //! (one unit per written element), so there are no atomics and results are deterministic.
 // `x % s == 0` inside `#[cube]` kernels: the cube macro has no `is_multiple_of` expansion.
 #![allow(clippy::manual_is_multiple_of)]
-use super::{elementwise, layout, matmul, reduce};
+use super::window::{Window, conv_window};
+use super::{elementwise, layout, matmul, reduce, written};
 use crate::element::FloatElem;
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
@@ -42,24 +43,11 @@ impl Chunks for Geom {
 /// `cols[img, (c·k + ky)·k + kx, r·ow + ox] = x[img, c, oy·s + ky − p, ox·s + kx − p]` for
 /// output rows `oy = oy0 + r`, `r < rows` (0 in the padding).
 #[cube(launch_unchecked)]
-fn im2col_kernel<F: Float>(
-    x: &Array<F>,
-    cols: &mut Array<F>,
-    img0: u32,
-    oy0: u32,
-    rows: u32,
-    cin: u32,
-    h: u32,
-    w: u32,
-    k: u32,
-    ow: u32,
-    s: u32,
-    p: u32,
-) {
+fn im2col_kernel<F: Float>(x: &Array<F>, cols: &mut Array<F>, g: Window, img0: u32, oy0: u32, rows: u32) {
     let pos = ABSOLUTE_POS;
     if pos < cols.len() {
-        let (cin, h, w, k) = (usize::cast_from(cin), usize::cast_from(h), usize::cast_from(w), usize::cast_from(k));
-        let (rows, ow, s, p) = (usize::cast_from(rows), usize::cast_from(ow), usize::cast_from(s), usize::cast_from(p));
+        let (cin, h, w, k, ow, s, p) = (g.cin, g.h, g.w, g.k, g.ow, g.s, g.p);
+        let rows = usize::cast_from(rows);
         let plane = rows * ow;
         let kd = cin * k * k;
         let q = pos % plane;
@@ -81,28 +69,13 @@ fn im2col_kernel<F: Float>(
 /// `dx[img, c, iy, ix] = Σ_{ky,kx} dcols[img, (c·k+ky)·k+kx, (oy−oy0)·ow+ox]` over the taps
 /// that read `(iy, ix)` from output rows `oy0 ≤ oy < oy0 + rows`.
 #[cube(launch_unchecked)]
-fn col2im_kernel<F: Float>(
-    dcols: &Array<F>,
-    dx: &mut Array<F>,
-    oy0: u32,
-    rows: u32,
-    cin: u32,
-    h: u32,
-    w: u32,
-    k: u32,
-    oh: u32,
-    ow: u32,
-    s: u32,
-    p: u32,
-) {
+fn col2im_kernel<F: Float>(dcols: &Array<F>, dx: &mut Array<F>, g: Window, oy0: u32, rows: u32) {
     let pos = ABSOLUTE_POS;
     if pos < dx.len() {
-        let (cin, h, w, k) = (usize::cast_from(cin), usize::cast_from(h), usize::cast_from(w), usize::cast_from(k));
-        let (oh, ow, s, p) = (usize::cast_from(oh), usize::cast_from(ow), usize::cast_from(s), usize::cast_from(p));
-        let ix = pos % w;
-        let iy = (pos / w) % h;
-        let c = (pos / (w * h)) % cin;
-        let img = pos / (w * h * cin);
+        let (pc, iy, ix) = g.input_at(pos);
+        let (cin, k, oh, ow, s, p) = (g.cin, g.k, g.oh, g.ow, g.s, g.p);
+        let c = pc % cin;
+        let img = pc / cin;
         let (oy0, rows) = (usize::cast_from(oy0), usize::cast_from(rows));
         let plane = rows * ow;
         let kd = cin * k * k;
@@ -137,20 +110,16 @@ fn im2col<R: Runtime, F: FloatElem>(
     imgs: usize,
     (oy0, rows): (usize, usize),
 ) -> CubeTensor<R, F> {
-    let cols = x.empty_like(Shape::new([imgs, g.kdim(), rows * g.ow]));
-    let total = cols.numel();
-    if total == 0 {
-        return cols;
-    }
-    // SAFETY: reads stay inside image img0+imgs−1 < N (checked by the caller) and the padding
-    // test keeps (iy, ix) inside the image.
-    unsafe {
-        launch!(im2col_kernel::<F, R>(&x.client, elements total;
-            x.array(), cols.array();
-            u32 img0, oy0, rows, g.cin, g.h, g.w, g.k, g.ow, g.s, g.p
-        ))
-    };
-    cols
+    written(x.empty_like(Shape::new([imgs, g.kdim(), rows * g.ow])), |cols, total| {
+        // SAFETY: reads stay inside image img0+imgs−1 < N (checked by the caller) and the
+        // padding test keeps (iy, ix) inside the image.
+        unsafe {
+            launch!(im2col_kernel::<F, R>(&x.client, elements total;
+                x.array(), cols.array(), conv_window(g);
+                u32 img0, oy0, rows
+            ))
+        }
+    })
 }
 
 /// The image gradient `[imgs, C, H, W]` from the columns of output rows `oy0..oy0+rows`.
@@ -160,19 +129,15 @@ fn col2im<R: Runtime, F: FloatElem>(
     imgs: usize,
     (oy0, rows): (usize, usize),
 ) -> CubeTensor<R, F> {
-    let dx = dcols.empty_like(Shape::new([imgs, g.cin, g.h, g.w]));
-    let total = dx.numel();
-    if total == 0 {
-        return dx;
-    }
-    // SAFETY: only taps with a valid output position (oy < oh, ox < ow) are read.
-    unsafe {
-        launch!(col2im_kernel::<F, R>(&dcols.client, elements total;
-            dcols.array(), dx.array();
-            u32 oy0, rows, g.cin, g.h, g.w, g.k, g.oh, g.ow, g.s, g.p
-        ))
-    };
-    dx
+    written(dcols.empty_like(Shape::new([imgs, g.cin, g.h, g.w])), |dx, total| {
+        // SAFETY: only taps with a valid output position (oy < oh, ox < ow) are read.
+        unsafe {
+            launch!(col2im_kernel::<F, R>(&dcols.client, elements total;
+                dcols.array(), dx.array(), conv_window(g);
+                u32 oy0, rows
+            ))
+        }
+    })
 }
 
 fn reshape<R: Runtime, F: FloatElem>(mut t: CubeTensor<R, F>, dims: &[usize]) -> CubeTensor<R, F> {

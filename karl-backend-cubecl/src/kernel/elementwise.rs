@@ -4,7 +4,7 @@
 //! f32 and round once to the storage type; binary ops run in the storage type (one rounding
 //! either way).
 use super::layout::strided_offset;
-use super::{broadcast_meta, vector_width};
+use super::{broadcast_meta, vector_width, written};
 use crate::element::FloatElem;
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
@@ -162,27 +162,20 @@ fn fill_kernel<F: Float, N: Size>(output: &mut Array<Vector<F, N>>, value: f32) 
 
 /// A new tensor filled with `value`.
 pub fn fill<R: Runtime, F: FloatElem>(out: CubeTensor<R, F>, value: f32) -> CubeTensor<R, F> {
-    let n = out.numel();
-    if n == 0 {
-        return out;
-    }
-    let w = vector_width(&[n]);
-    // SAFETY: the kernel guards every access with `pos < output.len()`; the buffer holds n f32.
-    unsafe { launch!(fill_kernel::<F, R>(&out.client, elements n / w; w, out.array(), value)) };
-    out
+    written(out, |out, n| {
+        let w = vector_width(&[n]);
+        // SAFETY: the kernel guards every access with `pos < output.len()`; the buffer holds n f32.
+        unsafe { launch!(fill_kernel::<F, R>(&out.client, elements n / w; w, out.array(), value)) }
+    })
 }
 
 /// Element-wise unary op.
 pub fn unary<R: Runtime, F: FloatElem>(op: Unary, t: CubeTensor<R, F>) -> CubeTensor<R, F> {
-    let n = t.numel();
-    let out = t.empty_like(t.shape.clone());
-    if n == 0 {
-        return out;
-    }
-    let w = vector_width(&[n]);
-    // SAFETY: both buffers hold n f32 and the kernel guards with `pos < output.len()`.
-    unsafe { launch!(unary_kernel::<F, R>(&t.client, elements n / w; w, t.array(), out.array(), op)) };
-    out
+    written(t.empty_like(t.shape.clone()), |out, n| {
+        let w = vector_width(&[n]);
+        // SAFETY: both buffers hold n f32 and the kernel guards with `pos < output.len()`.
+        unsafe { launch!(unary_kernel::<F, R>(&t.client, elements n / w; w, t.array(), out.array(), op)) }
+    })
 }
 
 /// Element-wise op with a scalar.
@@ -196,38 +189,32 @@ pub fn scalar<R: Runtime, F: FloatElem>(op: Scalar, t: CubeTensor<R, F>, s: f64)
         Scalar::ClampMax => ScalarOp::ClampMax,
         Scalar::LeakyRelu => ScalarOp::LeakyRelu,
     };
-    let n = t.numel();
-    let out = t.empty_like(t.shape.clone());
-    if n == 0 {
-        return out;
-    }
-    let w = vector_width(&[n]);
-    // SAFETY: both buffers hold n f32 and the kernel guards with `pos < output.len()`.
-    unsafe { launch!(scalar_kernel::<F, R>(&t.client, elements n / w; w, t.array(), out.array(), s as f32, sop)) };
-    out
+    written(t.empty_like(t.shape.clone()), |out, n| {
+        let w = vector_width(&[n]);
+        // SAFETY: both buffers hold n f32 and the kernel guards with `pos < output.len()`.
+        unsafe { launch!(scalar_kernel::<F, R>(&t.client, elements n / w; w, t.array(), out.array(), s as f32, sop)) }
+    })
 }
 
 /// Element-wise binary op with numpy broadcasting.
 pub fn binary<R: Runtime, F: FloatElem>(op: Binary, a: CubeTensor<R, F>, b: CubeTensor<R, F>) -> CubeTensor<R, F> {
     let out_shape = Shape::broadcast(&a.shape, &b.shape)
         .unwrap_or_else(|| panic!("cannot broadcast shapes {} and {} for {op:?}", a.shape, b.shape));
-    let n = out_shape.numel();
-    let out = a.empty_like(out_shape.clone());
-    if n == 0 {
-        return out;
-    }
-    if a.shape.numel() == n && b.shape.numel() == n {
-        let w = vector_width(&[n]);
-        // SAFETY: all three buffers hold n f32 and the kernel guards with `pos < output.len()`.
-        unsafe { launch!(binary_kernel::<F, R>(&a.client, elements n / w; w, a.array(), b.array(), out.array(), op)) };
-        return out;
-    }
-    let info = broadcast_meta(&a.client, &out_shape.dims, &[&a.shape.dims, &b.shape.dims]);
-    // SAFETY: every offset is a sum of coordinate × stride inside each operand's own shape.
-    unsafe {
-        launch!(binary_broadcast_kernel::<F, R>(&a.client, elements n;
-            a.array(), b.array(), out.array(), info, op
-        ))
-    };
-    out
+    written(a.empty_like(out_shape.clone()), |out, n| {
+        if a.shape.numel() == n && b.shape.numel() == n {
+            let w = vector_width(&[n]);
+            // SAFETY: all three buffers hold n f32 and the kernel guards with `pos < output.len()`.
+            unsafe {
+                launch!(binary_kernel::<F, R>(&a.client, elements n / w; w, a.array(), b.array(), out.array(), op))
+            };
+            return;
+        }
+        let info = broadcast_meta(&a.client, &out_shape.dims, &[&a.shape.dims, &b.shape.dims]);
+        // SAFETY: every offset is a sum of coordinate × stride inside each operand's own shape.
+        unsafe {
+            launch!(binary_broadcast_kernel::<F, R>(&a.client, elements n;
+                a.array(), b.array(), out.array(), info, op
+            ))
+        }
+    })
 }

@@ -1,7 +1,7 @@
 //! Layout kernels: a strided copy (permute, slice, slice-assign, cat, contiguous copies), row
 //! gather (select), row scatter-add through a host-built inverse index (select_add, no atomics,
 //! deterministic), and mask fill with a broadcast mask.
-use super::{broadcast_meta, meta};
+use super::{broadcast_meta, meta, written};
 use crate::element::FloatElem;
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
@@ -176,19 +176,15 @@ pub fn select<R: Runtime, F: FloatElem>(t: CubeTensor<R, F>, dim: usize, idx: &[
     }
     let mut shape = t.shape.clone();
     shape.dims[dim] = idx.len();
-    let out = t.empty_like(shape);
-    let total = out.numel();
-    if total == 0 {
-        return out;
-    }
-    // SAFETY: every index was checked against the dim size above.
-    unsafe {
-        launch!(select_kernel::<F, R>(&t.client, elements total;
-            t.array(), meta(&t.client, idx), out.array();
-            u32 n, inner
-        ))
-    };
-    out
+    written(t.empty_like(shape), |out, total| {
+        // SAFETY: every index was checked against the dim size above.
+        unsafe {
+            launch!(select_kernel::<F, R>(&t.client, elements total;
+                t.array(), meta(&t.client, idx), out.array();
+                u32 n, inner
+            ))
+        }
+    })
 }
 
 /// `out[o, r, i] = t[o, r, i] + Σ_{j ∈ rows(r)} v[o, j, i]` with `rows(r)` = `list[start[r]..start[r+1]]`.
@@ -226,7 +222,7 @@ pub fn select_add<R: Runtime, F: FloatElem>(
     idx: &[usize],
     values: CubeTensor<R, F>,
 ) -> CubeTensor<R, F> {
-    let (outer, n, inner) = t.shape.split_at_dim(dim);
+    let (_, n, inner) = t.shape.split_at_dim(dim);
     let mut want = t.shape.clone();
     want.dims[dim] = idx.len();
     assert_eq!(
@@ -252,19 +248,15 @@ pub fn select_add<R: Runtime, F: FloatElem>(
         list[fill[i]] = j;
         fill[i] += 1;
     }
-    let out = t.empty_like(t.shape.clone());
-    let total = outer * n * inner;
-    if total == 0 {
-        return out;
-    }
-    // SAFETY: the CSR lists hold valid positions in 0..idx.len(); rows r < n.
-    unsafe {
-        launch!(select_add_kernel::<F, R>(&t.client, elements total;
-            t.array(), values.array(), meta(&t.client, &count), meta(&t.client, &list), out.array();
-            u32 n, idx.len(), inner
-        ))
-    };
-    out
+    written(t.empty_like(t.shape.clone()), |out, total| {
+        // SAFETY: the CSR lists hold valid positions in 0..idx.len(); rows r < n.
+        unsafe {
+            launch!(select_add_kernel::<F, R>(&t.client, elements total;
+                t.array(), values.array(), meta(&t.client, &count), meta(&t.client, &list), out.array();
+                u32 n, idx.len(), inner
+            ))
+        }
+    })
 }
 
 /// `out = mask[offset(pos)] != 0 ? value : t`, `info = [rank, dims.., mask strides..]`.
@@ -294,19 +286,15 @@ pub fn mask_fill<R: Runtime, F: FloatElem>(
         "mask {mask_shape} does not broadcast to {}",
         t.shape
     );
-    let out = t.empty_like(t.shape.clone());
-    let n = t.numel();
-    if n == 0 {
-        return out;
-    }
-    let m: Vec<usize> = mask.iter().map(|&b| b as usize).collect();
-    let info = broadcast_meta(&t.client, &t.shape.dims, &[&mask_shape.dims]);
-    // SAFETY: mask offsets use the mask's own broadcast strides.
-    unsafe {
-        launch!(mask_fill_kernel::<F, R>(&t.client, elements n;
-            t.array(), meta(&t.client, &m), info, out.array();
-            then value as f32
-        ))
-    };
-    out
+    written(t.empty_like(t.shape.clone()), |out, n| {
+        let m: Vec<usize> = mask.iter().map(|&b| b as usize).collect();
+        let info = broadcast_meta(&t.client, &t.shape.dims, &[&mask_shape.dims]);
+        // SAFETY: mask offsets use the mask's own broadcast strides.
+        unsafe {
+            launch!(mask_fill_kernel::<F, R>(&t.client, elements n;
+                t.array(), meta(&t.client, &m), info, out.array();
+                then value as f32
+            ))
+        }
+    })
 }

@@ -1,6 +1,6 @@
 //! Kernels: each file holds `#[cube]` functions with their host launchers beside them. This
-//! module has the shared launch helpers (the [`launch!`] macro, cube counts over the
-//! 65 535-per-axis limit, vector width choice, small metadata uploads).
+//! module has the shared launch helpers (the [`launch!`] macro, [`written`] outputs, cube
+//! counts over the 65 535-per-axis limit, vector width choice, small metadata uploads).
 
 /// One kernel launch, its grid and arguments written once:
 ///
@@ -55,7 +55,10 @@ pub mod norm;
 pub mod pool;
 pub mod reduce;
 pub mod vq;
+pub mod window;
 
+use crate::element::FloatElem;
+use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 
@@ -73,6 +76,20 @@ pub fn count_for(units: usize, per_cube: u32) -> CubeCount {
     let y = cubes.div_ceil(x);
     assert!(y <= 65_535, "{units} units do not fit a 2-D launch grid");
     CubeCount::Static(x as u32, y as u32, 1)
+}
+
+/// `out` once `launch(&out, n)` has written its `n` elements; `out` untouched when it has none
+/// (a launch needs at least one unit). The launchers of the kernels that write one output
+/// tensor go through this.
+pub fn written<R: Runtime, F: FloatElem>(
+    out: CubeTensor<R, F>,
+    launch: impl FnOnce(&CubeTensor<R, F>, usize),
+) -> CubeTensor<R, F> {
+    let n = out.numel();
+    if n > 0 {
+        launch(&out, n);
+    }
+    out
 }
 
 /// The widest vector width (4, 2, 1) that divides every length.

@@ -4,7 +4,7 @@
 //! intrinsics: lavapipe has none). Norm statistics use compensated sums and the corrected
 //! two-pass variance, to stay close to the CPU reference's f64 accumulation. All statistics are
 //! f32 whatever the storage type.
-use super::ROW_UNITS;
+use super::{ROW_UNITS, written};
 use crate::element::FloatElem;
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
@@ -199,19 +199,16 @@ fn norm_kernel<F: Float>(
 pub fn row_op<R: Runtime, F: FloatElem>(x: CubeTensor<R, F>, op: RowOp) -> CubeTensor<R, F> {
     let cols = *x.shape.dims.last().unwrap_or_else(|| panic!("{op:?} of a rank-0 tensor"));
     let rows = x.numel() / cols.max(1);
-    let out = x.empty_like(x.shape.clone());
-    if x.numel() == 0 {
-        return out;
-    }
-    // SAFETY: each cube touches only its own row; all units of a cube take the same branch.
-    unsafe {
-        launch!(row_kernel::<F, R>(&x.client, rows rows;
-            x.array(), out.array();
-            u32 rows, cols;
-            then ROW_UNITS, op
-        ))
-    };
-    out
+    written(x.empty_like(x.shape.clone()), |out, _| {
+        // SAFETY: each cube touches only its own row; all units of a cube take the same branch.
+        unsafe {
+            launch!(row_kernel::<F, R>(&x.client, rows rows;
+                x.array(), out.array();
+                u32 rows, cols;
+                then ROW_UNITS, op
+            ))
+        }
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -227,19 +224,16 @@ fn launch_norm<R: Runtime, F: FloatElem>(
     eps: f64,
 ) -> CubeTensor<R, F> {
     let (inner, outer) = strided.unwrap_or((len, 0));
-    let out = x.empty_like(x.shape.clone());
-    if x.numel() == 0 {
-        return out;
-    }
-    // SAFETY: each cube touches only its own row; channel indices stay below gamma's length.
-    unsafe {
-        launch!(norm_kernel::<F, R>(&x.client, rows rows;
-            x.array(), gamma.array(), beta.array(), out.array();
-            u32 rows, len, groups, plane, inner, outer;
-            then eps as f32, ROW_UNITS, strided.is_some()
-        ))
-    };
-    out
+    written(x.empty_like(x.shape.clone()), |out, _| {
+        // SAFETY: each cube touches only its own row; channel indices stay below gamma's length.
+        unsafe {
+            launch!(norm_kernel::<F, R>(&x.client, rows rows;
+                x.array(), gamma.array(), beta.array(), out.array();
+                u32 rows, len, groups, plane, inner, outer;
+                then eps as f32, ROW_UNITS, strided.is_some()
+            ))
+        }
+    })
 }
 
 /// LayerNorm over the last dim with affine `gamma`, `beta` of shape `[C]`.
