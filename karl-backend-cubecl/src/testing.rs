@@ -746,6 +746,42 @@ pub fn device_ready(kind: crate::DeviceKind) -> bool {
     }
 }
 
+/// The golden checks of `tests/*.rs` on every GPU runtime of this build: for wgpu and cuda
+/// (each when its feature is on), a module of that name holding one `#[test]` per entry
+///
+/// `$(#[attr])* fn name => body;`
+///
+/// whose `body` runs with `R` the runtime and `KIND` its [`DeviceKind`](crate::DeviceKind) in
+/// scope, and only when [`device_ready`]`(KIND)` (skipped with a message otherwise, failing when
+/// `KARL_REQUIRE_DEVICE` names the runtime). An entry's attributes (`#[ignore]`, docs) go on
+/// its test in every module.
+#[macro_export]
+macro_rules! gpu_tests {
+    (@runtime $feature:literal, $module:ident, $runtime:ty, $kind:ident;
+        $($(#[$attr:meta])* fn $name:ident => $body:expr;)*) => {
+        #[cfg(feature = $feature)]
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            type R = $runtime;
+            const KIND: $crate::DeviceKind = $crate::DeviceKind::$kind;
+            $(
+                #[test]
+                $(#[$attr])*
+                fn $name() {
+                    if $crate::testing::device_ready(KIND) {
+                        $body;
+                    }
+                }
+            )*
+        }
+    };
+    ($($entries:tt)*) => {
+        $crate::gpu_tests!(@runtime "wgpu", wgpu, cubecl::wgpu::WgpuRuntime, Wgpu; $($entries)*);
+        $crate::gpu_tests!(@runtime "cuda", cuda, cubecl::cuda::CudaRuntime, Cuda; $($entries)*);
+    };
+}
+
 /// Instantiates the conformance suite as `#[test]`s for a `TestRuntime` alias in scope, on its
 /// default device, with storage type `$elem` (default f32). `$kind` is the
 /// [`DeviceKind`](crate::DeviceKind): each test returns early (with a message) when that

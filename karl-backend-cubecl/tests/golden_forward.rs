@@ -13,9 +13,6 @@ use karl_core::testing::{check_image, check_image_reduced};
 use std::time::Instant;
 
 fn run<R: cubecl::Runtime>(kind: DeviceKind, image: &str) {
-    if !karl_backend_cubecl::testing::device_ready(kind) {
-        return;
-    }
     type B<R> = CubeBackend<R>;
     let device = CubeDevice::<R>::default();
     let t0 = Instant::now();
@@ -34,9 +31,6 @@ fn half_bound<F: FloatElem>() -> f64 {
 }
 
 fn run_half<R: cubecl::Runtime, F: FloatElem>(kind: DeviceKind, image: &str) {
-    if !karl_backend_cubecl::testing::device_ready(kind) {
-        return;
-    }
     let device = CubeDevice::<R>::default();
     if !karl_backend_cubecl::element::supports::<R, F>(&device.client()) {
         eprintln!("skipped: this {kind} device cannot store {}", F::NAME);
@@ -52,42 +46,10 @@ fn run_half<R: cubecl::Runtime, F: FloatElem>(kind: DeviceKind, image: &str) {
     );
 }
 
-#[cfg(feature = "wgpu")]
-mod wgpu {
-    use super::*;
-    type R = cubecl::wgpu::WgpuRuntime;
-    #[test]
-    fn astronaut_matches_the_official_forward() {
-        run::<R>(DeviceKind::Wgpu, "astronaut");
-    }
-    #[test]
-    fn flat_square_matches_the_official_forward() {
-        run::<R>(DeviceKind::Wgpu, "flat_square");
-    }
-    #[test]
-    fn astronaut_in_f16_is_close_to_the_official_forward() {
-        run_half::<R, half::f16>(DeviceKind::Wgpu, "astronaut");
-    }
-}
-
-#[cfg(feature = "cuda")]
-mod cuda {
-    use super::*;
-    type R = cubecl::cuda::CudaRuntime;
-    #[test]
-    fn astronaut_matches_the_official_forward() {
-        run::<R>(DeviceKind::Cuda, "astronaut");
-    }
-    #[test]
-    fn flat_square_matches_the_official_forward() {
-        run::<R>(DeviceKind::Cuda, "flat_square");
-    }
-    #[test]
-    fn astronaut_in_f16_is_close_to_the_official_forward() {
-        run_half::<R, half::f16>(DeviceKind::Cuda, "astronaut");
-    }
-    #[test]
-    fn astronaut_in_bf16_is_close_to_the_official_forward() {
-        run_half::<R, half::bf16>(DeviceKind::Cuda, "astronaut");
-    }
+karl_backend_cubecl::gpu_tests! {
+    fn astronaut_matches_the_official_forward => run::<R>(KIND, "astronaut");
+    fn flat_square_matches_the_official_forward => run::<R>(KIND, "flat_square");
+    fn astronaut_in_f16_is_close_to_the_official_forward => run_half::<R, half::f16>(KIND, "astronaut");
+    /// Skipped where the device has no bf16 (wgpu).
+    fn astronaut_in_bf16_is_close_to_the_official_forward => run_half::<R, half::bf16>(KIND, "astronaut");
 }

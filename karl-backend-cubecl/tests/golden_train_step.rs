@@ -11,22 +11,11 @@ use karl_core::testing::{TrainStepTolerance, check_train_step};
 use std::time::Instant;
 
 fn run<R: cubecl::Runtime>(kind: DeviceKind) {
-    if !karl_backend_cubecl::testing::device_ready(kind) {
-        return;
-    }
     let t0 = Instant::now();
     check_train_step::<Autodiff<CubeBackend<R>>>(&CubeDevice::<R>::default(), TrainStepTolerance::F32);
     eprintln!("{kind}: golden training step checked in {:.1} s", t0.elapsed().as_secs_f64());
 }
 
-#[cfg(feature = "wgpu")]
-#[test]
-fn wgpu_reproduces_the_official_training_step() {
-    run::<cubecl::wgpu::WgpuRuntime>(DeviceKind::Wgpu);
-}
-
-#[cfg(feature = "cuda")]
-#[test]
-fn cuda_reproduces_the_official_training_step() {
-    run::<cubecl::cuda::CudaRuntime>(DeviceKind::Cuda);
+karl_backend_cubecl::gpu_tests! {
+    fn reproduces_the_official_training_step => run::<R>(KIND);
 }

@@ -12,9 +12,6 @@ use karl_core::testing::{TrainStepTolerance, VaeVariant, check_vae_image, check_
 use std::time::Instant;
 
 fn forward<R: cubecl::Runtime>(kind: DeviceKind, variant: VaeVariant) {
-    if !karl_backend_cubecl::testing::device_ready(kind) {
-        return;
-    }
     let device = CubeDevice::<R>::default();
     for image in ["astronaut", "flat_square"] {
         let t0 = Instant::now();
@@ -24,51 +21,15 @@ fn forward<R: cubecl::Runtime>(kind: DeviceKind, variant: VaeVariant) {
 }
 
 fn train_step<R: cubecl::Runtime>(kind: DeviceKind, variant: VaeVariant) {
-    if !karl_backend_cubecl::testing::device_ready(kind) {
-        return;
-    }
     let t0 = Instant::now();
     let device = CubeDevice::<R>::default();
     check_vae_train_step::<Autodiff<CubeBackend<R>>>(variant, &device, TrainStepTolerance::F32);
     eprintln!("{kind}: {variant:?} training step checked in {:.1} s", t0.elapsed().as_secs_f64());
 }
 
-#[cfg(feature = "wgpu")]
-mod wgpu {
-    use super::*;
-    type R = cubecl::wgpu::WgpuRuntime;
-    #[test]
-    fn quantized_matches_the_official_forward() {
-        forward::<R>(DeviceKind::Wgpu, VaeVariant::Quantized);
-    }
-    #[test]
-    fn continuous_matches_the_official_forward() {
-        forward::<R>(DeviceKind::Wgpu, VaeVariant::Continuous);
-    }
-    #[test]
-    fn quantized_training_step_is_reproduced() {
-        train_step::<R>(DeviceKind::Wgpu, VaeVariant::Quantized);
-    }
-    #[test]
-    fn continuous_training_step_is_reproduced() {
-        train_step::<R>(DeviceKind::Wgpu, VaeVariant::Continuous);
-    }
-}
-
-#[cfg(feature = "cuda")]
-mod cuda {
-    use super::*;
-    type R = cubecl::cuda::CudaRuntime;
-    #[test]
-    fn quantized_matches_the_official_forward() {
-        forward::<R>(DeviceKind::Cuda, VaeVariant::Quantized);
-    }
-    #[test]
-    fn continuous_matches_the_official_forward() {
-        forward::<R>(DeviceKind::Cuda, VaeVariant::Continuous);
-    }
-    #[test]
-    fn quantized_training_step_is_reproduced() {
-        train_step::<R>(DeviceKind::Cuda, VaeVariant::Quantized);
-    }
+karl_backend_cubecl::gpu_tests! {
+    fn quantized_matches_the_official_forward => forward::<R>(KIND, VaeVariant::Quantized);
+    fn continuous_matches_the_official_forward => forward::<R>(KIND, VaeVariant::Continuous);
+    fn quantized_training_step_is_reproduced => train_step::<R>(KIND, VaeVariant::Quantized);
+    fn continuous_training_step_is_reproduced => train_step::<R>(KIND, VaeVariant::Continuous);
 }
