@@ -6,28 +6,13 @@
 use karl_core::autodiff::Autodiff;
 use karl_core::cpu::{Cpu, CpuDevice};
 use karl_core::model::{Karl, KarlConfig};
-use karl_core::testing::{golden_lpips, tiny_vqgan_config};
-use karl_core::train::events::{EventSink, TrainEvent};
+use karl_core::testing::{StepRecorder, check_exact_resume, golden_lpips, tiny_vqgan_config};
 use karl_core::train::stage2::{GanSchedule, Stage2Config, Stage2Trainer};
 use karl_core::train::trainer::{SyntheticData, TrainConfig, list_checkpoints};
+use karl_core::train::two_phase::StepLosses;
 use std::sync::atomic::AtomicBool;
 
 type B = Autodiff<Cpu<f32>>;
-
-/// Records (total, measurements); sets `stop` (like Ctrl-C) after `stop_after` steps.
-struct Record<'a>(Vec<(f64, Vec<(String, f64)>)>, Option<(u64, &'a AtomicBool)>);
-impl EventSink for Record<'_> {
-    fn event(&mut self, e: &TrainEvent) {
-        if let TrainEvent::Step { losses, step, .. } = e {
-            self.0.push((losses.total, losses.measurements.clone()));
-            if let Some((n, flag)) = self.1
-                && *step >= n
-            {
-                flag.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-        }
-    }
-}
 
 /// 32×32 images, patch 4 (an 8×8 grid), a VQGAN with two downsamplings; a GAN schedule that
 /// is off in epoch 0 (steps 0–1) and on after, with a generator step every third step.
@@ -45,7 +30,7 @@ fn tiny() -> (KarlConfig, TrainConfig, Stage2Config) {
 }
 
 /// Trains (or resumes) a 6-step run, interrupted after `stop_after` steps if given.
-fn run(dir: &std::path::Path, stop_after: Option<u64>, resume: bool) -> Vec<(f64, Vec<(String, f64)>)> {
+fn run(dir: &std::path::Path, stop_after: Option<u64>, resume: bool) -> Vec<StepLosses> {
     let (c, t, s) = tiny();
     let lpips = golden_lpips::<B>(&CpuDevice);
     let mut trainer = if resume {
@@ -54,9 +39,9 @@ fn run(dir: &std::path::Path, stop_after: Option<u64>, resume: bool) -> Vec<(f64
         Stage2Trainer::new(Karl::<B>::new(c, &CpuDevice, 11).unwrap(), lpips, t, s).unwrap()
     };
     let stop = AtomicBool::new(false);
-    let mut rec = Record(Vec::new(), stop_after.map(|n| (n, &stop)));
+    let mut rec = StepRecorder::new(stop_after, &stop);
     trainer.run(&mut SyntheticData { seed: 5 }, dir, &stop, &mut rec).unwrap();
-    rec.0
+    rec.losses
 }
 
 fn measurement(m: &[(String, f64)], key: &str) -> f64 {
@@ -67,22 +52,14 @@ fn measurement(m: &[(String, f64)], key: &str) -> f64 {
 fn stage2_resume_continues_exactly() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
-    let full = run(a.path(), None, false);
-    assert_eq!(full.len(), 6);
-    assert!(full.iter().all(|(v, _)| v.is_finite()));
+    // interrupted after 3 steps (checkpoint at the stop), then resumed to 6
+    let full = check_exact_resume(a.path(), b.path(), run);
     // epoch 0 (steps 1–2): GAN off, generator steps; then steps 3, 6 generator, 4, 5 discriminator
-    let kinds: Vec<f64> = full.iter().map(|(_, m)| measurement(m, "discriminator_step")).collect();
+    let kinds: Vec<f64> = full.iter().map(|l| measurement(&l.measurements, "discriminator_step")).collect();
     assert_eq!(kinds, vec![0.0, 0.0, 0.0, 1.0, 1.0, 0.0]);
-    assert!(full.iter().filter(|(_, m)| measurement(m, "discriminator_step") == 0.0).all(|(_, m)| {
-        let d = measurement(m, "a/d_weight");
+    assert!(full.iter().filter(|l| measurement(&l.measurements, "discriminator_step") == 0.0).all(|l| {
+        let d = measurement(&l.measurements, "a/d_weight");
         d.is_finite() && d >= 0.0
     }));
-    // interrupted after 3 steps (checkpoint at the stop), then resumed to 6
-    let first = run(b.path(), Some(3), false);
-    assert_eq!(first.len(), 3);
-    let rest = run(b.path(), None, true);
-    let joined: Vec<f64> = first.iter().chain(&rest).map(|(v, _)| *v).collect();
-    let expect: Vec<f64> = full.iter().map(|(v, _)| *v).collect();
-    assert_eq!(joined, expect, "resumed losses differ from the uninterrupted run");
     assert_eq!(list_checkpoints(b.path()).unwrap().len(), 2);
 }

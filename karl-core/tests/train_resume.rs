@@ -5,26 +5,13 @@ use karl_core::autodiff::Autodiff;
 use karl_core::cpu::{Cpu, CpuDevice};
 use karl_core::model::{Karl, KarlConfig};
 use karl_core::nn::Module;
-use karl_core::train::events::{EventSink, TrainEvent};
+use karl_core::testing::{StepRecorder, check_exact_resume};
+use karl_core::train::events::NoEvents;
 use karl_core::train::trainer::{SyntheticData, TrainConfig, Trainer, list_checkpoints};
+use karl_core::train::two_phase::StepLosses;
 use std::sync::atomic::AtomicBool;
 
 type B = Autodiff<Cpu<f32>>;
-
-/// Records losses; sets `stop` (like Ctrl-C) after `stop_after` steps.
-struct Record<'a>(Vec<f64>, Option<(u64, &'a AtomicBool)>);
-impl EventSink for Record<'_> {
-    fn event(&mut self, e: &TrainEvent) {
-        if let TrainEvent::Step { losses, step, .. } = e {
-            self.0.push(losses.total);
-            if let Some((n, flag)) = self.1
-                && *step >= n
-            {
-                flag.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-        }
-    }
-}
 
 fn tiny() -> (KarlConfig, TrainConfig) {
     let c = KarlConfig::pixel("test_tiny", 32, 8, (32, 1, 2), (32, 1, 2), 24);
@@ -37,7 +24,7 @@ fn tiny() -> (KarlConfig, TrainConfig) {
 }
 
 /// Trains (or resumes) a 6-step run, interrupted after `stop_after` steps if given.
-fn losses_of(run: &std::path::Path, stop_after: Option<u64>, resume: bool) -> Vec<f64> {
+fn losses_of(run: &std::path::Path, stop_after: Option<u64>, resume: bool) -> Vec<StepLosses> {
     let (c, t) = tiny();
     let mut trainer = if resume {
         Trainer::<B>::resume(run, &CpuDevice).unwrap()
@@ -45,30 +32,24 @@ fn losses_of(run: &std::path::Path, stop_after: Option<u64>, resume: bool) -> Ve
         Trainer::new(Karl::<B>::new(c, &CpuDevice, 11).unwrap(), t).unwrap()
     };
     let stop = AtomicBool::new(false);
-    let mut rec = Record(Vec::new(), stop_after.map(|n| (n, &stop)));
+    let mut rec = StepRecorder::new(stop_after, &stop);
     trainer.run(&mut SyntheticData { seed: 5 }, run, &stop, &mut rec).unwrap();
-    rec.0
+    rec.losses
 }
 
 #[test]
 fn resume_continues_exactly_and_keeps_two_checkpoints() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
-    let full = losses_of(a.path(), None, false);
-    assert_eq!(full.len(), 6);
-    assert!(full.iter().all(|v| v.is_finite()));
     // interrupted after 3 steps (checkpoint at the stop, as on Ctrl-C), then resumed to 6
-    let first = losses_of(b.path(), Some(3), false);
-    assert_eq!(first.len(), 3);
-    let rest = losses_of(b.path(), None, true);
-    let joined: Vec<f64> = first.into_iter().chain(rest).collect();
-    assert_eq!(joined, full, "losses after resuming differ from an uninterrupted run");
+    let full = check_exact_resume(a.path(), b.path(), losses_of);
     let kept = list_checkpoints(b.path()).unwrap();
     assert_eq!(kept.len(), 2, "{kept:?}");
     assert!(kept[1].ends_with("ckpt-000000006"));
     // the same seed gives the same losses
     let c = tempfile::tempdir().unwrap();
-    assert_eq!(losses_of(c.path(), None, false), full);
+    let totals = |l: Vec<StepLosses>| l.iter().map(|l| l.total).collect::<Vec<_>>();
+    assert_eq!(totals(losses_of(c.path(), None, false)), totals(full));
 }
 
 #[test]
@@ -82,9 +63,7 @@ fn non_finite_loss_stops_with_step_and_term() {
     let run = tempfile::tempdir().unwrap();
     let mut tr = Trainer::new(model, t).unwrap();
     tr.save(run.path()).unwrap();
-    let err = tr
-        .run(&mut SyntheticData { seed: 1 }, run.path(), &AtomicBool::new(false), &mut Record(vec![], None))
-        .unwrap_err();
+    let err = tr.run(&mut SyntheticData { seed: 1 }, run.path(), &AtomicBool::new(false), &mut NoEvents).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("step 1") && msg.contains("loss term"), "{msg}");
     assert_eq!(list_checkpoints(run.path()).unwrap().len(), 1, "the last good checkpoint stays");

@@ -1,17 +1,19 @@
 //! Test support shared by every backend's test suite (feature `testing`): the golden forward
 //! check of the official mini model and its golden training step ([`train_step`]), the same
-//! for the VAE-base model ([`vae`]), and the stage-2 modules and steps ([`stage2`]), written
-//! once and generic over the backend.
+//! for the VAE-base model ([`vae`]), the stage-2 modules and steps ([`stage2`]), and the
+//! trainers' exact-resume check ([`resume`]), written once and generic over the backend.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
-use crate::model::Tokenizer;
 use crate::model::tokenizer::EncodeOptions;
+use crate::model::{Karl, Tokenizer};
 use crate::record::{read_safetensors, shared_dir};
 use crate::{Backend, Tensor, TensorData, Tolerance};
 use std::collections::BTreeMap;
 
+mod resume;
 mod stage2;
 mod train_step;
 mod vae;
+pub use resume::{StepRecorder, check_exact_resume};
 pub use stage2::{
     ModulesReport, StepReport, check_stage2_modules, check_stage2_step, golden_discriminator, golden_lpips,
     golden_step, stage2_dir, stage2_setup, tiny_vqgan_config,
@@ -51,6 +53,22 @@ pub fn passes(g: &BTreeMap<String, TensorData>) -> Vec<(String, usize, f32)> {
     p
 }
 
+/// The kept positions that a one-image pass's halting logits give, checked exactly against the
+/// golden `active` mask (one 0/1 per position) and `kc`; `what` names the pass in a failure.
+pub(crate) fn golden_kept<B: Backend>(
+    m: &Karl<B>,
+    halt_logits: &Tensor<B, 2>,
+    active: &TensorData,
+    kc: &TensorData,
+    what: &str,
+) -> Vec<Vec<usize>> {
+    let (_, kept) = m.halting(halt_logits);
+    let mask: Vec<i64> = (0..halt_logits.dims()[1]).map(|j| kept[0].contains(&j) as i64).collect();
+    assert_eq!(mask, active.to_i64_vec(), "{what}: active mask");
+    assert_eq!(kept[0].len() as i64, kc.to_i64_vec()[0], "{what}: kc");
+    kept
+}
+
 /// Checks every pass of `forward_<name>.safetensors` on `tok` (loaded from golden/mini):
 /// intermediates within atol/rtol 1e-4 up to the decoder logits, recon within 2e-4, indices,
 /// masks and kc exact, and the public encode/decode API. Panics naming the first mismatch.
@@ -72,10 +90,7 @@ pub fn check_image<B: Backend>(tok: &Tokenizer<B>, device: &B::Device, name: &st
         close(&format!("{name} {pre} enc_out_latent"), &enc.latents.to_vec(), k("enc_out_latent"), Tolerance::BALANCED);
         close(&format!("{name} {pre} halt_logits"), &enc.halt_logits.to_vec(), k("halt_logits"), Tolerance::BALANCED);
         close(&format!("{name} {pre} prequant"), &enc.prequant.to_vec(), k("prequant"), Tolerance::BALANCED);
-        let (_, kept) = m.halting(&enc.halt_logits);
-        let active: Vec<i64> = (0..t).map(|j| kept[0].contains(&j) as i64).collect();
-        assert_eq!(active, k("active").to_i64_vec(), "{pre}: active mask");
-        assert_eq!(kept[0].len() as i64, k("kc").to_i64_vec()[0], "{pre}: kc");
+        let kept = golden_kept(m, &enc.halt_logits, k("active"), k("kc"), &pre);
         let q = m.quantize(enc.prequant.clone());
         let vq: Vec<i64> = q.indices.iter().map(|&v| v as i64).collect();
         assert_eq!(vq, k("vq_indices").to_i64_vec(), "{pre}: vq indices");

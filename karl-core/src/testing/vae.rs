@@ -2,6 +2,7 @@
 //! golden/mini_vae/continuous), written once and generic over the backend: the forward passes
 //! of both images with the official `sample` draw (the stored noise injected) and the `mode`
 //! draw, and the stage-1 training step with the stored noise.
+use super::golden_kept;
 use super::train_step::TrainStepTolerance;
 use crate::model::base::{Base, BaseEncoding, token_grid};
 use crate::model::tokenizer::EncodeOptions;
@@ -165,10 +166,7 @@ pub fn check_vae_image<B: Backend>(variant: VaeVariant, device: &B::Device, name
         chk("enc_out_latent", "enc_out_latent", &enc.latents.to_vec(), k1("enc_out_latent"), bal);
         chk("halt_logits", "halt_logits", &enc.halt_logits.to_vec(), k1("halt_logits"), bal);
         chk("prequant", "prequant", &enc.prequant.to_vec(), k1("prequant"), bal);
-        let (_, kept) = m.halting(&enc.halt_logits);
-        let active: Vec<i64> = (0..t).map(|j| kept[0].contains(&j) as i64).collect();
-        assert_eq!(active, k1("active").to_i64_vec(), "{name} {pre}: active mask");
-        assert_eq!(kept[0].len() as i64, k1("kc").to_i64_vec()[0], "{name} {pre}: kc");
+        let kept = golden_kept(m, &enc.halt_logits, k1("active"), k1("kc"), &format!("{name} {pre}"));
         let q = m.quantize(enc.prequant.clone());
         let vq: Vec<i64> = q.indices.iter().map(|&v| v as i64).collect();
         if let Some(want) = k("vq_indices") {
