@@ -127,13 +127,18 @@ fn resize_window(
     if oh == h {
         return tmp[top * size * 3..(top + size) * size * 3].to_vec();
     }
-    let wy = weights(h, oh, top..top + size);
-    let mut out = vec![0.0; size * size * 3];
+    vertical_pass(&tmp, size, &weights(h, oh, top..top + size))
+}
+
+/// The vertical pass of a resize: output row `y` is the `wy[y]`-weighted sum of the rows of
+/// `tmp` (interleaved RGB, `width` pixels a row) from row `wy[y].0` on, rounded to 8 bits.
+fn vertical_pass(tmp: &[f64], width: usize, wy: &[(usize, Vec<f64>)]) -> Vec<f64> {
+    let mut out = vec![0.0; wy.len() * width * 3];
     for (y, (lo, ws)) in wy.iter().enumerate() {
-        for x in 0..size {
+        for x in 0..width {
             for c in 0..3 {
-                let s: f64 = ws.iter().enumerate().map(|(k, wk)| wk * tmp[((lo + k) * size + x) * 3 + c]).sum();
-                out[(y * size + x) * 3 + c] = clamp_u8(s);
+                let s: f64 = ws.iter().enumerate().map(|(k, wk)| wk * tmp[((lo + k) * width + x) * 3 + c]).sum();
+                out[(y * width + x) * 3 + c] = clamp_u8(s);
             }
         }
     }
@@ -158,17 +163,7 @@ fn resize(src: &[f64], w: usize, h: usize, ow: usize, oh: usize) -> Vec<f64> {
         tmp.truncate(oh * ow * 3);
         return tmp;
     }
-    let wy = weights(h, oh, 0..oh);
-    let mut out = vec![0.0; oh * ow * 3];
-    for (y, (lo, ws)) in wy.iter().enumerate() {
-        for x in 0..ow {
-            for c in 0..3 {
-                let s: f64 = ws.iter().enumerate().map(|(k, wk)| wk * tmp[((lo + k) * ow + x) * 3 + c]).sum();
-                out[(y * ow + x) * 3 + c] = clamp_u8(s);
-            }
-        }
-    }
-    out
+    vertical_pass(&tmp, ow, &weights(h, oh, 0..oh))
 }
 
 /// The official custom-image preprocessing to a `[3, size, size]` CHW tensor in [0, 1].

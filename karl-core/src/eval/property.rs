@@ -61,6 +61,14 @@ pub fn round_trip<B: Backend>(tok: &Tokenizer<B>, img: &[f32], opts: EncodeOptio
     Ok((l1, t[0].kc()))
 }
 
+/// The distinct complexity levels of `(image, level)` pairs, ascending.
+fn levels(images: &[(Vec<f32>, f64)]) -> Vec<f64> {
+    let mut levels: Vec<f64> = images.iter().map(|(_, l)| *l).collect();
+    levels.sort_by(f64::total_cmp);
+    levels.dedup();
+    levels
+}
+
 /// Mean L1 per level at each fixed budget, the condition set to `quality` (levels ascending,
 /// then budgets in the given order).
 pub fn fixed_budget_l1<B: Backend>(
@@ -69,11 +77,8 @@ pub fn fixed_budget_l1<B: Backend>(
     budgets: &[usize],
     quality: f32,
 ) -> Result<Vec<FixedBudgetL1>> {
-    let mut levels: Vec<f64> = images.iter().map(|(_, l)| *l).collect();
-    levels.sort_by(f64::total_cmp);
-    levels.dedup();
     let mut out = Vec::new();
-    for level in levels {
+    for level in levels(images) {
         for &budget in budgets {
             let mut sum = 0.0;
             let mut n = 0;
@@ -142,12 +147,9 @@ pub fn prefix_curves<B: Backend>(
     prefixes: &[usize],
     quality: f32,
 ) -> Result<Vec<PrefixCurve>> {
-    let mut levels: Vec<f64> = images.iter().map(|(_, l)| *l).collect();
-    levels.sort_by(f64::total_cmp);
-    levels.dedup();
     let budget = *prefixes.last().unwrap_or(&1);
     let mut out = Vec::new();
-    for level in levels {
+    for level in levels(images) {
         let mut sum = vec![0.0; prefixes.len()];
         let (mut n, mut t_star) = (0usize, 0.0);
         for (img, _) in images.iter().filter(|(_, l)| *l == level) {
@@ -257,16 +259,14 @@ pub fn measure<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::{Cpu, CpuDevice};
-    use crate::model::{Karl, KarlConfig};
+    use crate::model::tokenizer::tests::tiny_pixel_tokenizer;
     use crate::train::synthetic::synthetic_image;
     use alloc::vec::Vec;
 
     #[test]
     fn fixed_budget_rows_are_per_level_means_of_full_budget_round_trips() {
-        let cfg = KarlConfig::preset("karl_pixel_tiny").unwrap();
-        let s = cfg.image_size;
-        let tok = Tokenizer::new(Karl::<Cpu<f32>>::new(cfg, &CpuDevice, 0).unwrap());
+        let tok = tiny_pixel_tokenizer();
+        let s = tok.model.config.image_size;
         let images: Vec<(Vec<f32>, f64)> =
             (0..5).map(|i| (synthetic_image(3, i, s).0, [2.0, 0.0][i as usize % 2])).collect();
         let rows = fixed_budget_l1(&tok, &images, &[4, 1], 0.05).unwrap();

@@ -164,6 +164,16 @@ pub(crate) mod golden {
             .collect()
     }
 
+    impl Pair {
+        /// The two images as `3×256×256` image references.
+        pub fn images(&self) -> (super::ImageRef<'_>, super::ImageRef<'_>) {
+            fn image(v: &[f32]) -> super::ImageRef<'_> {
+                super::ImageRef::new(v, 3, 256, 256).unwrap()
+            }
+            (image(&self.a), image(&self.b))
+        }
+    }
+
     /// A float field of a pair's reference entry.
     pub fn field(p: &Pair, name: &str) -> f64 {
         p.reference[name].as_f64().unwrap_or_else(|| panic!("field {name} of pair {}", p.reference["index"]))
@@ -241,8 +251,7 @@ mod tests {
     #[test]
     fn golden_pixel_metrics() {
         for p in golden::pairs() {
-            let ia = ImageRef::new(&p.a, 3, 256, 256).unwrap();
-            let ib = ImageRef::new(&p.b, 3, 256, 256).unwrap();
+            let (ia, ib) = p.images();
             let m = pixel_metrics(ia, ib).unwrap();
             assert!((m.l1 - golden::field(&p, "l1_f64")).abs() <= 1e-6);
             assert!((m.mse - golden::field(&p, "mse_f64")).abs() <= 1e-6);

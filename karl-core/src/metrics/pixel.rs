@@ -79,8 +79,7 @@ mod tests {
         use crate::metrics::golden;
         let (mut e_l1, mut e_mse, mut e_psnr) = (0.0f64, 0.0f64, 0.0f64);
         for p in golden::pairs() {
-            let ia = ImageRef::new(&p.a, 3, 256, 256).unwrap();
-            let ib = ImageRef::new(&p.b, 3, 256, 256).unwrap();
+            let (ia, ib) = p.images();
             let idx = &p.reference["index"];
             e_l1 = e_l1.max((l1(ia, ib).unwrap() - golden::field(&p, "l1_f64")).abs());
             e_mse = e_mse.max((mse(ia, ib).unwrap() - golden::field(&p, "mse_f64")).abs());

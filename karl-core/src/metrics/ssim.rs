@@ -415,8 +415,7 @@ mod tests {
         use crate::metrics::golden;
         let (mut e32, mut e64, mut e64_vs_32) = (0.0f64, 0.0f64, 0.0f64);
         for p in golden::pairs() {
-            let ia = ImageRef::new(&p.a, 3, 256, 256).unwrap();
-            let ib = ImageRef::new(&p.b, 3, 256, 256).unwrap();
+            let (ia, ib) = p.images();
             let (r32, r64) = (golden::field(&p, "ssim_torchmetrics_f32"), golden::field(&p, "ssim_torchmetrics_f64"));
             let s32 = ssim(ia, ib).unwrap();
             let s64 = ssim_f64(ia, ib).unwrap();

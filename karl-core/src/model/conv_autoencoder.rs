@@ -113,6 +113,26 @@ impl<B: Backend, L, M> ConvEncoder<B, L, M> {
 }
 
 impl<B: Backend, L, M> ConvDecoder<B, L, M> {
+    /// The decoder of `conv_in`, `mid` and the `up` levels (`up[i]` at resolution level `i`,
+    /// every one built) whose last ends at `block_in` channels, with a new `norm_out`
+    /// (GroupNorm(`groups`, `eps`)) and 3×3 `conv_out` to RGB, initialised in that order.
+    pub(crate) fn new(
+        conv_in: Conv2d<B>,
+        mid: M,
+        up: Vec<Option<L>>,
+        block_in: usize,
+        (groups, eps): (usize, f64),
+        init: &mut Init<'_, B>,
+    ) -> Self {
+        ConvDecoder {
+            conv_in,
+            mid,
+            up: up.into_iter().map(|l| l.expect("every level built")).collect(),
+            norm_out: GroupNorm::new(groups, block_in, eps, init),
+            conv_out: Conv2d::new(block_in, 3, 3, 1, 1, true, init),
+        }
+    }
+
     /// `conv_out(swish(norm_out(h)))`.
     pub(crate) fn head(&self, h: Tensor<B, 4>) -> Tensor<B, 4> {
         self.conv_out.forward(self.norm_out.forward(h).silu())

@@ -271,16 +271,21 @@ impl<B: Backend> Tokenizer<B> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::cpu::{Cpu, CpuDevice};
     use crate::model::KarlConfig;
 
+    /// The tokenizer of the `karl_pixel_tiny` preset on the CPU, initialised with seed 0.
+    pub(crate) fn tiny_pixel_tokenizer() -> Tokenizer<Cpu<f32>> {
+        let cfg = KarlConfig::preset("karl_pixel_tiny").unwrap();
+        Tokenizer::new(Karl::<Cpu<f32>>::new(cfg, &CpuDevice, 0).unwrap())
+    }
+
     #[test]
     fn images_with_nan_or_infinity_are_refused_naming_the_value() {
-        let cfg = KarlConfig::preset("karl_pixel_tiny").unwrap();
-        let s = cfg.image_size;
-        let tok = Tokenizer::new(Karl::<Cpu<f32>>::new(cfg, &CpuDevice, 0).unwrap());
+        let tok = tiny_pixel_tokenizer();
+        let s = tok.model.config.image_size;
         let image = |bad: f32| {
             let mut v = vec![0.5f32; 3 * s * s];
             v[7] = bad;

@@ -243,13 +243,7 @@ impl<B: Backend> Vae<B> {
             }
             up[i] = Some(VaeLevel { block, attn, downsample: None, upsample });
         }
-        let decoder = VaeDecoder {
-            conv_in,
-            mid,
-            up: up.into_iter().map(|l| l.expect("every level built")).collect(),
-            norm_out: GroupNorm::new(c.groupnorm_groups, block_in, c.groupnorm_eps, init),
-            conv_out: Conv2d::new(block_in, 3, 3, 1, 1, true, init),
-        };
+        let decoder = VaeDecoder::new(conv_in, mid, up, block_in, (c.groupnorm_groups, c.groupnorm_eps), init);
         Vae {
             encoder,
             decoder,

@@ -104,13 +104,7 @@ impl<B: Backend> Vqgan<B> {
             let upsample = (i != 0).then(|| Conv2d::new(block_in, block_in, 3, 1, 1, true, init));
             up[i] = Some(Level { block, upsample });
         }
-        let decoder = VqganDecoder {
-            conv_in,
-            mid,
-            up: up.into_iter().map(|l| l.expect("every level built")).collect(),
-            norm_out: GroupNorm::new(c.groupnorm_groups, block_in, c.groupnorm_eps, init),
-            conv_out: Conv2d::new(block_in, 3, 3, 1, 1, true, init),
-        };
+        let decoder = VqganDecoder::new(conv_in, mid, up, block_in, (c.groupnorm_groups, c.groupnorm_eps), init);
         let codebook = init.uniform([c.n_embed, c.embed_dim], 1.0 / c.n_embed as f64);
         Vqgan { encoder, decoder, codebook, groups: c.groupnorm_groups }
     }
