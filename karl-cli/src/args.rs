@@ -321,7 +321,9 @@ pub struct TrainArgs {
     /// Model preset (e.g. karl_pixel_tiny, karl_tiny).
     #[arg(long)]
     pub preset: Option<String>,
-    /// Training images: a directory (recursive) or `synthetic`.
+    /// Training images: a directory (recursive), `synthetic` (soft blobs, level = blob count)
+    /// or `synthetic-separated` (distinct blobs: the level stays a complexity knob up to the
+    /// last level).
     #[arg(long, default_value = "synthetic")]
     pub data: String,
     /// Share of synthetic images mixed into a directory's batches (0..1).

@@ -361,7 +361,9 @@ fn train_fits_the_linear_path_and_keeps_it_through_resume() {
     std::fs::write(&cfg, config.to_string()).unwrap();
     let run = dir.path().join("run");
     let (c, r) = (cfg.to_str().unwrap(), run.to_str().unwrap());
+    // fitted and trained on the separated synthetic family
     let base = ["train", "--config", c, "--batch", "2", "--out", r, "--checkpoint-every", "1", "--linear-fit", "64"];
+    let base = [&base[..], &["--data", "synthetic-separated"]].concat();
     let o = karl(&[&base[..], &["--steps", "2"]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("linear path fitted to 64 images"), "{}", stderr(&o));

@@ -15,7 +15,9 @@ use karl_core::record::safetensors::read_safetensors;
 use karl_core::train::events::{EventSink, TrainEvent};
 use karl_core::train::halting_labels::HaltingLabels;
 use karl_core::train::stage2::{GanSchedule, Stage2Config, Stage2Trainer};
-use karl_core::train::trainer::{DataSource, Prefetch, SyntheticData, TrainConfig, Trainer, list_checkpoints};
+use karl_core::train::trainer::{
+    DataSource, Prefetch, SeparatedData, SyntheticData, TrainConfig, Trainer, list_checkpoints,
+};
 use karl_core::{AutodiffBackend, Backend};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -186,10 +188,11 @@ fn train_to_end(
     Ok(())
 }
 
-/// The training images (`synthetic` or a folder), prefetched.
+/// The training images (`synthetic`, `synthetic-separated` or a folder), prefetched.
 fn data_source(a: &TrainArgs, seed: u64) -> Result<Prefetch> {
     let source: Box<dyn DataSource> = match a.data.as_str() {
         "synthetic" => Box::new(SyntheticData { seed }),
+        "synthetic-separated" => Box::new(SeparatedData { seed }),
         dir => Box::new({
             if a.crop_scale.len() != 2 {
                 bail!("--crop-scale takes MIN,MAX, got {:?}", a.crop_scale);

@@ -163,11 +163,31 @@ pub struct SyntheticData {
 
 impl DataSource for SyntheticData {
     fn batch(&mut self, step: u64, batch: usize, size: usize) -> Result<Vec<f32>> {
-        let mut out = Vec::with_capacity(batch * 3 * size * size);
-        for i in 0..batch as u64 {
-            out.extend(super::synthetic::synthetic_image(self.seed, step * batch as u64 + i, size).0);
-        }
-        Ok(out)
+        Ok(synthetic_batch(super::synthetic::synthetic_image, self.seed, step, batch, size))
+    }
+}
+
+/// Images `step·batch ..` of the stream `seed` of a synthetic family, concatenated.
+fn synthetic_batch(
+    family: fn(u64, u64, usize) -> (Vec<f32>, usize),
+    seed: u64,
+    step: u64,
+    batch: usize,
+    size: usize,
+) -> Vec<f32> {
+    (0..batch as u64).flat_map(|i| family(seed, step * batch as u64 + i, size).0).collect()
+}
+
+/// Synthetic images of the separated family ([`super::synthetic::separated_image`]): distinct
+/// blobs, so the level stays a complexity knob up to the last level.
+pub struct SeparatedData {
+    /// Stream seed.
+    pub seed: u64,
+}
+
+impl DataSource for SeparatedData {
+    fn batch(&mut self, step: u64, batch: usize, size: usize) -> Result<Vec<f32>> {
+        Ok(synthetic_batch(super::synthetic::separated_image, self.seed, step, batch, size))
     }
 }
 
