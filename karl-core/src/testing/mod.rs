@@ -15,8 +15,8 @@ mod train_step;
 mod vae;
 pub use resume::{StepRecorder, check_exact_resume};
 pub use stage2::{
-    ModulesReport, StepReport, check_stage2_modules, check_stage2_step, golden_discriminator, golden_lpips,
-    golden_step, stage2_dir, stage2_setup, tiny_vqgan_config,
+    ModulesReport, StepReport, check_stage2_modules, check_stage2_step, check_stage2_steps, golden_discriminator,
+    golden_lpips, golden_step, stage2_dir, stage2_setup, tiny_vqgan_config,
 };
 pub use train_step::{TrainStepTolerance, check_train_step};
 pub use vae::{VaeReport, VaeVariant, Worst, check_vae_image, check_vae_train_step, mini_vae};

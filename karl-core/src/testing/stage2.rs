@@ -9,7 +9,7 @@ use crate::record::{read_safetensors, shared_dir};
 use crate::rng::Rng;
 use crate::train::params::{gradients, mark_trainable};
 use crate::train::stage2::NLayerDiscriminator;
-use crate::train::stage2::{DiscriminatorBank, GanSetting, GanStep, stage2_loss};
+use crate::train::stage2::{DiscriminatorBank, GanSetting, GanStep, Stage2Forward, stage2_forward};
 use crate::{AutodiffBackend, Backend, Tensor, TensorData};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -190,22 +190,66 @@ pub fn stage2_setup<B: AutodiffBackend>(device: &B::Device) -> (Karl<B>, Discrim
     (model, bank, golden_lpips::<B>(device))
 }
 
-/// One official stage-2 step (`case` = `gen_e10`, `gen_e50`, `disc_e50` or `gen_e150`; T = 112,
-/// ε = 0.03, batch 1) on backend `B`: every loss term and the total within 2e-5 relative,
-/// `d_weight` 1e-3, the logit means 1e-4, ε0's bins and the phase-(b) mask exact, the stored
-/// gradients within 3e-2 of their absmax, per-parameter gradient norms within 5e-3 (those above
-/// 1e-6 of the total), BatchNorm running statistics 1e-4 of absmax (the golden README's bounds
-/// for a float32 port; a term holding `d_weight·g` gets `d_weight`'s 1e-3 on that part). Panics naming the first mismatch; returns the worst deviations.
-pub fn check_stage2_step<B: AutodiffBackend>(device: &B::Device, case: &str) -> StepReport {
-    let (model, mut bank, lpips) = stage2_setup::<B>(device);
-    let (g, json) = golden_step();
+/// The GAN setting of a golden case.
+fn case_setting(json: &serde_json::Value, case: &str) -> GanSetting {
     let c = &json["cases"][case];
-    let gan = GanSetting {
+    GanSetting {
         step: if c["gan_optimizer_idx"].as_u64().unwrap() == 1 { GanStep::Discriminator } else { GanStep::Generator },
         gan_loss_weight: c["gan_loss_weight"].as_f64().unwrap(),
-    };
+    }
+}
+
+/// One official stage-2 step (`case` = `gen_e10`, `gen_e50`, `disc_e50` or `gen_e150`; T = 112,
+/// ε = 0.03, batch 1) on backend `B`: [`check_stage2_steps`] for that case alone.
+pub fn check_stage2_step<B: AutodiffBackend>(device: &B::Device, case: &str) -> StepReport {
+    check_stage2_steps::<B>(device, &[case]).remove(0)
+}
+
+/// The official stage-2 steps `cases` (of `gen_e10`, `gen_e50`, `disc_e50`, `gen_e150`; T = 112,
+/// ε = 0.03, batch 1) on backend `B`, each from the same initial state: every loss term and
+/// the total within 2e-5 relative, `d_weight` 1e-3, the logit means 1e-4, ε0's bins and the
+/// phase-(b) mask exact, the stored gradients within 3e-2 of their absmax, per-parameter
+/// gradient norms within 5e-3 (those above 1e-6 of the total), BatchNorm running statistics
+/// 1e-4 of absmax (the golden README's bounds for a float32 port; a term holding `d_weight·g`
+/// gets `d_weight`'s 1e-3 on that part). The forward pass does not depend on the GAN weight, so
+/// the generator cases share one [`stage2_forward`] (the discriminator case has its own), and
+/// each case's total ([`Stage2Forward::loss`] with its weight) is backpropagated on its own.
+/// Panics naming the first mismatch; returns the worst deviations, in the order of `cases`.
+pub fn check_stage2_steps<B: AutodiffBackend>(device: &B::Device, cases: &[&str]) -> Vec<StepReport> {
+    let (model, bank, lpips) = stage2_setup::<B>(device);
+    let (g, json) = golden_step();
     let x = Tensor::<B, 4>::from_data(&g["input"], device).unwrap();
-    let (total, report) = stage2_loss(&model, &bank, &lpips, &x, 112, &[0.03], 256, gan).unwrap();
+    let mut out: Vec<Option<StepReport>> = vec![None; cases.len()];
+    for step in [GanStep::Generator, GanStep::Discriminator] {
+        let todo: Vec<usize> = (0..cases.len()).filter(|&i| case_setting(&json, cases[i]).step == step).collect();
+        if todo.is_empty() {
+            continue;
+        }
+        let t0 = std::time::Instant::now();
+        let fwd = stage2_forward(&model, &bank, &lpips, &x, 112, &[0.03], 256, step).unwrap();
+        eprintln!("{step:?} forward pass in {:.1} s", t0.elapsed().as_secs_f64());
+        for i in todo {
+            let t0 = std::time::Instant::now();
+            out[i] = Some(check_case(&model, &bank, &fwd, &g, &json, cases[i]));
+            eprintln!("{} checked (backward pass included) in {:.1} s", cases[i], t0.elapsed().as_secs_f64());
+        }
+    }
+    out.into_iter().map(|r| r.expect("a known case")).collect()
+}
+
+/// The checks of [`check_stage2_steps`] for one case on its step's forward pass.
+fn check_case<B: AutodiffBackend>(
+    model: &Karl<B>,
+    bank: &DiscriminatorBank<B>,
+    fwd: &Stage2Forward<B>,
+    g: &BTreeMap<String, TensorData>,
+    json: &serde_json::Value,
+    case: &str,
+) -> StepReport {
+    let c = &json["cases"][case];
+    let gan = case_setting(json, case);
+    assert_eq!(gan.step, fwd.step());
+    let (total, report) = fwd.loss(gan.gan_loss_weight);
     let mut r = StepReport::default();
     let terms: BTreeMap<&str, f64> = report.losses.terms.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     let expect = |what: &str, a: f64, e: f64, bound: f64, worst: &mut f64| {
@@ -262,9 +306,9 @@ pub fn check_stage2_step<B: AutodiffBackend>(device: &B::Device, case: &str) -> 
 
     // Gradients of the whole total (the model's and the discriminators').
     let grads = B::backward(&total.primitive);
-    let mut ours: BTreeMap<String, Vec<f32>> = gradients(&model, &grads, |_| true)
+    let mut ours: BTreeMap<String, Vec<f32>> = gradients(model, &grads, |_| true)
         .into_iter()
-        .chain(gradients(&bank, &grads, |_| true))
+        .chain(gradients(bank, &grads, |_| true))
         .map(|p| (p.path, p.grad))
         .collect();
     for (key, data) in g.iter().filter_map(|(k, v)| k.strip_prefix(&format!("{case}/grad/")).map(|k| (k, v))) {
@@ -306,8 +350,9 @@ pub fn check_stage2_step<B: AutodiffBackend>(device: &B::Device, case: &str) -> 
         assert!(v.iter().all(|x| *x == 0.0), "{case}: {path} has a gradient but no reference");
     }
 
-    // BatchNorm running statistics after the step.
-    let entry = bank.entry_mut(report.bank_index);
+    drop(grads);
+    // BatchNorm running statistics after the step (on a copy of the initial entry).
+    let mut entry = bank.gan_losses[report.bank_index].discriminator.clone();
     for s in &report.stats {
         entry.track(s);
     }

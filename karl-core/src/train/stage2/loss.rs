@@ -130,26 +130,37 @@ struct Ctx<'a, B: AutodiffBackend> {
     lpips: &'a Lpips<B>,
     disc: &'a super::NLayerDiscriminator<B>,
     w: &'a B::FloatTensor,
-    gan: GanSetting,
+    step: GanStep,
+}
+
+/// One term of the loss: `Fixed` as is, `Gan(phase)` that phase's GAN term before its weight
+/// (`g` in a generator step, the hinge loss in a discriminator step).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Weight {
+    Fixed,
+    Gan(usize),
 }
 
 impl<B: AutodiffBackend> Ctx<'_, B> {
-    /// One phase's GAN-part terms for the decoder head; returns the per-image L1 (ε0).
+    /// One phase's GAN-part terms for the decoder head; returns the per-image L1 (ε0). In a
+    /// generator step `PhaseGan::d_weight` holds the clamped ratio of the two gradient norms,
+    /// before `discriminator_weight`.
     fn phase(
         &self,
         model: &Karl<B>,
         head: Tensor<B, 3>,
-        phase: &str,
-        terms: &mut Vec<(String, Tensor<B, 1>)>,
+        phase: usize,
+        terms: &mut Vec<(String, Tensor<B, 1>, Weight)>,
         stats: &mut Vec<DiscriminatorStats>,
     ) -> (Vec<f32>, PhaseGan) {
+        let prefix = ["a", "b"][phase];
         let [n, c, h, w] = self.images.dims();
         let recon = model.base.decode(head);
         let per_image = recon.clone().sub(self.images.clone()).abs().reshape([n, c * h * w]).mean_dim(1);
         let eps0 = per_image.clone().to_vec();
         let l1 = per_image.mean();
         let mut out = PhaseGan { l1: l1.clone().into_scalar(), ..PhaseGan::default() };
-        match self.gan.step {
+        match self.step {
             GanStep::Generator => {
                 let (lp, layers) = self.lpips.distance_to(self.reference, &recon, InputRange::ZeroToOne);
                 let lp = lp.mean();
@@ -163,10 +174,10 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
                 out.g_loss = g.clone().into_scalar();
                 let (gn, gg) = (grad_norm(&nll, self.w), grad_norm(&g, self.w));
                 out.grad_norms = (gn, gg);
-                out.d_weight = (gn / (gg + 1e-4)).clamp(0.0, 1e4) * self.gan.discriminator_weight();
-                terms.push((format!("{phase}/pixel_l1"), l1));
-                terms.push((format!("{phase}/lpips"), lp));
-                terms.push((format!("{phase}/gan"), g.mul_scalar(out.d_weight * self.gan.disc_factor())));
+                out.d_weight = (gn / (gg + 1e-4)).clamp(0.0, 1e4);
+                terms.push((format!("{prefix}/pixel_l1"), l1, Weight::Fixed));
+                terms.push((format!("{prefix}/lpips"), lp, Weight::Fixed));
+                terms.push((format!("{prefix}/gan"), g, Weight::Gan(phase)));
             }
             GanStep::Discriminator => {
                 let (real, s) = self.disc.forward(self.images.clone().stop_gradient());
@@ -179,17 +190,116 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
                 let hinge_fake = fake.add_scalar(1.0).relu().mean();
                 let d = hinge_real.add(hinge_fake).mul_scalar(0.5);
                 out.d_loss = d.clone().into_scalar();
-                terms.push((format!("{phase}/d_loss"), d.mul_scalar(self.gan.disc_factor())));
+                terms.push((format!("{prefix}/d_loss"), d, Weight::Gan(phase)));
             }
         }
         (eps0, out)
     }
 }
 
-/// The summed stage-2 loss of both phases (phase (a) with budget `budget_a` and conditions
-/// `eps_a`, phase (b) with `budget_b`, 256 officially) and what was measured. The bank entry
-/// is chosen by `budget_a` (both phases decode that many tokens). Fails when the model has no
-/// VQGAN or VAE base.
+/// The forward pass of one stage-2 step up to the GAN weight: the model, LPIPS, the
+/// discriminator and both phases' adaptive-weight gradient norms, none of which depend on
+/// `gan_loss_weight`. [`Stage2Forward::loss`] weights the GAN terms and sums; it can be called
+/// for several weights on one forward pass (the graph is shared, each total backpropagates on
+/// its own), as the golden check does for its three generator cases.
+pub struct Stage2Forward<B: AutodiffBackend> {
+    step: GanStep,
+    terms: Vec<(String, Tensor<B, 1>, Weight)>,
+    losses: StepLosses,
+    bank_index: usize,
+    phases: [PhaseGan; 2],
+    stats: Vec<DiscriminatorStats>,
+}
+
+impl<B: AutodiffBackend> Stage2Forward<B> {
+    /// Generator or discriminator step.
+    pub fn step(&self) -> GanStep {
+        self.step
+    }
+
+    /// The total with the GAN weight `gan_loss_weight` (the schedule's 0, 0.2, 0.8), and its
+    /// report: in a generator step each phase's `g` times `d_weight · disc_factor`, with
+    /// `d_weight` the ratio of the gradient norms times `discriminator_weight`; in a
+    /// discriminator step the hinge loss times `disc_factor`.
+    pub fn loss(&self, gan_loss_weight: f64) -> (Tensor<B, 1>, Stage2Report) {
+        let gan = GanSetting { step: self.step, gan_loss_weight };
+        let mut phases = self.phases.clone();
+        if self.step == GanStep::Generator {
+            for p in &mut phases {
+                p.d_weight *= gan.discriminator_weight();
+            }
+        }
+        let factor = |i: usize| match self.step {
+            GanStep::Generator => phases[i].d_weight * gan.disc_factor(),
+            GanStep::Discriminator => gan.disc_factor(),
+        };
+        let terms = self
+            .terms
+            .iter()
+            .map(|(name, t, weight)| {
+                let t = match *weight {
+                    Weight::Fixed => t.clone(),
+                    Weight::Gan(i) => t.clone().mul_scalar(factor(i)),
+                };
+                (name.clone(), t)
+            })
+            .collect();
+        let (total, values, sum) = sum_terms(terms);
+        let losses = StepLosses { terms: values, total: sum, ..self.losses.clone() };
+        (total, Stage2Report { losses, bank_index: self.bank_index, phases, stats: self.stats.clone() })
+    }
+}
+
+/// The stage-2 forward pass of both phases (phase (a) with budget `budget_a` and conditions
+/// `eps_a`, phase (b) with `budget_b`, 256 officially) for a generator or discriminator step.
+/// The bank entry is chosen by `budget_a` (both phases decode that many tokens). Fails when
+/// the model has no VQGAN or VAE base.
+#[allow(clippy::too_many_arguments)]
+pub fn stage2_forward<B: AutodiffBackend>(
+    model: &Karl<B>,
+    bank: &DiscriminatorBank<B>,
+    lpips: &Lpips<B>,
+    images: &Tensor<B, 4>,
+    budget_a: usize,
+    eps_a: &[f32],
+    budget_b: usize,
+    step: GanStep,
+) -> Result<Stage2Forward<B>> {
+    let w = last_layer(model)?;
+    let index = bank_index(budget_a.min(budget_b));
+    let reference = match step {
+        GanStep::Generator => lpips.reference(images, InputRange::ZeroToOne),
+        GanStep::Discriminator => Vec::new(),
+    };
+    let ctx = Ctx { images, reference: &reference, lpips, disc: &bank.gan_losses[index].discriminator, w: &w, step };
+    let (img_tokens, _) = model.image_tokens_from(images, model.base.encode(images));
+    let mut plain: Vec<(String, Tensor<B, 1>)> = Vec::new();
+    let mut terms: Vec<(String, Tensor<B, 1>, Weight)> = Vec::new();
+    let fixed = |plain: &mut Vec<(String, Tensor<B, 1>)>, terms: &mut Vec<(String, Tensor<B, 1>, Weight)>| {
+        terms.extend(plain.drain(..).map(|(n, t)| (n, t, Weight::Fixed)));
+    };
+    let mut stats = Vec::new();
+
+    // ---- phase (a): estimate image complexity
+    let (bins_a, head, vq_loss) = phase_a_head(model, img_tokens.clone(), eps_a, budget_a, &mut plain);
+    fixed(&mut plain, &mut terms);
+    let (eps0, phase_a) = ctx.phase(model, head, 0, &mut terms, &mut stats);
+    terms.push(("a/vq_loss".into(), vq_loss, Weight::Fixed));
+
+    // ---- phase (b): learn to tokenize complexity
+    let (bins_b, prequant, kept_b) = phase_b_encoding(model, img_tokens, &eps0, budget_a, budget_b, &mut plain);
+    fixed(&mut plain, &mut terms);
+    let q = model.quantize(prequant);
+    let head = model.decode_latents(q.z_q, Some(&kept_b));
+    let (_, phase_b) = ctx.phase(model, head, 1, &mut terms, &mut stats);
+    terms.push(("b/vq_loss".into(), q.loss, Weight::Fixed));
+
+    let losses = StepLosses { bins_a, eps0, bins_b, kept_b, ..Default::default() };
+    Ok(Stage2Forward { step, terms, losses, bank_index: index, phases: [phase_a, phase_b], stats })
+}
+
+/// The summed stage-2 loss of both phases and what was measured:
+/// [`stage2_forward`] for `gan.step`, weighted by `gan.gan_loss_weight`.
 #[allow(clippy::too_many_arguments)]
 pub fn stage2_loss<B: AutodiffBackend>(
     model: &Karl<B>,
@@ -201,30 +311,5 @@ pub fn stage2_loss<B: AutodiffBackend>(
     budget_b: usize,
     gan: GanSetting,
 ) -> Result<(Tensor<B, 1>, Stage2Report)> {
-    let w = last_layer(model)?;
-    let index = bank_index(budget_a.min(budget_b));
-    let reference = match gan.step {
-        GanStep::Generator => lpips.reference(images, InputRange::ZeroToOne),
-        GanStep::Discriminator => Vec::new(),
-    };
-    let ctx = Ctx { images, reference: &reference, lpips, disc: &bank.gan_losses[index].discriminator, w: &w, gan };
-    let (img_tokens, _) = model.image_tokens_from(images, model.base.encode(images));
-    let mut terms: Vec<(String, Tensor<B, 1>)> = Vec::new();
-    let mut stats = Vec::new();
-
-    // ---- phase (a): estimate image complexity
-    let (bins_a, head, vq_loss) = phase_a_head(model, img_tokens.clone(), eps_a, budget_a, &mut terms);
-    let (eps0, phase_a) = ctx.phase(model, head, "a", &mut terms, &mut stats);
-    terms.push(("a/vq_loss".into(), vq_loss));
-
-    // ---- phase (b): learn to tokenize complexity
-    let (bins_b, prequant, kept_b) = phase_b_encoding(model, img_tokens, &eps0, budget_a, budget_b, &mut terms);
-    let q = model.quantize(prequant);
-    let head = model.decode_latents(q.z_q, Some(&kept_b));
-    let (_, phase_b) = ctx.phase(model, head, "b", &mut terms, &mut stats);
-    terms.push(("b/vq_loss".into(), q.loss));
-
-    let (total, values, sum) = sum_terms(terms);
-    let losses = StepLosses { terms: values, total: sum, bins_a, eps0, bins_b, kept_b, ..Default::default() };
-    Ok((total, Stage2Report { losses, bank_index: index, phases: [phase_a, phase_b], stats }))
+    Ok(stage2_forward(model, bank, lpips, images, budget_a, eps_a, budget_b, gan.step)?.loss(gan.gan_loss_weight))
 }
