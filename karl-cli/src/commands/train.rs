@@ -10,7 +10,6 @@ use karl_core::autodiff::Autodiff;
 use karl_core::metrics::lpips::{Backbone, Lpips};
 use karl_core::model::{Karl, KarlConfig};
 use karl_core::nn::load_module;
-use karl_core::record::read_weights;
 use karl_core::record::safetensors::read_safetensors;
 use karl_core::train::events::{EventSink, TrainEvent};
 use karl_core::train::halting_labels::HaltingLabels;
@@ -235,18 +234,17 @@ fn renderer(out: &Path, steps: u64, at: u64) -> Result<(ProgressBar, Renderer)> 
     Ok((pb, sink))
 }
 
-/// The LPIPS-VGG of `--lpips-weights`: keys under a `…perceptual_loss.` prefix (a KARL stage-2
-/// checkpoint, the golden file) are taken from there; int8 weights with scales are dequantized.
+/// The LPIPS-VGG of `--lpips-weights` ([`Lpips::from_file`]: keys under a `…perceptual_loss.`
+/// prefix, as in a KARL stage-2 checkpoint or the golden file, are taken from there; int8
+/// weights with scales are dequantized).
 fn lpips_vgg<B: Backend>(path: Option<&PathBuf>, device: &B::Device) -> Result<Lpips<B>> {
     let path =
         path.context("stage 2 needs --lpips-weights F (LPIPS-VGG: lpips' vgg.pth or a safetensors state dict)")?;
-    let mut tensors = read_weights(path, None).with_context(|| format!("reading {}", path.display()))?;
-    if let Some(prefix) = tensors.iter().find_map(|(k, _)| k.find("perceptual_loss.").map(|i| k[..i + 16].to_string()))
-    {
-        tensors =
-            tensors.into_iter().filter_map(|(k, v)| k.strip_prefix(&prefix).map(|k| (k.to_string(), v))).collect();
+    let lpips = Lpips::from_file(path, device).with_context(|| format!("LPIPS-VGG from {}", path.display()))?;
+    if lpips.backbone() != Backbone::Vgg {
+        bail!("{}: stage 2 needs LPIPS-VGG, these are {} weights", path.display(), lpips.backbone().name());
     }
-    Lpips::from_tensors_as(Backbone::Vgg, tensors, device).with_context(|| format!("LPIPS-VGG from {}", path.display()))
+    Ok(lpips)
 }
 
 /// The model a stage-2 run starts from: a stage-1 checkpoint's EMA weights (as the official

@@ -327,10 +327,18 @@ impl<B: Backend> Lpips<B> {
     }
 
     /// Reads an `lpips.LPIPS` state dict from a safetensors file or PyTorch checkpoint
-    /// ([`crate::record::read_weights`]) and builds the network.
+    /// ([`crate::record::read_weights`]) and builds the network. In a file whose keys sit under
+    /// a `…perceptual_loss.` prefix (a KARL stage-2 checkpoint's `gan_losses.{i}.`, the golden
+    /// `stage2/gan_losses_2.safetensors`) the network is taken from there; int8 weights with
+    /// their scales are dequantized.
     #[cfg(feature = "std")]
     pub fn from_file(path: &std::path::Path, device: &B::Device) -> Result<Self> {
-        Self::from_tensors(crate::record::read_weights(path, None)?, device)
+        let mut tensors = crate::record::read_weights(path, None)?;
+        let prefix = tensors.iter().find_map(|(k, _)| k.find("perceptual_loss.").map(|i| String::from(&k[..i + 16])));
+        if let Some(prefix) = prefix {
+            tensors = tensors.into_iter().filter_map(|(k, v)| k.strip_prefix(&prefix).map(|k| (k.into(), v))).collect();
+        }
+        Self::from_tensors(tensors, device)
     }
 
     /// The backbone.
