@@ -7,7 +7,7 @@
 //! rounded to f32 first for `Cpu<f32>`), so the only differences are summation order and the
 //! backend's own precision.
 use karl_core::backend::{
-    AutodiffBackend, Backend, BackendTypes, Binary, Conv2dOptions, FloatOps, ModuleOps, Reduce, Unary,
+    AutodiffBackend, Backend, BackendTypes, Binary, Conv2dOptions, FloatOps, ModuleOps, Reduce, Unary, window_taps,
 };
 use karl_core::shape::Shape;
 use karl_core::tolerance::Tolerance;
@@ -40,82 +40,78 @@ macro_rules! both {
 
 // ---------------------------------------------------------------- convolution
 
-#[allow(clippy::too_many_arguments)]
-fn conv_naive(
-    x: &[f64],
+/// Output size of a convolution or pooling window (`k`, stride `s`, padding `p`) over `len`.
+fn out_len(len: usize, k: usize, s: usize, p: usize) -> usize {
+    (len + 2 * p - k) / s + 1
+}
+
+/// `[N, Cout, OH, OW]` of conv2d(`x` of dims `xd`, `w` of dims `wd`).
+fn conv_out_dims([n, _, h, w]: [usize; 4], [cout, _, k, _]: [usize; 4], s: usize, p: usize) -> [usize; 4] {
+    [n, cout, out_len(h, k, s, p), out_len(w, k, s, p)]
+}
+
+/// Visits every in-image tap of conv2d(`x` of dims `xd`, `w` of dims `wd`) as flat indices
+/// `(out, x, w)`, in the naive loop order: output element by output element (the taps of one
+/// output consecutive), then channel, kernel row and column; padding taps are skipped.
+fn conv_taps(
     [n, cin, h, w]: [usize; 4],
-    wt: &[f64],
     [cout, _, k, _]: [usize; 4],
-    bias: Option<&[f64]>,
     s: usize,
     p: usize,
-) -> (Vec<f64>, [usize; 4]) {
-    let oh = (h + 2 * p - k) / s + 1;
-    let ow = (w + 2 * p - k) / s + 1;
-    let mut out = vec![0.0; n * cout * oh * ow];
+    mut visit: impl FnMut(usize, usize, usize),
+) {
+    let (oh, ow) = (out_len(h, k, s, p), out_len(w, k, s, p));
     for b in 0..n {
         for co in 0..cout {
             for oy in 0..oh {
                 for ox in 0..ow {
-                    let mut acc = bias.map_or(0.0, |bb| bb[co]);
+                    let oi = ((b * cout + co) * oh + oy) * ow + ox;
                     for ci in 0..cin {
-                        for ky in 0..k {
-                            for kx in 0..k {
-                                let iy = (oy * s + ky) as isize - p as isize;
-                                let ix = (ox * s + kx) as isize - p as isize;
-                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
-                                    continue;
-                                }
-                                acc += x[((b * cin + ci) * h + iy as usize) * w + ix as usize]
-                                    * wt[((co * cin + ci) * k + ky) * k + kx];
+                        for (ky, iy) in window_taps(oy, k, s, p, h) {
+                            for (kx, ix) in window_taps(ox, k, s, p, w) {
+                                visit(oi, ((b * cin + ci) * h + iy) * w + ix, ((co * cin + ci) * k + ky) * k + kx);
                             }
                         }
                     }
-                    out[((b * cout + co) * oh + oy) * ow + ox] = acc;
                 }
             }
         }
     }
+}
+
+fn conv_naive(
+    x: &[f64],
+    xd: [usize; 4],
+    wt: &[f64],
+    wd: [usize; 4],
+    bias: Option<&[f64]>,
+    s: usize,
+    p: usize,
+) -> (Vec<f64>, [usize; 4]) {
+    let [n, cout, oh, ow] = conv_out_dims(xd, wd, s, p);
+    let mut out: Vec<f64> = (0..n * cout * oh * ow).map(|i| bias.map_or(0.0, |bb| bb[i / (oh * ow) % cout])).collect();
+    conv_taps(xd, wd, s, p, |oi, xi, wi| out[oi] += x[xi] * wt[wi]);
     (out, [n, cout, oh, ow])
 }
 
 /// `(dx, dw, dbias)` of conv2d for upstream `dy`, by the same loops.
 fn conv_backward_naive(
     x: &[f64],
-    [n, cin, h, w]: [usize; 4],
+    xd: [usize; 4],
     wt: &[f64],
-    [cout, _, k, _]: [usize; 4],
+    wd: [usize; 4],
     dy: &[f64],
     s: usize,
     p: usize,
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-    let oh = (h + 2 * p - k) / s + 1;
-    let ow = (w + 2 * p - k) / s + 1;
+    let [_, cout, oh, ow] = conv_out_dims(xd, wd, s, p);
     let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; wt.len()], vec![0.0; cout]);
-    for b in 0..n {
-        for co in 0..cout {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let g = dy[((b * cout + co) * oh + oy) * ow + ox];
-                    db[co] += g;
-                    for ci in 0..cin {
-                        for ky in 0..k {
-                            for kx in 0..k {
-                                let iy = (oy * s + ky) as isize - p as isize;
-                                let ix = (ox * s + kx) as isize - p as isize;
-                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
-                                    continue;
-                                }
-                                let xi = ((b * cin + ci) * h + iy as usize) * w + ix as usize;
-                                let wi = ((co * cin + ci) * k + ky) * k + kx;
-                                dx[xi] += g * wt[wi];
-                                dw[wi] += g * x[xi];
-                            }
-                        }
-                    }
-                }
-            }
-        }
+    conv_taps(xd, wd, s, p, |oi, xi, wi| {
+        dx[xi] += dy[oi] * wt[wi];
+        dw[wi] += dy[oi] * x[xi];
+    });
+    for (i, g) in dy.iter().enumerate() {
+        db[i / (oh * ow) % cout] += g;
     }
     (dx, dw, db)
 }
@@ -203,20 +199,15 @@ fn max_pool_naive(
     s: usize,
     p: usize,
 ) -> (Vec<f64>, Vec<usize>, [usize; 4]) {
-    let oh = (h + 2 * p - k) / s + 1;
-    let ow = (w + 2 * p - k) / s + 1;
+    let (oh, ow) = (out_len(h, k, s, p), out_len(w, k, s, p));
     let (mut out, mut arg) = (Vec::new(), Vec::new());
     for pc in 0..n * c {
         for oy in 0..oh {
             for ox in 0..ow {
                 let mut best = (f64::NEG_INFINITY, usize::MAX);
-                for dy in 0..k {
-                    for dx in 0..k {
-                        let (iy, ix) = ((oy * s + dy) as isize - p as isize, (ox * s + dx) as isize - p as isize);
-                        if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
-                            continue;
-                        }
-                        let j = pc * h * w + iy as usize * w + ix as usize;
+                for (_, iy) in window_taps(oy, k, s, p, h) {
+                    for (_, ix) in window_taps(ox, k, s, p, w) {
+                        let j = pc * h * w + iy * w + ix;
                         if best.1 == usize::MAX || x[j] > best.0 {
                             best = (x[j], j);
                         }

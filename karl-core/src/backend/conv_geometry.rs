@@ -61,6 +61,13 @@ impl Conv2dGeometry {
     }
 }
 
+/// Along one axis, the taps `d < k` of output position `o` of a window (stride `s`, zero padding
+/// `p`) that read inside an input of `len` positions, each with the input position
+/// `o·s + d − p` it reads, in increasing `d`: the padding taps are left out.
+pub fn window_taps(o: usize, k: usize, s: usize, p: usize, len: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..k).filter_map(move |d| (o * s + d).checked_sub(p).filter(|&i| i < len).map(|i| (d, i)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +88,13 @@ mod tests {
     #[should_panic(expected = "does not fit weight")]
     fn channel_mismatch_names_the_shapes() {
         Conv2dGeometry::new(&Shape::new([1, 3, 5, 5]), &Shape::new([2, 4, 3, 3]), PLAIN);
+    }
+
+    #[test]
+    fn window_taps_leave_out_the_padding() {
+        // k = 3, s = 2, p = 1 over 5 inputs: output 0 reads -1 (padding), 0, 1
+        assert_eq!(window_taps(0, 3, 2, 1, 5).collect::<Vec<_>>(), [(1, 0), (2, 1)]);
+        assert_eq!(window_taps(2, 3, 2, 1, 5).collect::<Vec<_>>(), [(0, 3), (1, 4)]);
+        assert_eq!(window_taps(1, 2, 1, 0, 3).collect::<Vec<_>>(), [(0, 1), (1, 2)]);
     }
 }

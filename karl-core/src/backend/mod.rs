@@ -24,7 +24,7 @@ mod module_ops;
 mod nearest;
 
 pub use activation_ops::ActivationOps;
-pub use conv_geometry::Conv2dGeometry;
+pub use conv_geometry::{Conv2dGeometry, window_taps};
 pub use float_ops::{ArgReduce, Binary, Domain, FloatOps, Reduce, Scalar, Unary};
 pub use karl_ops::{KarlOps, l2_normalize_by_primitives, nearest_code_by_distances};
 pub use module_ops::{Conv2dOptions, ModuleOps};

@@ -1,6 +1,6 @@
 //! Average and max pooling and nearest resize of `[N, C, H, W]`, with backwards.
 use super::{CpuTensor, Element, par_chunks};
-use crate::backend::nearest_source_index;
+use crate::backend::{nearest_source_index, window_taps};
 use crate::shape::Shape;
 use alloc::vec::Vec;
 
@@ -58,14 +58,9 @@ fn max_pool_argmax<E: Element>(src: &[E], h: usize, w: usize, k: usize, s: usize
     for oy in 0..oh {
         for ox in 0..ow {
             let mut best: Option<(E, usize)> = None;
-            for dy in 0..k {
-                for dx in 0..k {
-                    let iy = (oy * s + dy) as isize - p as isize;
-                    let ix = (ox * s + dx) as isize - p as isize;
-                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
-                        continue;
-                    }
-                    let j = iy as usize * w + ix as usize;
+            for (_, iy) in window_taps(oy, k, s, p, h) {
+                for (_, ix) in window_taps(ox, k, s, p, w) {
+                    let j = iy * w + ix;
                     if best.is_none_or(|(b, _)| src[j] > b) {
                         best = Some((src[j], j));
                     }
