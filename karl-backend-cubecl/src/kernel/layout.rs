@@ -8,6 +8,13 @@ use cubecl::prelude::*;
 use karl_core::Shape;
 use std::ops::Range;
 
+/// `(o, m, i)`: the coordinates of row-major position `pos` in `[outer, mid, inner]` (the view
+/// of a tensor around one dim that `Shape::split_at_dim` gives).
+#[cube]
+pub fn split_at_mid(pos: usize, mid: usize, inner: usize) -> (usize, usize, usize) {
+    (pos / (inner * mid), (pos / inner) % mid, pos % inner)
+}
+
 /// `Σ c·stride` over the coordinates `c` of row-major position `pos` in the dims
 /// `info[dims..dims + rank]`, the strides at `info[strides..strides + rank]`, `rank = info[0]`.
 #[cube]
@@ -160,10 +167,7 @@ fn select_kernel<F: Float>(t: &Array<F>, idx: &Array<u32>, out: &mut Array<F>, n
     let pos = ABSOLUTE_POS;
     if pos < out.len() {
         let inner = usize::cast_from(inner);
-        let k = idx.len();
-        let i = pos % inner;
-        let j = (pos / inner) % k;
-        let o = pos / (inner * k);
+        let (o, j, i) = split_at_mid(pos, idx.len(), inner);
         out[pos] = t[(o * usize::cast_from(n) + usize::cast_from(idx[j])) * inner + i];
     }
 }
@@ -201,12 +205,8 @@ fn select_add_kernel<F: Float>(
 ) {
     let pos = ABSOLUTE_POS;
     if pos < out.len() {
-        let inner = usize::cast_from(inner);
-        let n = usize::cast_from(n);
-        let k = usize::cast_from(k);
-        let i = pos % inner;
-        let r = (pos / inner) % n;
-        let o = pos / (inner * n);
+        let (inner, k) = (usize::cast_from(inner), usize::cast_from(k));
+        let (o, r, i) = split_at_mid(pos, usize::cast_from(n), inner);
         let mut acc = f32::cast_from(t[pos]);
         for q in usize::cast_from(start[r])..usize::cast_from(start[r + 1]) {
             acc += f32::cast_from(v[(o * k + usize::cast_from(list[q])) * inner + i]);

@@ -3,6 +3,7 @@
 //! with few outputs are first split into chunks so enough units work (a two-pass tree).
 // `v != v` is the NaN test inside `#[cube]` kernels (`is_nan` yields a generic bool type there).
 #![allow(clippy::eq_op)]
+use super::layout::split_at_mid;
 use crate::element::FloatElem;
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
@@ -32,13 +33,8 @@ fn reduce_kernel<F: Float>(
 ) {
     let pos = ABSOLUTE_POS;
     if pos < output.len() {
-        let n = usize::cast_from(n);
-        let inner = usize::cast_from(inner);
-        let chunk = usize::cast_from(chunk);
-        let chunks = usize::cast_from(chunks);
-        let i = pos % inner;
-        let c = (pos / inner) % chunks;
-        let o = pos / (inner * chunks);
+        let (n, inner, chunk) = (usize::cast_from(n), usize::cast_from(inner), usize::cast_from(chunk));
+        let (o, c, i) = split_at_mid(pos, usize::cast_from(chunks), inner);
         let start = c * chunk;
         let mut end = start + chunk;
         if end > n {
