@@ -3,8 +3,10 @@
 //! whichever backend that was, behind one object-safe trait, so every C function works on
 //! every device.
 use crate::error::FfiError;
+use crate::tiled::KARL_MAX_TILED_PIXELS;
 use karl_core::model::vae::LatentDraw;
 use karl_core::model::{EncodeOptions, TiledTokens, Tokenizer, Tokens};
+use karl_core::preprocess::Rgb8;
 use karl_core::{Backend, Tensor};
 use karl_device::{BackendJob, DeviceSpec, on_device};
 use std::path::Path;
@@ -21,58 +23,54 @@ struct OnDevice<B: Backend> {
     device: B::Device,
 }
 
-/// What the C functions ask of a tokenizer, whatever its backend.
-trait DynTokenizer: Send + Sync {
+/// What the C functions ask of a tokenizer, whatever its backend (errors already as the C
+/// API reports them).
+pub(crate) trait DynTokenizer: Send + Sync {
+    /// The model's image size in pixels.
     fn image_size(&self) -> usize;
-    fn check_options(&self, opts: &EncodeOptions) -> karl_core::Result<()>;
+    /// Validates encode options against the model.
+    fn check_options(&self, opts: &EncodeOptions) -> Result<(), FfiError>;
+    /// Encodes one preprocessed `[3, S, S]` image.
     fn encode(&self, chw: Vec<f32>, opts: EncodeOptions) -> Result<Tokens, FfiError>;
-    fn decode(&self, tokens: &Tokens) -> karl_core::Result<Vec<f32>>;
-    fn encode_tiled(
-        &self,
-        chw: &[f32],
-        width: usize,
-        height: usize,
-        opts: EncodeOptions,
-        max_pixels: u64,
-    ) -> karl_core::Result<TiledTokens>;
-    fn decode_tiled(&self, tokens: &TiledTokens, max_pixels: u64) -> karl_core::Result<Vec<f32>>;
-    fn set_latent_draw(&mut self, draw: LatentDraw) -> karl_core::Result<()>;
+    /// Decodes one token set to a `[3, S, S]` image in [0, 1].
+    fn decode(&self, tokens: &Tokens) -> Result<Vec<f32>, FfiError>;
+    /// Encodes an RGB image of any size as a grid of model-size tiles (at most
+    /// `KARL_MAX_TILED_PIXELS`).
+    fn encode_tiled(&self, image: &Rgb8<'_>, opts: EncodeOptions) -> Result<TiledTokens, FfiError>;
+    /// Decodes tiled tokens to the `[3, height, width]` image.
+    fn decode_tiled(&self, tokens: &TiledTokens) -> Result<Vec<f32>, FfiError>;
+    /// Sets how a VAE-base model draws its latent (an error for other bases).
+    fn set_latent_draw(&mut self, draw: LatentDraw) -> Result<(), FfiError>;
 }
 
 impl<B: Backend> DynTokenizer for OnDevice<B> {
     fn image_size(&self) -> usize {
         self.tokenizer.model.config.image_size
     }
-    fn check_options(&self, opts: &EncodeOptions) -> karl_core::Result<()> {
-        self.tokenizer.check_options(opts)
+    fn check_options(&self, opts: &EncodeOptions) -> Result<(), FfiError> {
+        Ok(self.tokenizer.check_options(opts)?)
     }
     fn encode(&self, chw: Vec<f32>, opts: EncodeOptions) -> Result<Tokens, FfiError> {
         let s = self.image_size();
         let image = Tensor::<B, 4>::from_f32(chw, [1, 3, s, s], &self.device)?;
         self.tokenizer.encode(&image, opts)?.pop().ok_or_else(|| FfiError::invalid("no token set"))
     }
-    fn decode(&self, tokens: &Tokens) -> karl_core::Result<Vec<f32>> {
+    fn decode(&self, tokens: &Tokens) -> Result<Vec<f32>, FfiError> {
         Ok(self.tokenizer.decode(std::slice::from_ref(tokens))?.to_vec())
     }
-    fn encode_tiled(
-        &self,
-        chw: &[f32],
-        width: usize,
-        height: usize,
-        opts: EncodeOptions,
-        max_pixels: u64,
-    ) -> karl_core::Result<TiledTokens> {
-        self.tokenizer.encode_tiled(chw, width, height, opts, max_pixels, TILE_BATCH)
+    fn encode_tiled(&self, image: &Rgb8<'_>, opts: EncodeOptions) -> Result<TiledTokens, FfiError> {
+        let (chw, w, h) = (image.to_chw(), image.width, image.height);
+        Ok(self.tokenizer.encode_tiled(&chw, w, h, opts, KARL_MAX_TILED_PIXELS, TILE_BATCH)?)
     }
-    fn decode_tiled(&self, tokens: &TiledTokens, max_pixels: u64) -> karl_core::Result<Vec<f32>> {
-        self.tokenizer.decode_tiled(tokens, max_pixels)
+    fn decode_tiled(&self, tokens: &TiledTokens) -> Result<Vec<f32>, FfiError> {
+        Ok(self.tokenizer.decode_tiled(tokens, KARL_MAX_TILED_PIXELS)?)
     }
-    fn set_latent_draw(&mut self, draw: LatentDraw) -> karl_core::Result<()> {
-        self.tokenizer.model.set_latent_draw(draw)
+    fn set_latent_draw(&mut self, draw: LatentDraw) -> Result<(), FfiError> {
+        Ok(self.tokenizer.model.set_latent_draw(draw)?)
     }
 }
 
-/// A tokenizer on any compiled-in backend.
+/// A tokenizer on any compiled-in backend: derefs to its [`DynTokenizer`].
 pub(crate) struct AnyTokenizer(Box<dyn DynTokenizer>);
 
 /// Loading a model file onto the backend the dispatch picks.
@@ -99,46 +97,17 @@ impl AnyTokenizer {
     pub(crate) fn load_on(path: &Path, spec: DeviceSpec) -> Result<Self, FfiError> {
         on_device(spec, false, Load(path))
     }
+}
 
-    /// The model's image size in pixels.
-    pub(crate) fn image_size(&self) -> usize {
-        self.0.image_size()
+impl std::ops::Deref for AnyTokenizer {
+    type Target = dyn DynTokenizer;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
     }
+}
 
-    /// Validates encode options against the model.
-    pub(crate) fn check_options(&self, opts: &EncodeOptions) -> Result<(), FfiError> {
-        Ok(self.0.check_options(opts)?)
-    }
-
-    /// Encodes one preprocessed `[3, S, S]` image.
-    pub(crate) fn encode(&self, chw: Vec<f32>, opts: EncodeOptions) -> Result<Tokens, FfiError> {
-        self.0.encode(chw, opts)
-    }
-
-    /// Decodes one token set to a `[3, S, S]` image in [0, 1].
-    pub(crate) fn decode(&self, tokens: &Tokens) -> Result<Vec<f32>, FfiError> {
-        Ok(self.0.decode(tokens)?)
-    }
-
-    /// Encodes a `[3, height, width]` image of any size as a grid of model-size tiles.
-    pub(crate) fn encode_tiled(
-        &self,
-        chw: &[f32],
-        width: usize,
-        height: usize,
-        opts: EncodeOptions,
-        max_pixels: u64,
-    ) -> Result<TiledTokens, FfiError> {
-        Ok(self.0.encode_tiled(chw, width, height, opts, max_pixels)?)
-    }
-
-    /// Sets how a VAE-base model draws its latent (an error for other bases).
-    pub(crate) fn set_latent_draw(&mut self, draw: LatentDraw) -> Result<(), FfiError> {
-        Ok(self.0.set_latent_draw(draw)?)
-    }
-
-    /// Decodes tiled tokens to the `[3, height, width]` image.
-    pub(crate) fn decode_tiled(&self, tokens: &TiledTokens, max_pixels: u64) -> Result<Vec<f32>, FfiError> {
-        Ok(self.0.decode_tiled(tokens, max_pixels)?)
+impl std::ops::DerefMut for AnyTokenizer {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut *self.0
     }
 }

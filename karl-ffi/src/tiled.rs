@@ -60,8 +60,7 @@ pub unsafe extern "C" fn karl_encode_tiled(
             .map_err(|e| FfiError::invalid(e.to_string()))?;
         // SAFETY: forwarded from the caller.
         let img = unsafe { rgb_image(rgb, width, height, stride, "rgb") }?;
-        let chw = img.to_chw();
-        let tiled = m.tokenizer().encode_tiled(&chw, width as usize, height as usize, opts, KARL_MAX_TILED_PIXELS)?;
+        let tiled = m.tokenizer().encode_tiled(&img, opts)?;
         // SAFETY: `out` is non-NULL (checked) and writable (caller).
         unsafe { give(out, karl_tiled_tokens { tiled }) };
         Ok(())
@@ -172,7 +171,7 @@ pub unsafe extern "C" fn karl_tiled_decode(
                 format!("`rgb_out` has {len} bytes, a {w}x{h} RGB image needs {need}"),
             ));
         }
-        let image = m.tokenizer().decode_tiled(&t.tiled, KARL_MAX_TILED_PIXELS)?;
+        let image = m.tokenizer().decode_tiled(&t.tiled)?;
         out[..need].copy_from_slice(&to_rgb8(&image, w, h));
         Ok(())
     })

@@ -158,31 +158,39 @@ fn gpu_devices_not_compiled_in_are_unavailable_and_name_the_feature() {
     }
 }
 
-/// The same image on wgpu and on the CPU: the same kept positions and token bytes up to float
-/// rounding of the continuous codes, decodes within 2/255, and tokens decode across devices.
+/// The model on `spec` against the CPU: loads it on both, encodes the test image with each and
+/// decodes the CPU's tokens with each; returns the kept positions on `spec` and on the CPU and
+/// the largest difference between the two decodes (in 1/255).
 #[cfg(feature = "wgpu")]
-#[test]
-fn wgpu_tokenizes_and_decodes_like_the_cpu() {
-    let (s, gpu) = load_on(Some("wgpu"));
-    assert_eq!(s, karl_status::KARL_OK, "{}", last_error());
+fn against_cpu(spec: &str) -> (Vec<u32>, Vec<u32>, u8) {
+    let (s, model) = load_on(Some(spec));
+    assert_eq!(s, karl_status::KARL_OK, "{spec}: {}", last_error());
     let (s, cpu) = load_on(Some("cpu"));
     assert_eq!(s, karl_status::KARL_OK);
-    let (pg, _) = encode(gpu);
-    let (pc, bytes) = encode(cpu);
-    assert_eq!(pg, pc, "kept positions differ between wgpu and the CPU");
+    let (positions, _) = encode(model);
+    let (cpu_positions, bytes) = encode(cpu);
     let mut t: *mut karl_tokens = std::ptr::null_mut();
     // SAFETY: `bytes` is live; `t` is writable.
     assert_eq!(unsafe { karl_tokens_deserialize(bytes.as_ptr(), bytes.len(), &mut t) }, karl_status::KARL_OK);
     let (mut a, mut b) = (vec![0u8; 64 * 64 * 3], vec![0u8; 64 * 64 * 3]);
     // SAFETY: live handles and buffers of the stated length; each handle freed once.
     unsafe {
-        assert_eq!(karl_decode(gpu, t, a.as_mut_ptr(), a.len()), karl_status::KARL_OK, "{}", last_error());
+        assert_eq!(karl_decode(model, t, a.as_mut_ptr(), a.len()), karl_status::KARL_OK, "{}", last_error());
         assert_eq!(karl_decode(cpu, t, b.as_mut_ptr(), b.len()), karl_status::KARL_OK);
         karl_tokens_free(t);
-        karl_model_free(gpu);
+        karl_model_free(model);
         karl_model_free(cpu);
     }
-    let worst = a.iter().zip(&b).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
+    (positions, cpu_positions, a.iter().zip(&b).map(|(x, y)| x.abs_diff(*y)).max().unwrap())
+}
+
+/// The same image on wgpu and on the CPU: the same kept positions and token bytes up to float
+/// rounding of the continuous codes, decodes within 2/255, and tokens decode across devices.
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_tokenizes_and_decodes_like_the_cpu() {
+    let (pg, pc, worst) = against_cpu("wgpu");
+    assert_eq!(pg, pc, "kept positions differ between wgpu and the CPU");
     assert!(worst <= 2, "wgpu and CPU decodes differ by up to {worst}/255");
 }
 
@@ -191,28 +199,10 @@ fn wgpu_tokenizes_and_decodes_like_the_cpu() {
 #[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_f16_tokenizes_and_decodes_close_to_the_cpu() {
-    let (s, half) = load_on(Some("wgpu:f16"));
-    assert_eq!(s, karl_status::KARL_OK, "{}", last_error());
-    let (s, cpu) = load_on(Some("cpu"));
-    assert_eq!(s, karl_status::KARL_OK);
-    let (ph, _) = encode(half);
-    let (pc, bytes) = encode(cpu);
+    let (ph, pc, worst) = against_cpu("wgpu:f16");
     assert!(ph.len().abs_diff(pc.len()) <= 1, "KC: wgpu f16 {} vs cpu {}", ph.len(), pc.len());
     let common = ph.iter().filter(|p| pc.contains(p)).count();
     assert!(common + 1 >= ph.len().max(pc.len()), "kept positions: wgpu f16 {ph:?} vs cpu {pc:?}");
-    let mut t: *mut karl_tokens = std::ptr::null_mut();
-    // SAFETY: `bytes` is live; `t` is writable.
-    assert_eq!(unsafe { karl_tokens_deserialize(bytes.as_ptr(), bytes.len(), &mut t) }, karl_status::KARL_OK);
-    let (mut a, mut b) = (vec![0u8; 64 * 64 * 3], vec![0u8; 64 * 64 * 3]);
-    // SAFETY: live handles and buffers of the stated length; each handle freed once.
-    unsafe {
-        assert_eq!(karl_decode(half, t, a.as_mut_ptr(), a.len()), karl_status::KARL_OK, "{}", last_error());
-        assert_eq!(karl_decode(cpu, t, b.as_mut_ptr(), b.len()), karl_status::KARL_OK);
-        karl_tokens_free(t);
-        karl_model_free(half);
-        karl_model_free(cpu);
-    }
-    let worst = a.iter().zip(&b).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
     eprintln!("wgpu f16: KC {} (cpu {}), decode differs by up to {worst}/255", ph.len(), pc.len());
     assert!(worst <= 4, "wgpu f16 and CPU decodes differ by up to {worst}/255");
 }
