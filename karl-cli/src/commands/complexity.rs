@@ -5,7 +5,6 @@
 use super::eval::{l1, pass};
 use super::load;
 use crate::args::ComplexityArgs;
-use crate::device::BackendJob;
 use crate::image_io::{collect_images, file_stem, load_image, load_image_for_tiles};
 use crate::plot::map::complexity_map;
 use crate::plot::sheet::contact_sheet;
@@ -31,13 +30,7 @@ fn csv_field(s: &str) -> String {
 }
 
 /// `karl complexity` on backend `B`.
-impl BackendJob for ComplexityArgs {
-    type Output = ();
-    type Error = anyhow::Error;
-    fn run<B: Backend>(self, device: &B::Device) -> Result<()> {
-        run::<B>(self, device)
-    }
-}
+backend_job!(ComplexityArgs => run::<B>);
 
 fn run<B: Backend>(a: ComplexityArgs, device: &B::Device) -> Result<()> {
     let images = collect_images(&a.inputs)?;

@@ -5,7 +5,6 @@
 //! (atomically) from the result lines.
 use super::load;
 use crate::args::EvalArgs;
-use crate::device::BackendJob;
 use crate::image_io::{collect_images, load_image, read_rgb8};
 use crate::plot::PALETTE;
 use crate::plot::chart::{Labels, Series, bar_chart, line_chart};
@@ -237,13 +236,7 @@ fn write_plots(out: &Path, r: &EvalReport) -> Result<Vec<String>> {
 }
 
 /// `karl eval` on backend `B`.
-impl BackendJob for EvalArgs {
-    type Output = ();
-    type Error = anyhow::Error;
-    fn run<B: Backend>(self, device: &B::Device) -> Result<()> {
-        run::<B>(self, device)
-    }
-}
+backend_job!(EvalArgs => run::<B>);
 
 fn run<B: Backend>(a: EvalArgs, device: &B::Device) -> Result<()> {
     if let Some(q) = a.quality.iter().find(|q| !q.is_finite() || **q <= 0.0 || **q > 1.0) {

@@ -1,7 +1,7 @@
 //! `karl info`: configuration, parameter count and size of a model or preset, and the compute
 //! devices of this build (compiled in, usable here); or a token shard's content.
 use crate::args::InfoArgs;
-use crate::device::{BackendJob, report};
+use crate::device::report;
 use anyhow::{Context, Result};
 use karl_core::Backend;
 use karl_core::model::{Karl, KarlConfig};
@@ -44,13 +44,7 @@ pub fn shard(a: &InfoArgs) -> Result<()> {
 }
 
 /// `karl info` with the model loaded on backend `B`.
-impl BackendJob for InfoArgs {
-    type Output = ();
-    type Error = anyhow::Error;
-    fn run<B: Backend>(self, device: &B::Device) -> Result<()> {
-        run::<B>(self, device)
-    }
-}
+backend_job!(InfoArgs => run::<B>);
 
 fn run<B: Backend>(a: InfoArgs, device: &B::Device) -> Result<()> {
     let (model, source) = if a.model == "builtin" {

@@ -1,6 +1,23 @@
 //! One function per subcommand, plus the shared model loading. The model-running commands are
 //! generic over the backend ([`BackendJob`](crate::device::BackendJob)) and dispatched once on
 //! `--device` by [`on_device`].
+
+/// Makes a command's arguments a [`BackendJob`](crate::device::BackendJob) whose body is the
+/// command's `fn $body<B: Backend>(args, device: &B::Device) -> Result<()>` on backend
+/// `$backend` (`B`, or a decorator of it such as `Autodiff<B>`).
+macro_rules! backend_job {
+    ($(#[$attr:meta])* $args:ty => $body:ident::<$backend:ty>) => {
+        $(#[$attr])*
+        impl $crate::device::BackendJob for $args {
+            type Output = ();
+            type Error = anyhow::Error;
+            fn run<B: karl_core::Backend>(self, device: &B::Device) -> anyhow::Result<()> {
+                $body::<$backend>(self, device)
+            }
+        }
+    };
+}
+
 mod complexity;
 mod convert;
 mod eval;

@@ -2,7 +2,6 @@
 //! image or tile; tiled images are stitched back at their full size).
 use super::load;
 use crate::args::ReconstructArgs;
-use crate::device::BackendJob;
 use crate::image_io::{file_stem, write_png};
 use crate::progress::bar;
 use anyhow::{Context, Result, bail};
@@ -12,13 +11,7 @@ use karl_core::model::{TokenFile, Tokenizer};
 use std::path::{Path, PathBuf};
 
 /// `karl reconstruct` on backend `B`.
-impl BackendJob for ReconstructArgs {
-    type Output = ();
-    type Error = anyhow::Error;
-    fn run<B: Backend>(self, device: &B::Device) -> Result<()> {
-        run::<B>(self, device)
-    }
-}
+backend_job!(ReconstructArgs => run::<B>);
 
 /// Decodes one token file's content to `out` (PNG); returns its KC.
 fn decode_to<B: Backend>(tok: &Tokenizer<B>, file: &TokenFile, out: &Path, max_pixels: u64) -> Result<usize> {

@@ -2,7 +2,6 @@
 //! reconstructions.
 use super::load;
 use crate::args::TokenizeArgs;
-use crate::device::BackendJob;
 use crate::image_io::{collect_images, file_stem, image_dimensions, load_image, load_image_for_tiles, write_png};
 use crate::progress::bar;
 use anyhow::{Context, Result, bail};
@@ -24,16 +23,24 @@ fn token_path(image: &Path, out: Option<&Path>) -> PathBuf {
     }
 }
 
-/// The JSON line of one image.
-fn json_line(image: &Path, t: &Tokens, recon_l1: Option<f64>) -> serde_json::Value {
-    let codes = codes_json(t);
+/// The JSON line of one image: budget and quality from `first` (the token set, or a tiled
+/// image's first tile: all tiles share them); `kc`, `positions` and `codes` are the image's (a
+/// list per tile for a tiled image).
+fn json_line(
+    image: &Path,
+    first: &Tokens,
+    kc: usize,
+    positions: serde_json::Value,
+    codes: serde_json::Value,
+    recon_l1: Option<f64>,
+) -> serde_json::Value {
     let mut v = serde_json::json!({
         "image": image.display().to_string(),
-        "budget": t.budget,
-        "quality": t.quality,
-        "quality_bin": t.quality_bin,
-        "kc": t.kc(),
-        "positions": t.positions,
+        "budget": first.budget,
+        "quality": first.quality,
+        "quality_bin": first.quality_bin,
+        "kc": kc,
+        "positions": positions,
         "codes": codes,
     });
     if let Some(l1) = recon_l1 {
@@ -79,22 +86,13 @@ fn tokenize_tiled<B: Backend>(
         recon_l1 = Some(l1_8bit(&img, &x, w, h)?);
     }
     let first = &t.tiles[0];
-    let mut v = serde_json::json!({
-        "image": path.display().to_string(),
-        "budget": first.budget,
-        "quality": first.quality,
-        "quality_bin": first.quality_bin,
-        "kc": t.kc(),
-        "tiles": {
-            "rows": t.grid.rows, "cols": t.grid.cols, "tile": t.grid.tile,
-            "width": t.grid.width, "height": t.grid.height, "kc": t.tile_kc(),
-        },
-        "positions": t.tiles.iter().map(|x| x.positions.clone()).collect::<Vec<_>>(),
-        "codes": t.tiles.iter().map(codes_json).collect::<Vec<_>>(),
+    let positions = serde_json::json!(t.tiles.iter().map(|x| x.positions.clone()).collect::<Vec<_>>());
+    let codes = serde_json::json!(t.tiles.iter().map(codes_json).collect::<Vec<_>>());
+    let mut v = json_line(path, first, t.kc(), positions, codes, recon_l1);
+    v["tiles"] = serde_json::json!({
+        "rows": t.grid.rows, "cols": t.grid.cols, "tile": t.grid.tile,
+        "width": t.grid.width, "height": t.grid.height, "kc": t.tile_kc(),
     });
-    if let Some(l1) = recon_l1 {
-        v["recon_l1"] = serde_json::json!(l1);
-    }
     let extra = recon_l1.map(|l| format!(", recon L1 {l:.4}")).unwrap_or_default();
     let n = t.grid.len();
     let summary = format!(
@@ -109,13 +107,7 @@ fn tokenize_tiled<B: Backend>(
 }
 
 /// `karl tokenize` on backend `B`.
-impl BackendJob for TokenizeArgs {
-    type Output = ();
-    type Error = anyhow::Error;
-    fn run<B: Backend>(self, device: &B::Device) -> Result<()> {
-        run::<B>(self, device)
-    }
-}
+backend_job!(TokenizeArgs => run::<B>);
 
 /// Whether the run writes token shards: asked for, or implied by tar inputs, a list or a split.
 fn writes_shards(a: &TokenizeArgs) -> bool {
@@ -174,7 +166,7 @@ fn run<B: Backend>(a: TokenizeArgs, device: &B::Device) -> Result<()> {
                 }
                 let extra = recon_l1.map(|l| format!(", recon L1 {l:.4}")).unwrap_or_default();
                 let summary = format!("{}: {size}×{size}, KC {} of {}{extra}", path.display(), t.kc(), t.budget);
-                (json_line(path, &t, recon_l1), summary)
+                (json_line(path, &t, t.kc(), serde_json::json!(t.positions), codes_json(&t), recon_l1), summary)
             };
             // JSON on stdout with the summary on stderr, or the summary on stdout
             if a.json {

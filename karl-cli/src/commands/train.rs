@@ -3,7 +3,6 @@
 //! stage 2 (`--stage 2 --init CKPT --lpips-weights F`: full finetuning with the discriminators).
 use crate::args::TrainArgs;
 use crate::data::FolderData;
-use crate::device::BackendJob;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use karl_core::autodiff::Autodiff;
@@ -67,13 +66,7 @@ impl EventSink for Renderer {
 }
 
 /// `karl train` on backend `B`, differentiated by the autodiff decorator.
-impl BackendJob for TrainArgs {
-    type Output = ();
-    type Error = anyhow::Error;
-    fn run<B: Backend>(self, device: &B::Device) -> Result<()> {
-        run::<Autodiff<B>>(self, device)
-    }
-}
+backend_job!(TrainArgs => run::<Autodiff<B>>);
 
 /// The stage a run directory was trained in (`"stage": 2` in its newest checkpoint's state).
 fn run_stage(run: &Path) -> Result<u8> {

@@ -125,20 +125,12 @@ impl<B: Backend> UnitWriter<'_, B> {
     }
 }
 
-/// Encodes one unit into `path` (through `<dir>/.<name>.partial`, removed when anything
-/// fails), returning its index and the encoder's seconds.
-fn write_unit<B: Backend>(
-    tok: &Tokenizer<B>,
-    opts: EncodeOptions,
-    a: &TokenizeArgs,
-    device: &B::Device,
-    unit: &Unit,
-    path: &Path,
-    progress: impl FnMut(usize),
-) -> Result<(ShardIndex, f64)> {
+/// `write(tmp)` on `<dir>/.<name>.partial` beside `path`, renamed to `path` when it succeeds
+/// and removed when anything fails, so `path` exists only complete.
+fn write_via_partial<T>(path: &Path, write: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
     let name = path.file_name().context("shard path")?.to_string_lossy().to_string();
     let tmp = path.with_file_name(format!(".{name}.partial"));
-    let r = stream_unit(tok, opts, a, device, unit, &tmp, progress).and_then(|r| {
+    let r = write(&tmp).and_then(|r| {
         std::fs::rename(&tmp, path)
             .map(|()| r)
             .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
@@ -149,7 +141,8 @@ fn write_unit<B: Backend>(
     r
 }
 
-/// Streams one unit's shard into `tmp` and syncs it.
+/// Streams one unit's shard into `tmp` and syncs it, returning its index and the encoder's
+/// seconds.
 fn stream_unit<B: Backend>(
     tok: &Tokenizer<B>,
     opts: EncodeOptions,
@@ -253,9 +246,10 @@ pub fn run_shards<B: Backend>(
                 Err(e) => pb.suspend(|| eprintln!("warning: {}: {e:#}; tokenizing it again", path.display())),
             }
         }
-        let (index, encode_seconds) =
-            write_unit(tok, opts, a, device, unit, &path, |n| pb.set_position(done_before + n as u64))
-                .with_context(|| format!("writing {}", path.display()))?;
+        let (index, encode_seconds) = write_via_partial(&path, |tmp| {
+            stream_unit(tok, opts, a, device, unit, tmp, |n| pb.set_position(done_before + n as u64))
+        })
+        .with_context(|| format!("writing {}", path.display()))?;
         done_before += index.inputs() as u64;
         manifest.encode_seconds += encode_seconds;
         manifest.add(&name, &index, "written", t0.elapsed().as_secs_f64());

@@ -145,8 +145,7 @@ pub fn line_chart(
 ) -> Result<Picture> {
     let x = padded(range(series.iter().flat_map(|s| s.points.iter().map(|p| p.0))).unwrap_or((0.0, 1.0)), 0.05);
     let y = y_range(series, y_from_zero);
-    let mut pic = Picture::new(width, height, [255, 255, 255]);
-    pic.draw(|area| {
+    Picture::new(width, height, [255, 255, 255]).draw(|area| {
         let mut chart = chart(area, labels, series, false, (x, y), true)?;
         for s in series {
             let pts: Vec<(f64, f64)> =
@@ -158,8 +157,7 @@ pub fn line_chart(
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))?;
         }
         Ok(())
-    })?;
-    Ok(pic)
+    })
 }
 
 /// A grouped bar chart: one group of bars per category, one bar per series (`points[i].1` is the
@@ -173,8 +171,7 @@ pub fn bar_chart(
 ) -> Result<Picture> {
     let n = categories.len().max(1);
     let (_, yhi) = y_range(series, true);
-    let mut pic = Picture::new(width, height, [255, 255, 255]);
-    pic.draw(|area| {
+    Picture::new(width, height, [255, 255, 255]).draw(|area| {
         let mut chart = chart(area, labels, series, true, ((0.0, n as f64), (0.0, yhi)), false)?;
         // the category names under the middle of each group
         let under = font::text(TICK).pos(Pos::new(HPos::Center, VPos::Top));
@@ -193,8 +190,7 @@ pub fn bar_chart(
             chart.draw_series(bars)?;
         }
         Ok(())
-    })?;
-    Ok(pic)
+    })
 }
 
 #[cfg(test)]

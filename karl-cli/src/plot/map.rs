@@ -99,8 +99,7 @@ pub fn complexity_map(
         area.draw(&Text::new("0", at(lx, by + bh - 5), left(13.0)))?;
         area.draw(&Text::new("KC per tile", at(bx, by + bh + 14), left(13.0)))?;
         Ok(())
-    })?;
-    Ok(pic)
+    })
 }
 
 #[cfg(test)]

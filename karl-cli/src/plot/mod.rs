@@ -70,12 +70,14 @@ impl Picture {
         }
     }
 
-    /// Lets plotters draw on the picture.
-    pub fn draw(&mut self, f: impl FnOnce(&Area<'_>) -> Result<()>) -> Result<()> {
+    /// The picture once plotters has drawn `f` on it.
+    pub fn draw(mut self, f: impl FnOnce(&Area<'_>) -> Result<()>) -> Result<Self> {
         let area =
             BitMapBackend::with_buffer(&mut self.pixels, (self.width as u32, self.height as u32)).into_drawing_area();
         f(&area)?;
-        area.present().map_err(|e| anyhow!("drawing a {}x{} picture: {e}", self.width, self.height))
+        area.present().map_err(|e| anyhow!("drawing a {}x{} picture: {e}", self.width, self.height))?;
+        drop(area);
+        Ok(self)
     }
 
     /// Writes the picture as a PNG, atomically.
@@ -154,13 +156,13 @@ mod tests {
 
     #[test]
     fn plotters_draws_on_the_picture() {
-        let mut p = Picture::new(8, 4, [255, 255, 255]);
-        p.draw(|a| {
-            use plotters::prelude::*;
-            a.draw(&Rectangle::new([(2, 1), (3, 2)], RGBColor(1, 2, 3).filled()))?;
-            Ok(())
-        })
-        .unwrap();
+        let p = Picture::new(8, 4, [255, 255, 255])
+            .draw(|a| {
+                use plotters::prelude::*;
+                a.draw(&Rectangle::new([(2, 1), (3, 2)], RGBColor(1, 2, 3).filled()))?;
+                Ok(())
+            })
+            .unwrap();
         assert_eq!(p.get(2, 1), [1, 2, 3]);
         assert_eq!(p.get(0, 0), [255, 255, 255]);
     }

@@ -28,8 +28,7 @@ pub fn contact_sheet(thumbs: &[(Vec<u8>, String)], thumb: usize, columns: usize)
             area.draw(&Text::new(caption.as_str(), centre, &style))?;
         }
         Ok(())
-    })?;
-    Ok(pic)
+    })
 }
 
 #[cfg(test)]
