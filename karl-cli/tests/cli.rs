@@ -1,63 +1,27 @@
 //! End-to-end tests of the `karl` binary: the golden tokens through `tokenize --json`, token
 //! files through `reconstruct`, `convert` of the golden `.pth`, and one test per kind of bad
 //! input (clear message, non-zero exit, no panic).
-use std::path::{Path, PathBuf};
+use std::path::Path;
 mod common;
-use common::{fails_with, karl, stderr};
-
-fn mini() -> PathBuf {
-    karl_core::record::shared_dir().join("golden/mini")
-}
-
-fn golden_png(dir: &Path) -> (PathBuf, Vec<(String, karl_core::TensorData)>) {
-    common::golden_png("mini", dir)
-}
+use common::{assert_golden_tokens, fails_with, golden_model, golden_png, json_ok, karl, run_karl, stderr};
 
 #[test]
 fn tokenize_json_reproduces_the_golden_tokens_and_files_round_trip() {
     let tmp = tempfile::tempdir().unwrap();
-    let (png, g) = golden_png(tmp.path());
-    let get = |k: &str| g.iter().find(|(n, _)| n == k).unwrap().1.to_i64_vec();
+    let (png, g) = golden_png("mini", tmp.path());
     let out = tmp.path().join("tok");
     let rec = tmp.path().join("rec");
-    let o = karl(&[
-        "tokenize",
-        png.to_str().unwrap(),
-        "--model",
-        mini().to_str().unwrap(),
-        "--json",
-        "--out",
-        out.to_str().unwrap(),
-        "--reconstruct",
-        rec.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let line: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let line =
+        json_ok(&karl!("tokenize", png, "--model", golden_model("mini"), "--json", "--out", out, "--reconstruct", rec));
     let keys: Vec<&str> = line.as_object().unwrap().keys().map(|k| k.as_str()).collect();
     assert_eq!(keys, ["budget", "codes", "image", "kc", "positions", "quality", "quality_bin", "recon_l1"]);
-    let active = get("T256_eps0.05/active");
-    let vq = get("T256_eps0.05/vq_indices");
-    let positions: Vec<i64> = (0..256).filter(|&i| active[i as usize] == 1).collect();
-    let codes: Vec<i64> = positions.iter().map(|&i| vq[i as usize]).collect();
-    assert_eq!(line["kc"].as_i64().unwrap(), get("T256_eps0.05/kc")[0]);
-    assert_eq!(
-        line["positions"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect::<Vec<_>>(),
-        positions
-    );
-    assert_eq!(line["codes"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect::<Vec<_>>(), codes);
+    assert_golden_tokens(&line, &g, "T256_eps0.05");
     assert_eq!(line["quality_bin"], 5);
     let l1 = line["recon_l1"].as_f64().unwrap();
     assert!((l1 - 0.308).abs() < 0.01, "recon_l1 {l1}");
     // decode the token file again
     let rec2 = tmp.path().join("rec2");
-    let o = karl(&[
-        "reconstruct",
-        out.join("astronaut.karl").to_str().unwrap(),
-        "--model",
-        mini().to_str().unwrap(),
-        "--out",
-        rec2.to_str().unwrap(),
-    ]);
+    let o = karl!("reconstruct", out.join("astronaut.karl"), "--model", golden_model("mini"), "--out", rec2,);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(std::fs::read(rec.join("astronaut.png")).unwrap(), std::fs::read(rec2.join("astronaut.png")).unwrap());
 }
@@ -65,31 +29,31 @@ fn tokenize_json_reproduces_the_golden_tokens_and_files_round_trip() {
 #[test]
 fn convert_reads_the_golden_pth() {
     let tmp = tempfile::tempdir().unwrap();
-    let o = karl(&[
+    let o = karl!(
         "convert",
-        karl_core::record::shared_dir().join("golden/pth/mini_ema.pth").to_str().unwrap(),
+        karl_core::record::shared_dir().join("golden/pth/mini_ema.pth"),
         "--out",
-        tmp.path().to_str().unwrap(),
+        tmp.path(),
         "--config",
-        mini().join("config.json").to_str().unwrap(),
-    ]);
+        golden_model("mini").join("config.json"),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let a = karl_core::record::read_safetensors(&tmp.path().join("weights.safetensors")).unwrap();
-    let b = karl_core::record::read_safetensors(&mini().join("weights.safetensors")).unwrap();
+    let b = karl_core::record::read_safetensors(&golden_model("mini").join("weights.safetensors")).unwrap();
     assert_eq!(a, b);
 }
 
 #[test]
 fn corrupt_and_truncated_images_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
-    let (png, _) = golden_png(tmp.path());
+    let (png, _) = golden_png("mini", tmp.path());
     let bytes = std::fs::read(&png).unwrap();
     let trunc = tmp.path().join("trunc.png");
     std::fs::write(&trunc, &bytes[..bytes.len() / 3]).unwrap();
     let garbage = tmp.path().join("garbage.jpg");
     std::fs::write(&garbage, b"this is not an image").unwrap();
     for p in [&trunc, &garbage] {
-        let o = karl(&["tokenize", p.to_str().unwrap(), "--model", mini().to_str().unwrap()]);
+        let o = karl!("tokenize", p, "--model", golden_model("mini"));
         fails_with(&o, "not a readable image");
     }
 }
@@ -118,35 +82,35 @@ fn images_above_the_pixel_limit_are_refused_before_decoding() {
     let huge = tmp.path().join("huge.png");
     std::fs::write(&huge, png_claiming(60000, 60000)).unwrap();
     // resized to the model size (the official preprocessing) and as tiles
-    let o = karl(&["tokenize", huge.to_str().unwrap(), "--resize", "--model", mini().to_str().unwrap()]);
+    let o = karl!("tokenize", huge, "--resize", "--model", golden_model("mini"));
     fails_with(&o, "60000×60000 = 3600000000 pixels, above the limit of 67108864");
-    let o = karl(&["tokenize", huge.to_str().unwrap(), "--model", mini().to_str().unwrap()]);
+    let o = karl!("tokenize", huge, "--model", golden_model("mini"));
     fails_with(&o, "3619225600 pixels, above the limit of 67108864");
 }
 
 #[test]
 fn not_a_checkpoint_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let (png, _) = golden_png(tmp.path());
+    let (png, _) = golden_png("mini", tmp.path());
     let fake = tmp.path().join("model.safetensors");
     std::fs::write(&fake, b"hello world, definitely not weights").unwrap();
-    let o = karl(&["tokenize", png.to_str().unwrap(), "--model", fake.to_str().unwrap()]);
+    let o = karl!("tokenize", png, "--model", fake);
     fails_with(&o, "not a checkpoint");
 }
 
 #[test]
 fn missing_and_misshaped_keys_are_listed() {
     let tmp = tempfile::tempdir().unwrap();
-    let (png, _) = golden_png(tmp.path());
-    let mut w = karl_core::record::read_safetensors(&mini().join("weights.safetensors")).unwrap();
+    let (png, _) = golden_png("mini", tmp.path());
+    let mut w = karl_core::record::read_safetensors(&golden_model("mini").join("weights.safetensors")).unwrap();
     w.retain(|(k, _)| k != "latent_tokens");
     let i = w.iter().position(|(k, _)| k == "decoder_embed.bias").unwrap();
     w[i].1 = karl_core::TensorData::new_f32(vec![0.0; 7], [7]).unwrap();
     let dir = tmp.path().join("bad");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(mini().join("config.json"), dir.join("config.json")).unwrap();
+    std::fs::copy(golden_model("mini").join("config.json"), dir.join("config.json")).unwrap();
     karl_core::record::safetensors::write_safetensors(&dir.join("weights.safetensors"), &w, None).unwrap();
-    let o = karl(&["tokenize", png.to_str().unwrap(), "--model", dir.to_str().unwrap()]);
+    let o = karl!("tokenize", png, "--model", dir);
     fails_with(&o, "missing keys: [latent_tokens]");
     fails_with(&o, "decoder_embed.bias: checkpoint [7] vs model [256]");
 }
@@ -154,8 +118,8 @@ fn missing_and_misshaped_keys_are_listed() {
 #[test]
 fn out_of_range_quality_and_budget_are_rejected() {
     let tmp = tempfile::tempdir().unwrap();
-    let (png, _) = golden_png(tmp.path());
-    let m = mini();
+    let (png, _) = golden_png("mini", tmp.path());
+    let m = golden_model("mini");
     for (flag, value, needle) in [
         ("--quality", "0", "quality 0 is outside"),
         ("--quality", "-0.1", "quality -0.1 is outside"),
@@ -164,7 +128,7 @@ fn out_of_range_quality_and_budget_are_rejected() {
         ("--budget", "513", "budget 513 is outside"),
     ] {
         let arg = format!("{flag}={value}");
-        let o = karl(&["tokenize", png.to_str().unwrap(), "--model", m.to_str().unwrap(), &arg]);
+        let o = karl!("tokenize", png, "--model", m, &arg);
         fails_with(&o, needle);
     }
 }
@@ -172,38 +136,22 @@ fn out_of_range_quality_and_budget_are_rejected() {
 #[test]
 fn token_file_from_another_model_or_corrupted_is_rejected() {
     let tmp = tempfile::tempdir().unwrap();
-    let (png, _) = golden_png(tmp.path());
-    let o = karl(&[
-        "tokenize",
-        png.to_str().unwrap(),
-        "--model",
-        mini().to_str().unwrap(),
-        "--budget",
-        "16",
-        "--out",
-        tmp.path().to_str().unwrap(),
-    ]);
+    let (png, _) = golden_png("mini", tmp.path());
+    let o = karl!("tokenize", png, "--model", golden_model("mini"), "--budget", "16", "--out", tmp.path(),);
     assert!(o.status.success(), "{}", stderr(&o));
     let tok = tmp.path().join("astronaut.karl");
     // another model: the same config with one weight changed
-    let mut w = karl_core::record::read_safetensors(&mini().join("weights.safetensors")).unwrap();
+    let mut w = karl_core::record::read_safetensors(&golden_model("mini").join("weights.safetensors")).unwrap();
     let i = w.iter().position(|(k, _)| k == "latent_tokens").unwrap();
     let mut v = w[i].1.to_f32_vec();
     v[0] += 1.0;
     w[i].1 = karl_core::TensorData::new_f32(v, w[i].1.shape.clone()).unwrap();
     let other = tmp.path().join("other");
     std::fs::create_dir_all(&other).unwrap();
-    std::fs::copy(mini().join("config.json"), other.join("config.json")).unwrap();
+    std::fs::copy(golden_model("mini").join("config.json"), other.join("config.json")).unwrap();
     karl_core::record::safetensors::write_safetensors(&other.join("weights.safetensors"), &w, None).unwrap();
     let out = tmp.path().join("out");
-    let o = karl(&[
-        "reconstruct",
-        tok.to_str().unwrap(),
-        "--model",
-        other.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = karl!("reconstruct", tok, "--model", other, "--out", out,);
     fails_with(&o, "tokens were made by model");
     // a flipped bit
     let mut bytes = std::fs::read(&tok).unwrap();
@@ -211,14 +159,7 @@ fn token_file_from_another_model_or_corrupted_is_rejected() {
     bytes[mid] ^= 0x10;
     let bad = tmp.path().join("bad.karl");
     std::fs::write(&bad, &bytes).unwrap();
-    let o = karl(&[
-        "reconstruct",
-        bad.to_str().unwrap(),
-        "--model",
-        mini().to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = karl!("reconstruct", bad, "--model", golden_model("mini"), "--out", out,);
     fails_with(&o, "checksum");
 }
 
@@ -227,7 +168,7 @@ fn no_resize_demands_the_model_size() {
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("small.png");
     image::save_buffer(&p, &vec![128u8; 100 * 80 * 3], 100, 80, image::ExtendedColorType::Rgb8).unwrap();
-    let o = karl(&["tokenize", p.to_str().unwrap(), "--model", mini().to_str().unwrap(), "--no-resize"]);
+    let o = karl!("tokenize", p, "--model", golden_model("mini"), "--no-resize");
     fails_with(&o, "image is 100×80, the model needs 256×256");
 }
 
@@ -236,7 +177,7 @@ fn the_built_in_model_tokenizes_without_a_model_argument() {
     let tmp = tempfile::tempdir().unwrap();
     let img = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/images/chelsea.png");
     // --resize: the official preprocessing to the model's 64×64
-    let o = karl(&["tokenize", img.to_str().unwrap(), "--json", "--resize", "--out", tmp.path().to_str().unwrap()]);
+    let o = karl!("tokenize", img, "--json", "--resize", "--out", tmp.path());
     assert!(o.status.success(), "{}", stderr(&o));
     let line: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(line["budget"], 64, "the built-in model's budget");
@@ -245,7 +186,7 @@ fn the_built_in_model_tokenizes_without_a_model_argument() {
     assert_eq!(line["positions"].as_array().unwrap().len() as u64, kc);
     assert!(stderr(&o).contains(&format!("KC {kc} of 64")), "human summary on stderr: {}", stderr(&o));
     let rec = tmp.path().join("rec");
-    let o = karl(&["reconstruct", tmp.path().join("chelsea.karl").to_str().unwrap(), "--out", rec.to_str().unwrap()]);
+    let o = karl!("reconstruct", tmp.path().join("chelsea.karl"), "--out", rec);
     assert!(o.status.success(), "{}", stderr(&o));
     let png = image::open(rec.join("chelsea.png")).unwrap();
     assert_eq!((png.width(), png.height()), (64, 64));
@@ -260,7 +201,7 @@ fn other_sizes_are_tokenized_as_tiles_and_stitched_back() {
     let tmp = tempfile::tempdir().unwrap();
     let img = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/images/chelsea.png");
     let out = tmp.path().to_str().unwrap();
-    let o = karl(&["tokenize", img.to_str().unwrap(), "--json", "--out", out, "--reconstruct", out]);
+    let o = karl!("tokenize", img, "--json", "--out", out, "--reconstruct", out);
     assert!(o.status.success(), "{}", stderr(&o));
     let line: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let tiles = &line["tiles"];
@@ -275,36 +216,33 @@ fn other_sizes_are_tokenized_as_tiles_and_stitched_back() {
     assert_eq!((png.width(), png.height()), (451, 300));
     let rec = tmp.path().join("rec");
     let karl_file = tmp.path().join("chelsea.karl");
-    let o = karl(&["reconstruct", karl_file.to_str().unwrap(), "--out", rec.to_str().unwrap()]);
+    let o = karl!("reconstruct", karl_file, "--out", rec);
     assert!(o.status.success(), "{}", stderr(&o));
     let again = image::open(rec.join("chelsea.png")).unwrap();
     assert_eq!(again.to_rgb8().as_raw(), png.to_rgb8().as_raw(), "the token file decodes to the same image");
     // the complexity map
     let map = tmp.path().join("map.png");
-    let o = karl(&["complexity", img.to_str().unwrap(), "--map", map.to_str().unwrap()]);
+    let o = karl!("complexity", img, "--map", map);
     assert!(o.status.success(), "{}", stderr(&o));
     let m = image::open(&map).unwrap();
     assert!(m.width() > 451 && m.height() > 300);
     // the figure: one row (one image), the input and two ε columns of 192-px cells
     let fig = tmp.path().join("fig.png");
     let f = fig.to_str().unwrap();
-    let o = karl(&["complexity", img.to_str().unwrap(), "--figure", f, "--figure-qualities", "0.02,0.1"]);
+    let o = karl!("complexity", img, "--figure", f, "--figure-qualities", "0.02,0.1");
     assert!(o.status.success(), "{}", stderr(&o));
     let p = image::open(&fig).unwrap();
     assert_eq!((p.width(), p.height()), (3 * (192 + 6) + 6, 192 + 20 + 6 + 6));
-    fails_with(&karl(&["complexity", img.to_str().unwrap(), "--figure", f, "--figure-max", "0"]), "--figure-max");
+    fails_with(&karl!("complexity", img, "--figure", f, "--figure-max", "0"), "--figure-max");
     // the pixel limit, checked from the header
-    let o = karl(&["tokenize", img.to_str().unwrap(), "--out", out, "--max-pixels", "100000"]);
+    let o = karl!("tokenize", img, "--out", out, "--max-pixels", "100000");
     fails_with(&o, "above the limit of 100000");
     // a tiled file with a tile missing
     let mut t = karl_core::model::TiledTokens::from_bytes(&std::fs::read(&karl_file).unwrap(), 1 << 26).unwrap();
     t.tiles.pop();
     let bad = tmp.path().join("bad.karl");
     std::fs::write(&bad, t.to_bytes()).unwrap();
-    fails_with(
-        &karl(&["reconstruct", bad.to_str().unwrap(), "--out", rec.to_str().unwrap()]),
-        "39 tiles for a 5×8 grid",
-    );
+    fails_with(&karl!("reconstruct", bad, "--out", rec), "39 tiles for a 5×8 grid");
 }
 
 /// `karl train --halting-labels min_budget` logs each image's phase-(b) target T* (a ladder
@@ -316,7 +254,7 @@ fn train_with_min_budget_labels_logs_targets_and_curves() {
     let run = dir.path().join("run");
     let r = run.to_str().unwrap();
     let base = ["train", "--preset", "karl_pixel_tiny", "--steps", "2", "--batch", "2", "--out", r];
-    let o = karl(&[&base[..], &["--halting-labels", "min_budget", "--ladder", "1,4,16,32"]].concat());
+    let o = run_karl(&[&base[..], &["--halting-labels", "min_budget", "--ladder", "1,4,16,32"]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let log = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -343,9 +281,9 @@ fn train_with_min_budget_labels_logs_targets_and_curves() {
     let bad = dir.path().join("bad");
     let b = bad.to_str().unwrap();
     let base = ["train", "--preset", "karl_pixel_tiny", "--steps", "1", "--out", b, "--halting-labels", "min_budget"];
-    fails_with(&karl(&[&base[..], &["--ladder", "1,8,64"]].concat()), "64");
-    fails_with(&karl(&[&base[..], &["--ladder", "4,2"]].concat()), "increasing");
-    fails_with(&karl(&["train", "--preset", "karl_pixel_tiny", "--halting-labels", "most"]), "min_budget");
+    fails_with(&run_karl(&[&base[..], &["--ladder", "1,8,64"]].concat()), "64");
+    fails_with(&run_karl(&[&base[..], &["--ladder", "4,2"]].concat()), "increasing");
+    fails_with(&karl!("train", "--preset", "karl_pixel_tiny", "--halting-labels", "most"), "min_budget");
 }
 
 /// A model with a linear path starts from the fit to its training images (`--linear-fit`):
@@ -364,7 +302,7 @@ fn train_fits_the_linear_path_and_keeps_it_through_resume() {
     // fitted and trained on the separated synthetic family
     let base = ["train", "--config", c, "--batch", "2", "--out", r, "--checkpoint-every", "1", "--linear-fit", "64"];
     let base = [&base[..], &["--data", "synthetic-separated"]].concat();
-    let o = karl(&[&base[..], &["--steps", "2"]].concat());
+    let o = run_karl(&[&base[..], &["--steps", "2"]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("linear path fitted to 64 images"), "{}", stderr(&o));
     let weights = |step: &str| -> std::collections::BTreeMap<String, Vec<f32>> {
@@ -374,7 +312,7 @@ fn train_fits_the_linear_path_and_keeps_it_through_resume() {
             .map(|(k, d)| (k, d.to_f32_vec()))
             .collect()
     };
-    let o = karl(&["train", "--resume", r, "--steps", "3"]);
+    let o = karl!("train", "--resume", r, "--steps", "3");
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stderr(&o).contains("fitted"), "a resumed run is not fitted again: {}", stderr(&o));
     let (a, b) = (weights("000000002"), weights("000000003"));
@@ -389,7 +327,7 @@ fn train_fits_the_linear_path_and_keeps_it_through_resume() {
     assert_eq!(state["train"]["linear_path_frozen"], true);
     // 64-wide embeddings need 256 patches to fit: 2 images of 16 patches are too few
     let few = dir.path().join("few");
-    let o = karl(&["train", "--config", c, "--steps", "1", "--out", few.to_str().unwrap(), "--linear-fit", "2"]);
+    let o = karl!("train", "--config", c, "--steps", "1", "--out", few, "--linear-fit", "2");
     fails_with(&o, "at least 256 patches");
 }
 
@@ -403,28 +341,28 @@ fn train_stage2_finetunes_a_stage1_checkpoint_and_resumes() {
     let cfg = dir.path().join("c.json");
     std::fs::write(&cfg, serde_json::to_string(&c).unwrap()).unwrap();
     let (s1, s2) = (dir.path().join("s1"), dir.path().join("s2"));
-    let o = karl(&[
+    let o = karl!(
         "train",
         "--config",
-        cfg.to_str().unwrap(),
+        cfg,
         "--steps",
         "2",
         "--batch",
         "2",
         "--out",
-        s1.to_str().unwrap(),
+        s1,
         "--budgets-a",
         "4,8",
         "--checkpoint-every",
         "2",
-    ]);
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let init = s1.join("ckpt-000000002");
     let lpips = karl_core::record::shared_dir().join("golden/stage2/gan_losses_2.safetensors");
     let (i, l, r) = (init.to_str().unwrap(), lpips.to_str().unwrap(), s2.to_str().unwrap());
     let stage2 = ["train", "--stage", "2", "--init", i, "--lpips-weights", l, "--batch", "2", "--out", r];
     let gan = ["--steps-per-epoch", "1", "--gan-epochs", "0,1", "--gan-period", "3", "--checkpoint-every", "2"];
-    let o = karl(&[&stage2[..], &gan[..], &["--steps", "3"]].concat());
+    let o = run_karl(&[&stage2[..], &gan[..], &["--steps", "3"]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let lines = |run: &std::path::Path| -> Vec<serde_json::Value> {
         std::fs::read_to_string(run.join("metrics.jsonl"))
@@ -439,13 +377,13 @@ fn train_stage2_finetunes_a_stage1_checkpoint_and_resumes() {
     for key in ["lpips", "d_weight"] {
         assert!(text.contains(key), "no {key} in the stage-2 log: {text}");
     }
-    let o = karl(&["train", "--resume", r, "--lpips-weights", l, "--steps", "4"]);
+    let o = karl!("train", "--resume", r, "--lpips-weights", l, "--steps", "4");
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(lines(&s2).len(), 4, "the resumed run continues the log");
     // --init is for stage 2, and stage 2 needs its LPIPS weights
-    fails_with(&karl(&["train", "--config", cfg.to_str().unwrap(), "--init", i, "--out", r]), "--stage 2");
+    fails_with(&karl!("train", "--config", cfg, "--init", i, "--out", r), "--stage 2");
     let no_lpips = dir.path().join("s3");
-    fails_with(&karl(&["train", "--stage", "2", "--init", i, "--out", no_lpips.to_str().unwrap()]), "--lpips-weights");
+    fails_with(&karl!("train", "--stage", "2", "--init", i, "--out", no_lpips), "--lpips-weights");
 }
 
 /// A directory holding a symbolic link to itself is walked once: the loop is skipped with a
@@ -460,7 +398,7 @@ fn directory_walk_survives_a_symlink_loop() {
     std::fs::copy(&img, data.join("sub/cat.png")).unwrap();
     std::os::unix::fs::symlink(&data, data.join("sub/loop")).unwrap();
     let out = tmp.path().join("out");
-    let o = karl(&["tokenize", data.to_str().unwrap(), "--resize", "--json", "--out", out.to_str().unwrap()]);
+    let o = karl!("tokenize", data, "--resize", "--json", "--out", out);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1, "{}", String::from_utf8_lossy(&o.stdout));
     assert!(stderr(&o).contains("link back to its own ancestor"), "{}", stderr(&o));
@@ -473,11 +411,9 @@ fn max_pixels_bounds_every_tokenize_path() {
     let p = tmp.path().join("small.png");
     image::save_buffer(&p, &vec![90u8; 20 * 10 * 3], 20, 10, image::ExtendedColorType::Rgb8).unwrap();
     for mode in ["--resize", "--no-resize"] {
-        let o =
-            karl(&["tokenize", p.to_str().unwrap(), mode, "--max-pixels", "199", "-o", tmp.path().to_str().unwrap()]);
+        let o = karl!("tokenize", p, mode, "--max-pixels", "199", "-o", tmp.path());
         fails_with(&o, "20×10 = 200 pixels, above the limit of 199");
     }
-    let o =
-        karl(&["tokenize", p.to_str().unwrap(), "--resize", "--max-pixels", "200", "-o", tmp.path().to_str().unwrap()]);
+    let o = karl!("tokenize", p, "--resize", "--max-pixels", "200", "-o", tmp.path());
     assert!(o.status.success(), "{}", stderr(&o));
 }

@@ -28,15 +28,7 @@ fn devices_not_compiled_in_are_clear_errors_naming_the_feature() {
             continue;
         }
         let tmp = tempfile::tempdir().unwrap();
-        let o = karl(&[
-            "tokenize",
-            "--resize",
-            img.to_str().unwrap(),
-            "--device",
-            name,
-            "--out",
-            tmp.path().to_str().unwrap(),
-        ]);
+        let o = karl!("tokenize", "--resize", img, "--device", name, "--out", tmp.path(),);
         let e = stderr(&o);
         assert!(!o.status.success() && !e.contains("panicked"), "{e}");
         let want = format!(
@@ -45,17 +37,17 @@ fn devices_not_compiled_in_are_clear_errors_naming_the_feature() {
         );
         assert!(e.contains(&want), "{e}");
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "files were written");
-        let o = karl(&["train", "--preset", "karl_pixel_tiny", "--steps", "1", "--device", name]);
+        let o = karl!("train", "--preset", "karl_pixel_tiny", "--steps", "1", "--device", name);
         assert!(!o.status.success() && stderr(&o).contains(&want), "{}", stderr(&o));
     }
-    let o = karl(&["tokenize", "--resize", img.to_str().unwrap(), "--device", "tpu"]);
+    let o = karl!("tokenize", "--resize", img, "--device", "tpu");
     let e = stderr(&o);
     assert!(!o.status.success() && e.contains("invalid value 'tpu'") && e.contains("cpu, cuda, rocm, wgpu"), "{e}");
 }
 
 #[test]
 fn info_lists_the_devices() {
-    let o = karl(&["info", "--json"]);
+    let o = karl!("info", "--json");
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["device"], "cpu");
@@ -70,7 +62,7 @@ fn info_lists_the_devices() {
         }
     }
     assert_eq!(devices[0]["usable"], true);
-    let o = karl(&["info"]);
+    let o = karl!("info");
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("device cpu   usable"), "{text}");
 }
@@ -80,25 +72,15 @@ fn precisions_a_device_cannot_run_are_clear_errors() {
     let img = coffee();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().to_str().unwrap();
-    let o = karl(&["tokenize", "--resize", img.to_str().unwrap(), "--precision", "f16", "--out", out]);
+    let o = karl!("tokenize", "--resize", img, "--precision", "f16", "--out", out);
     let e = stderr(&o);
     assert!(!o.status.success() && !e.contains("panicked"), "{e}");
     assert!(e.contains("the CPU backend computes in f32 only; --precision f16 needs a GPU device"), "{e}");
-    let o = karl(&["tokenize", "--resize", img.to_str().unwrap(), "--precision", "fp8", "--out", out]);
+    let o = karl!("tokenize", "--resize", img, "--precision", "fp8", "--out", out);
     let e = stderr(&o);
     assert!(!o.status.success() && e.contains("unknown precision \"fp8\": expected f32, f16 or bf16"), "{e}");
     if cfg!(feature = "wgpu") {
-        let o = karl(&[
-            "tokenize",
-            "--resize",
-            img.to_str().unwrap(),
-            "--device",
-            "wgpu",
-            "--precision",
-            "bf16",
-            "--out",
-            out,
-        ]);
+        let o = karl!("tokenize", "--resize", img, "--device", "wgpu", "--precision", "bf16", "--out", out,);
         let e = stderr(&o);
         assert!(!o.status.success() && e.contains("WGSL has no bfloat16 type; use f16 on wgpu"), "{e}");
     }
@@ -112,14 +94,14 @@ fn precisions_a_device_cannot_run_are_clear_errors() {
 fn wgpu_tokenizes_like_the_cpu() {
     let tmp = tempfile::tempdir().unwrap();
     let img = coffee();
-    let o = karl(&["info", "--device", "wgpu", "--json"]);
+    let o = karl!("info", "--device", "wgpu", "--json");
     assert!(o.status.success(), "wgpu is not usable here: {}", stderr(&o));
     let run_in = |device: &str, precision: &str, q: &str| -> serde_json::Value {
         let out = tmp.path().join(format!("{device}-{precision}-{q}"));
-        let o = karl(&[
+        let o = karl!(
             "tokenize",
             "--resize",
-            img.to_str().unwrap(),
+            img,
             "--device",
             device,
             "--precision",
@@ -128,10 +110,10 @@ fn wgpu_tokenizes_like_the_cpu() {
             q,
             "--json",
             "--out",
-            out.to_str().unwrap(),
+            out,
             "--reconstruct",
-            out.to_str().unwrap(),
-        ]);
+            out,
+        );
         assert!(o.status.success(), "--device {device} --precision {precision}: {}", stderr(&o));
         serde_json::from_slice(&o.stdout).unwrap()
     };
@@ -154,7 +136,7 @@ fn wgpu_tokenizes_like_the_cpu() {
     let cpu_dir = tmp.path().join("cpu-f32-0.05");
     let rec = tmp.path().join("rec-wgpu");
     let tokens = cpu_dir.join("coffee.karl");
-    let o = karl(&["reconstruct", tokens.to_str().unwrap(), "--device", "wgpu", "--out", rec.to_str().unwrap()]);
+    let o = karl!("reconstruct", tokens, "--device", "wgpu", "--out", rec);
     assert!(o.status.success(), "{}", stderr(&o));
     let a = image::open(rec.join("coffee.png")).unwrap().to_rgb8();
     let b = image::open(cpu_dir.join("coffee.png")).unwrap().to_rgb8();
@@ -171,7 +153,7 @@ fn wgpu_trains_like_the_cpu() {
     let tmp = tempfile::tempdir().unwrap();
     let train = |device: &str| -> Vec<serde_json::Value> {
         let out = tmp.path().join(device);
-        let o = karl(&[
+        let o = karl!(
             "train",
             "--preset",
             "karl_pixel_tiny",
@@ -186,8 +168,8 @@ fn wgpu_trains_like_the_cpu() {
             "--device",
             device,
             "--out",
-            out.to_str().unwrap(),
-        ]);
+            out,
+        );
         assert!(o.status.success(), "karl train --device {device}: {}", stderr(&o));
         let log = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
         log.lines().map(|l| serde_json::from_str(l).unwrap()).collect()

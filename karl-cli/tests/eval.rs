@@ -3,24 +3,27 @@
 //! quality). Each image pass takes about a second, so the settings are few and small.
 use serde_json::Value;
 use std::collections::HashSet;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const EPS: f64 = 0.2;
+mod common;
+use common::{args, golden_model};
 
-fn model() -> PathBuf {
-    karl_core::record::shared_dir().join("golden/mini")
-}
+const EPS: f64 = 0.2;
 
 fn karl() -> Command {
     Command::new(env!("CARGO_BIN_EXE_karl"))
 }
 
-/// Three images (flat; stripes larger than 256 so the centre crop matters; noise), one image
-/// smaller than the crop and one corrupt file.
-fn make_data(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
+/// A temporary directory with a `data` folder of three images (flat; stripes larger than 256
+/// so the centre crop matters; noise), one image smaller than the crop and one corrupt file;
+/// and that folder.
+fn make_data() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    std::fs::create_dir_all(&dir).unwrap();
     image::RgbImage::from_pixel(256, 256, image::Rgb([120, 130, 140])).save(dir.join("flat.png")).unwrap();
     image::RgbImage::from_fn(288, 272, |x, _| {
         if (x / 8) % 2 == 0 { image::Rgb([0, 0, 0]) } else { image::Rgb([250, 240, 230]) }
@@ -40,16 +43,16 @@ fn make_data(dir: &Path) {
     image::RgbImage::from_pixel(64, 48, image::Rgb([10, 200, 10])).save(dir.join("small.png")).unwrap();
     let png = std::fs::read(dir.join("noise.png")).unwrap();
     std::fs::write(dir.join("corrupt.png"), &png[..200]).unwrap();
+    (tmp, dir)
 }
 
-fn eval_args(data: &Path, out: &Path) -> Vec<String> {
-    let m = model();
-    [
+fn eval_args(data: &Path, out: &Path) -> Vec<OsString> {
+    args!(
         "eval",
         "--model",
-        m.to_str().unwrap(),
+        golden_model("mini"),
         "--data",
-        data.to_str().unwrap(),
+        data,
         "--quality",
         "0.2",
         "--tokens",
@@ -61,14 +64,11 @@ fn eval_args(data: &Path, out: &Path) -> Vec<String> {
         "--search-step",
         "16",
         "--out",
-        out.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+        out
+    )
 }
 
-fn run_ok(args: &[String]) -> (String, String) {
+fn run_ok(args: &[OsString]) -> (String, String) {
     let o = karl().args(args).output().unwrap();
     let (so, se) = (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned());
     assert!(o.status.success(), "karl {args:?} failed\nstdout:\n{so}\nstderr:\n{se}");
@@ -92,9 +92,7 @@ fn report_without_timing(dir: &Path) -> Value {
 
 #[test]
 fn eval_writes_reports_resumes_and_searches() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    make_data(&data);
+    let (tmp, data) = make_data();
 
     // 1. One uninterrupted run.
     let full = tmp.path().join("full");
@@ -233,32 +231,26 @@ fn eval_writes_reports_resumes_and_searches() {
 
 #[test]
 fn complexity_ranks_images_and_draws_a_sheet() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    make_data(&data);
+    let (tmp, data) = make_data();
     let csv = tmp.path().join("kc.csv");
     let sheet = tmp.path().join("sheet.png");
-    let m = model();
-    let args: Vec<String> = [
+    let args = args!(
         "complexity",
-        data.to_str().unwrap(),
+        data,
         "--model",
-        m.to_str().unwrap(),
+        golden_model("mini"),
         "--quality",
         "0.2",
         "--budget",
         "32",
         "--csv",
-        csv.to_str().unwrap(),
+        csv,
         "--sheet",
-        sheet.to_str().unwrap(),
+        sheet,
         "--json",
         "--thumb",
-        "48",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+        "48"
+    );
     let (stdout, stderr) = run_ok(&args);
     assert!(stderr.contains("corrupt.png"), "{stderr}");
     // The custom-image path resizes, so the small image is ranked too; the corrupt one is not.
@@ -281,11 +273,8 @@ fn complexity_ranks_images_and_draws_a_sheet() {
 #[test]
 fn complexity_defaults_to_the_models_largest_budget() {
     // the built-in model has 64 latent tokens: no --budget must mean 64, not 256
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    make_data(&data);
-    let args: Vec<String> = ["complexity", data.to_str().unwrap(), "--json"].iter().map(|s| s.to_string()).collect();
-    let (stdout, _) = run_ok(&args);
+    let (_tmp, data) = make_data();
+    let (stdout, _) = run_ok(&args!("complexity", data, "--json"));
     let rows: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 4, "{stdout}");
     assert!(rows.iter().all(|r| (1..=64).contains(&r["kc"].as_u64().unwrap())), "{stdout}");

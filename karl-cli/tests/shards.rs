@@ -92,7 +92,7 @@ fn tar_shards_in_with_a_corrupt_member_token_shards_out() {
     }
     let out = d.join("out");
     let pattern = format!("{}/train-{{00..01}}.tar", d.display());
-    let o = ok(karl(&["tokenize", &pattern, "-o", out.to_str().unwrap(), "-q", "0.05"]));
+    let o = ok(karl!("tokenize", &pattern, "-o", out, "-q", "0.05"));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("2 shards") && text.contains("7 images") && text.contains("1 failed"), "{text}");
     let got = shards(&out);
@@ -108,7 +108,7 @@ fn tar_shards_in_with_a_corrupt_member_token_shards_out() {
 
     // karl info on a shard: counts, the failure, the KC histogram
     let shard1 = out.join("train-01.karlshard");
-    let o = ok(karl(&["info", shard1.to_str().unwrap(), "--json"]));
+    let o = ok(karl!("info", shard1, "--json"));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!((v["images"].as_u64(), v["tiled_images"].as_u64()), (Some(4), Some(1)), "{v}");
     assert_eq!(v["failures"][0]["key"], "s1/broken");
@@ -116,11 +116,11 @@ fn tar_shards_in_with_a_corrupt_member_token_shards_out() {
 
     // one image by key, at its own size
     let rec = d.join("rec");
-    ok(karl(&["reconstruct", shard1.to_str().unwrap(), "--key", "s1/big", "-o", rec.to_str().unwrap()]));
+    ok(karl!("reconstruct", shard1, "--key", "s1/big", "-o", rec));
     let img = image::open(rec.join("s1/big.png")).unwrap();
     assert_eq!((img.width(), img.height()), (100, 70));
     assert!(!rec.join("s1/0000.png").exists());
-    let o = karl(&["reconstruct", shard1.to_str().unwrap(), "--key", "nope", "-o", rec.to_str().unwrap()]);
+    let o = karl!("reconstruct", shard1, "--key", "nope", "-o", rec);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no image with key \"nope\""));
 
     // a corrupted shard is refused by info, and tokenized again by a rerun
@@ -128,9 +128,9 @@ fn tar_shards_in_with_a_corrupt_member_token_shards_out() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
     std::fs::write(&shard1, &bytes).unwrap();
-    let o = karl(&["info", shard1.to_str().unwrap()]);
+    let o = karl!("info", shard1);
     assert!(!o.status.success(), "info accepted a corrupted shard");
-    let o = ok(karl(&["tokenize", &pattern, "-o", out.to_str().unwrap(), "-q", "0.05"]));
+    let o = ok(karl!("tokenize", &pattern, "-o", out, "-q", "0.05"));
     assert!(String::from_utf8_lossy(&o.stderr).contains("tokenizing it again"));
     assert_eq!(shards(&out)["train-01.karlshard"], got["train-01.karlshard"]);
 }
@@ -140,7 +140,7 @@ fn shard_i_of_n_partitions_the_images_exactly_and_outputs_do_not_depend_on_n() {
     let tmp = tempfile::tempdir().unwrap();
     let root = folder(tmp.path(), 11);
     let whole = tmp.path().join("n1");
-    ok(karl(&["tokenize", root.to_str().unwrap(), "-o", whole.to_str().unwrap(), "--shard-size", "2"]));
+    ok(karl!("tokenize", root, "-o", whole, "--shard-size", "2"));
     let reference = shards(&whole);
     assert_eq!(reference.len(), 6);
     let all: Vec<String> = reference.values().flat_map(|(k, _)| k.clone()).collect();
@@ -151,16 +151,7 @@ fn shard_i_of_n_partitions_the_images_exactly_and_outputs_do_not_depend_on_n() {
         let mut seen: BTreeMap<String, (Vec<String>, Vec<u8>)> = BTreeMap::new();
         for i in 0..n {
             let spec = format!("{i}/{n}");
-            ok(karl(&[
-                "tokenize",
-                root.to_str().unwrap(),
-                "-o",
-                out.to_str().unwrap(),
-                "--shard-size",
-                "2",
-                "--shard",
-                &spec,
-            ]));
+            ok(karl!("tokenize", root, "-o", out, "--shard-size", "2", "--shard", &spec,));
             let m = manifest(&out, i, n);
             assert_eq!(m["complete"], true);
             assert_eq!(m["units_total"], 6);
@@ -224,9 +215,9 @@ fn a_killed_run_rerun_gives_the_same_shards_as_one_uninterrupted_run() {
 fn bad_shard_arguments_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let root = folder(tmp.path(), 2);
-    let o = karl(&["tokenize", root.to_str().unwrap(), "--shard", "2/2", "-o", "x"]);
+    let o = karl!("tokenize", root, "--shard", "2/2", "-o", "x");
     assert!(String::from_utf8_lossy(&o.stderr).contains("need 0 ≤ I < N"), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = karl(&["tokenize", root.to_str().unwrap(), "--shards"]);
+    let o = karl!("tokenize", root, "--shards");
     assert!(String::from_utf8_lossy(&o.stderr).contains("--out DIR"));
     let list = tmp.path().join("list.txt");
     std::fs::write(
@@ -234,6 +225,6 @@ fn bad_shard_arguments_are_clear_errors() {
         format!("{}\n# comment\n{}/missing.png\n", root.join("even/img000.png").display(), root.display()),
     )
     .unwrap();
-    let o = karl(&["tokenize", "--list", list.to_str().unwrap(), "-o", "x"]);
+    let o = karl!("tokenize", "--list", list, "-o", "x");
     assert!(String::from_utf8_lossy(&o.stderr).contains("missing.png: no such file"));
 }

@@ -1,16 +1,58 @@
 //! Helpers shared by the end-to-end tests of the `karl` binary (each test file uses some).
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros, unused_imports)]
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Runs `karl` with `args` and waits for it.
-pub fn karl(args: &[&str]) -> Output {
+pub fn run_karl<S: AsRef<OsStr>>(args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_karl")).args(args).output().expect("run karl")
 }
+
+/// `args!(arg, ..)`: command-line arguments (a `Vec<OsString>`) from any mix of types that are
+/// `AsRef<OsStr>` (`&str`, `String`, `Path`, `PathBuf`), so paths are passed as they are.
+macro_rules! args {
+    ($($arg:expr),* $(,)?) => {
+        vec![$(::std::ffi::OsString::from(&$arg)),*]
+    };
+}
+pub(crate) use args;
+
+/// `karl!(arg, ..)`: [`run_karl`] with the list's arguments, taken as [`args!`] takes them.
+macro_rules! karl {
+    ($($arg:expr),* $(,)?) => {
+        $crate::common::run_karl(&[$(::std::ffi::OsString::from(&$arg)),*])
+    };
+}
+pub(crate) use karl;
 
 /// The command's stderr as text.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// The command's stdout as one JSON value; fails, showing its stderr, unless it succeeded.
+pub fn json_ok(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", stderr(o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// Asserts that a `tokenize --json` line holds the tokens of the golden pass `pre`
+/// (`T256_eps0.05`, ...) in `g`: its kc, the kept positions (the golden `active` mask) and
+/// their codes (the golden `vq_indices` there).
+pub fn assert_golden_tokens(line: &serde_json::Value, g: &[(String, karl_core::TensorData)], pre: &str) {
+    let get = |k: &str| {
+        let key = format!("{pre}/{k}");
+        g.iter().find(|(n, _)| *n == key).unwrap_or_else(|| panic!("no golden {key}")).1.to_i64_vec()
+    };
+    let (active, vq) = (get("active"), get("vq_indices"));
+    let positions: Vec<i64> = (0..active.len() as i64).filter(|&i| active[i as usize] == 1).collect();
+    let codes: Vec<i64> = positions.iter().map(|&i| vq[i as usize]).collect();
+    let ints =
+        |v: &serde_json::Value| -> Vec<i64> { v.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect() };
+    assert_eq!(line["kc"].as_i64().unwrap(), get("kc")[0], "{pre}: kc");
+    assert_eq!(ints(&line["positions"]), positions, "{pre}: positions");
+    assert_eq!(ints(&line["codes"]), codes, "{pre}: codes");
 }
 
 /// Fails unless the command failed cleanly (no panic) with a message containing `needle`
@@ -22,10 +64,15 @@ pub fn fails_with(o: &Output, needle: &str) {
     assert!(e.to_lowercase().contains(&needle.to_lowercase()), "stderr does not mention {needle:?}: {e}");
 }
 
+/// The golden model `name` (a folder under ../shared/golden: `mini`, `mini_vae`, ...).
+pub fn golden_model(name: &str) -> PathBuf {
+    karl_core::record::shared_dir().join("golden").join(name)
+}
+
 /// The golden astronaut input of the golden model `model` (a folder under ../shared/golden) as a
 /// PNG in `dir` (its values are k/255, so the PNG holds them exactly), and the golden tensors.
 pub fn golden_png(model: &str, dir: &Path) -> (PathBuf, Vec<(String, karl_core::TensorData)>) {
-    let golden = karl_core::record::shared_dir().join("golden").join(model).join("forward_astronaut.safetensors");
+    let golden = golden_model(model).join("forward_astronaut.safetensors");
     let g = karl_core::record::read_safetensors(&golden).unwrap();
     let input = g.iter().find(|(k, _)| k == "input").unwrap().1.to_f32_vec();
     let mut rgb = vec![0u8; 256 * 256 * 3];
