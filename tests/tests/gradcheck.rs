@@ -396,14 +396,20 @@ fn log_softmax() {
     });
 }
 
+/// The input `x` of dims `d` and the per-channel gain and bias (`c` each) of a normalisation,
+/// drawn from `seed`.
+fn norm_inputs(d: &[usize], c: usize, seed: u64) -> [In; 3] {
+    let mut rng = Rng::new(seed);
+    let x = rng.vec(numel(d), -2.0, 2.0);
+    let g = rng.vec(c, 0.5, 1.5);
+    let b = rng.vec(c, -0.5, 0.5);
+    [var(x, d), var(g, &[c]), var(b, &[c])]
+}
+
 fn layer_norm() {
     run((dims_strategy(1..3, 1..4), 2usize..7, any::<u64>()), |(mut d, c, seed)| {
         d.push(c);
-        let mut rng = Rng::new(seed);
-        let x = rng.vec(numel(&d), -2.0, 2.0);
-        let g = rng.vec(c, 0.5, 1.5);
-        let b = rng.vec(c, -0.5, 0.5);
-        gradcheck("layer_norm", &[var(x, &d), var(g, &[c]), var(b, &[c])], |t| {
+        gradcheck("layer_norm", &norm_inputs(&d, c, seed), |t| {
             Ad64::layer_norm(t[0].clone(), t[1].clone(), t[2].clone(), 1e-5)
         })
     });
@@ -416,11 +422,7 @@ fn group_norm() {
         if per * h * w < 2 {
             return Ok(()); // a one-element group has zero variance: x̂ = 0 and no useful check
         }
-        let mut rng = Rng::new(seed);
-        let x = rng.vec(numel(&d), -2.0, 2.0);
-        let g = rng.vec(c, 0.5, 1.5);
-        let b = rng.vec(c, -0.5, 0.5);
-        gradcheck("group_norm", &[var(x, &d), var(g, &[c]), var(b, &[c])], |t| {
+        gradcheck("group_norm", &norm_inputs(&d, c, seed), |t| {
             Ad64::group_norm(t[0].clone(), groups, t[1].clone(), t[2].clone(), 1e-5)
         })
     });
@@ -432,11 +434,7 @@ fn batch_norm() {
         if n * h * w < 2 {
             return Ok(()); // one value per channel: zero variance, x̂ = 0
         }
-        let mut rng = Rng::new(seed);
-        let x = rng.vec(numel(&d), -2.0, 2.0);
-        let g = rng.vec(c, 0.5, 1.5);
-        let b = rng.vec(c, -0.5, 0.5);
-        gradcheck("batch_norm", &[var(x, &d), var(g, &[c]), var(b, &[c])], |t| {
+        gradcheck("batch_norm", &norm_inputs(&d, c, seed), |t| {
             Ad64::batch_norm(t[0].clone(), t[1].clone(), t[2].clone(), 1e-5)
         })
     });
