@@ -274,7 +274,7 @@ fn complexity_ranks_images_and_draws_a_sheet() {
 fn complexity_defaults_to_the_models_largest_budget() {
     // the built-in model has 64 latent tokens: no --budget must mean 64, not 256
     let (_tmp, data) = make_data();
-    let (stdout, _) = run_ok(&args!("complexity", data, "--json"));
+    let (stdout, _) = run_ok(&[OsString::from("complexity"), OsString::from(&data), OsString::from("--json")]);
     let rows: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 4, "{stdout}");
     assert!(rows.iter().all(|r| (1..=64).contains(&r["kc"].as_u64().unwrap())), "{stdout}");

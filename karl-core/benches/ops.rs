@@ -287,14 +287,25 @@ fn cell(gflop: f64, t: Timing) -> String {
     format!("{:.1} ({:.1})", gflop / t.secs, gflop / t.best)
 }
 
+/// The header of a markdown table comparing `a` with `b` at 1 and 2 threads: `first`, GFLOP,
+/// then for each thread count `a`, `b` and `a/b`, then the `extra` columns and `a`'s busy
+/// threads; the first column left-aligned, the numbers right-aligned.
+fn comparison_header(first: &str, a: &str, b: &str, extra: &[&str]) {
+    let mut cols = vec![first.to_string(), "GFLOP".to_string()];
+    for t in ["1t", "2t"] {
+        cols.extend([format!("{a} {t}"), format!("{b} {t}"), format!("{a}/{b} {t}")]);
+    }
+    cols.extend(extra.iter().map(|e| e.to_string()));
+    cols.push(format!("busy threads {a} 1t, 2t"));
+    println!("| {} |", cols.join(" | "));
+    println!("|---|{}", "---:|".repeat(cols.len() - 1));
+}
+
 fn print_sgemm(mats: &[MatShape], runs: &[Run]) {
     println!("\n### sgemm, GFLOP/s as median (best)");
     println!("ours = `Tensor::matmul` on `Cpu<f32>` (faer); gemm = `gemm` 0.19 on the same buffers;");
     println!("1t: 1-thread pool, gemm `Parallelism::None`; 2t: 2-thread pool, gemm `Rayon(2)`.\n");
-    println!(
-        "| shape | GFLOP | ours 1t | gemm 1t | ours/gemm 1t | ours 2t | gemm 2t | ours/gemm 2t | ours/best gemm | busy threads ours 1t, 2t |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    comparison_header("shape", "ours", "gemm", &["ours/best gemm"]);
     for (i, s) in mats.iter().enumerate() {
         let g = s.gflop();
         let (o1, g1) = runs[0].mat[i];
@@ -319,10 +330,7 @@ fn print_sgemm(mats: &[MatShape], runs: &[Run]) {
 fn print_conv(convs: &[ConvCase], runs: &[Run]) {
     println!("\n### conv2d, batch 1, GFLOP/s (2·Cout·Cin·k²·OH·OW) as median (best)");
     println!("equiv = our matmul on the im2col product [Cout × Cin·k²]·[Cin·k² × OH·OW] (same FLOPs).\n");
-    println!(
-        "| conv | GFLOP | conv 1t | equiv 1t | conv/equiv 1t | conv 2t | equiv 2t | conv/equiv 2t | busy threads conv 1t, 2t |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    comparison_header("conv", "conv", "equiv", &[]);
     for (i, cc) in convs.iter().enumerate() {
         let g = cc.gflop();
         let (c1, e1) = runs[0].conv[i];

@@ -29,8 +29,10 @@ fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
 }
 
-/// `karl complexity` on backend `B`.
-backend_job!(ComplexityArgs => run::<B>);
+backend_job!(
+    /// `karl complexity` on backend `B`.
+    ComplexityArgs => run::<B>
+);
 
 fn run<B: Backend>(a: ComplexityArgs, device: &B::Device) -> Result<()> {
     let images = collect_images(&a.inputs)?;

@@ -235,8 +235,10 @@ fn write_plots(out: &Path, r: &EvalReport) -> Result<Vec<String>> {
     Ok(vec!["kc_histogram.png".into(), "tokens_vs_eps.png".into(), "l1_vs_tokens.png".into()])
 }
 
-/// `karl eval` on backend `B`.
-backend_job!(EvalArgs => run::<B>);
+backend_job!(
+    /// `karl eval` on backend `B`.
+    EvalArgs => run::<B>
+);
 
 fn run<B: Backend>(a: EvalArgs, device: &B::Device) -> Result<()> {
     if let Some(q) = a.quality.iter().find(|q| !q.is_finite() || **q <= 0.0 || **q > 1.0) {

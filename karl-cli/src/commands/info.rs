@@ -43,8 +43,10 @@ pub fn shard(a: &InfoArgs) -> Result<()> {
     verified.with_context(|| format!("{}: a record does not verify", path.display()))
 }
 
-/// `karl info` with the model loaded on backend `B`.
-backend_job!(InfoArgs => run::<B>);
+backend_job!(
+    /// `karl info` with the model loaded on backend `B`.
+    InfoArgs => run::<B>
+);
 
 fn run<B: Backend>(a: InfoArgs, device: &B::Device) -> Result<()> {
     let (model, source) = if a.model == "builtin" {

@@ -10,8 +10,10 @@ use karl_core::model::shard_file::{ShardFile, is_shard};
 use karl_core::model::{TokenFile, Tokenizer};
 use std::path::{Path, PathBuf};
 
-/// `karl reconstruct` on backend `B`.
-backend_job!(ReconstructArgs => run::<B>);
+backend_job!(
+    /// `karl reconstruct` on backend `B`.
+    ReconstructArgs => run::<B>
+);
 
 /// Decodes one token file's content to `out` (PNG); returns its KC.
 fn decode_to<B: Backend>(tok: &Tokenizer<B>, file: &TokenFile, out: &Path, max_pixels: u64) -> Result<usize> {

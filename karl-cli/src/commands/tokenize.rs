@@ -106,8 +106,10 @@ fn tokenize_tiled<B: Backend>(
     Ok((v, summary))
 }
 
-/// `karl tokenize` on backend `B`.
-backend_job!(TokenizeArgs => run::<B>);
+backend_job!(
+    /// `karl tokenize` on backend `B`.
+    TokenizeArgs => run::<B>
+);
 
 /// Whether the run writes token shards: asked for, or implied by tar inputs, a list or a split.
 fn writes_shards(a: &TokenizeArgs) -> bool {

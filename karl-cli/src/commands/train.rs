@@ -65,8 +65,10 @@ impl EventSink for Renderer {
     }
 }
 
-/// `karl train` on backend `B`, differentiated by the autodiff decorator.
-backend_job!(TrainArgs => run::<Autodiff<B>>);
+backend_job!(
+    /// `karl train` on backend `B`, differentiated by the autodiff decorator.
+    TrainArgs => run::<Autodiff<B>>
+);
 
 /// The stage a run directory was trained in (`"stage": 2` in its newest checkpoint's state).
 fn run_stage(run: &Path) -> Result<u8> {
