@@ -297,19 +297,3 @@ pub fn stage2_forward<B: AutodiffBackend>(
     let losses = StepLosses { bins_a, eps0, bins_b, kept_b, ..Default::default() };
     Ok(Stage2Forward { step, terms, losses, bank_index: index, phases: [phase_a, phase_b], stats })
 }
-
-/// The summed stage-2 loss of both phases and what was measured:
-/// [`stage2_forward`] for `gan.step`, weighted by `gan.gan_loss_weight`.
-#[allow(clippy::too_many_arguments)]
-pub fn stage2_loss<B: AutodiffBackend>(
-    model: &Karl<B>,
-    bank: &DiscriminatorBank<B>,
-    lpips: &Lpips<B>,
-    images: &Tensor<B, 4>,
-    budget_a: usize,
-    eps_a: &[f32],
-    budget_b: usize,
-    gan: GanSetting,
-) -> Result<(Tensor<B, 1>, Stage2Report)> {
-    Ok(stage2_forward(model, bank, lpips, images, budget_a, eps_a, budget_b, gan.step)?.loss(gan.gan_loss_weight))
-}

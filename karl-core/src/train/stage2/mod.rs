@@ -10,7 +10,7 @@ pub mod trainer;
 pub use discriminator::{
     BANK_SIZE, DiscriminatorBank, DiscriminatorStats, GanEntry, LEAKY_SLOPE, NDF, NLayerDiscriminator, bank_index,
 };
-pub use loss::{GanSetting, GanStep, PhaseGan, Stage2Forward, Stage2Report, last_layer, stage2_forward, stage2_loss};
+pub use loss::{GanSetting, GanStep, PhaseGan, Stage2Forward, Stage2Report, last_layer, stage2_forward};
 pub use schedule::GanSchedule;
 #[cfg(feature = "std")]
 pub use trainer::{Stage2Config, Stage2State, Stage2Step, Stage2Trainer};

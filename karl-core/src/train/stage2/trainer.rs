@@ -9,7 +9,7 @@
 //! AdamW holds only the model, so generator steps do not move the discriminators (defect 11);
 //! the EMA is not reset every epoch (defect 6); LPIPS heads run in eval mode (defect 12).
 use super::discriminator::DiscriminatorBank;
-use super::loss::{GanStep, Stage2Report, stage2_loss};
+use super::loss::{GanStep, Stage2Report, stage2_forward};
 use super::schedule::GanSchedule;
 use crate::backend::AutodiffBackend;
 use crate::error::{Error, Result};
@@ -168,8 +168,18 @@ impl<B: AutodiffBackend> Stage2Trainer<B> {
         let (budget_a, eps_a) = draw_phase_a(&mut st.rng, &st.train, &st.curriculum, bins, n);
         let epoch = st.step / st.stage2.steps_per_epoch.max(1);
         let gan = st.stage2.schedule.setting(epoch, st.step);
-        let (loss, report) =
-            stage2_loss(&self.model, &self.bank, &self.lpips, images, budget_a, &eps_a, st.train.budget_b, gan)?;
+        // the summed loss of both phases for this step's GAN setting, and what was measured
+        let (loss, report) = stage2_forward(
+            &self.model,
+            &self.bank,
+            &self.lpips,
+            images,
+            budget_a,
+            &eps_a,
+            st.train.budget_b,
+            gan.step,
+        )?
+        .loss(gan.gan_loss_weight);
         let step_no = st.step + 1;
         check_terms(step_no, &report.losses.terms)?;
         let grads = B::backward(&loss.primitive);
