@@ -246,6 +246,43 @@ fn matmul_batched() {
     });
 }
 
+/// `float_matmul_t` with every pair of transpose flags and broadcast batch dims; the CPU
+/// backend's override (its gemm reads the operands transposed) must give the default's value
+/// (the swap materialised, then `float_matmul`) up to rounding: faer may take another kernel
+/// for a transposed operand (1 ulp seen).
+fn matmul_t() {
+    let s = (1usize..3, 1usize..5, 1usize..5, 1usize..5, 0usize..4, any::<bool>(), any::<u64>());
+    run(s, |(b, m, k, n, flags, shared, seed)| {
+        let (ta, tb) = (flags & 1 == 1, flags & 2 == 2);
+        let da = if ta { vec![b, k, m] } else { vec![b, m, k] };
+        let db = match (shared, tb) {
+            (true, true) => vec![n, k],
+            (true, false) => vec![k, n],
+            (false, true) => vec![b, n, k],
+            (false, false) => vec![b, k, n],
+        };
+        let mut rng = Rng::new(seed);
+        let (a, bv) = (rng.vec(numel(&da), -1.5, 1.5), rng.vec(numel(&db), -1.5, 1.5));
+        let swap = |t: <F64 as BackendTypes>::FloatTensor| {
+            let r = F64::float_shape(&t).rank();
+            let mut axes: Vec<usize> = (0..r).collect();
+            axes.swap(r - 1, r - 2);
+            F64::float_permute(t, &axes)
+        };
+        let (pa, pb) = (prim::<F64>(&a, &da), prim::<F64>(&bv, &db));
+        let fast = values::<F64>(&F64::float_matmul_t(pa.clone(), ta, pb.clone(), tb));
+        let (pa, pb) = (if ta { swap(pa) } else { pa }, if tb { swap(pb) } else { pb });
+        let plain = values::<F64>(&F64::float_matmul(pa, pb));
+        for (x, y) in fast.iter().zip(&plain) {
+            prop_assert!((x - y).abs() <= 1e-12 * (1.0 + y.abs()), "ta {} tb {}: {} vs {}", ta, tb, x, y);
+        }
+        prop_assert_eq!(fast.len(), plain.len());
+        gradcheck("matmul_t", &[var(a, &da), var(bv, &db)], |t| {
+            Ad64::float_matmul_t(t[0].clone(), ta, t[1].clone(), tb)
+        })
+    });
+}
+
 /// A rank-3 activation times a shared rank-2 weight (the backward's flattened path).
 fn matmul_rank3_rank2() {
     run((1usize..4, 1usize..5, 1usize..5, 1usize..5, any::<u64>()), |(b, m, k, n, seed)| {
@@ -682,6 +719,7 @@ registry!(
     reduce_family,
     matmul_batched,
     matmul_rank3_rank2,
+    matmul_t,
     reshape,
     permute,
     slice,
@@ -723,6 +761,7 @@ const COVERAGE: &[(&str, &[&str])] = &[
     ("float_scalar", &["scalar_family"]),
     ("float_reduce", &["reduce_family"]),
     ("float_matmul", &["matmul_batched", "matmul_rank3_rank2"]),
+    ("float_matmul_t", &["matmul_t"]),
     ("float_reshape", &["reshape"]),
     ("float_permute", &["permute"]),
     ("float_slice", &["slice"]),

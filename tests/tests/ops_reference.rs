@@ -174,8 +174,9 @@ fn conv2d_matches_naive() {
 }
 
 /// 64 channels at 130×130 with a 3×3 kernel: the column buffer (576 × 130 × 130 ≈ 9.7M
-/// elements) exceeds `COLS_BUDGET` (2²² ≈ 4.2M) in `cpu/conv.rs`, so forward and backward run
-/// in row chunks (56 + 56 + 18 output rows).
+/// elements) exceeds `COLS_BUDGET` (2²² ≈ 4.2M) in `cpu/conv.rs`, so the backward runs in row
+/// chunks (56 + 56 + 18 output rows), and the forward in parallel bands of `TASK_COLS` (2²⁰)
+/// elements: 9 × 14 rows and a ragged 4.
 #[test]
 fn conv2d_chunked_matches_naive() {
     let case = (1, 64, 3, 130, 130, 3, 1, 1);

@@ -172,13 +172,6 @@ impl<B: Backend> Step<B> for ScalarStep<B> {
 
 // ---------------------------------------------------------------- matmul, reductions
 
-fn swap_last<B: Backend>(t: T<B>) -> T<B> {
-    let r = B::float_shape(&t).rank();
-    let mut axes: Vec<usize> = (0..r).collect();
-    axes.swap(r - 1, r - 2);
-    B::float_permute(t, &axes)
-}
-
 struct MatmulStep<B: Backend> {
     a: T<B>,
     b: T<B>,
@@ -186,7 +179,7 @@ struct MatmulStep<B: Backend> {
 impl<B: Backend> Step<B> for MatmulStep<B> {
     fn backward(&self, g: T<B>) -> Vec<Option<T<B>>> {
         let (sa, sb) = (B::float_shape(&self.a), B::float_shape(&self.b));
-        let ga = B::float_matmul(g.clone(), swap_last::<B>(self.b.clone()));
+        let ga = B::float_matmul_t(g.clone(), false, self.b.clone(), true);
         let gb = if sb.rank() == 2 && sa.rank() > 2 {
             // shared weight: flatten the batch into rows
             let k = sa.dims[sa.rank() - 1];
@@ -195,9 +188,9 @@ impl<B: Backend> Step<B> for MatmulStep<B> {
             let n = gs.dims[gs.rank() - 1];
             let a2 = B::float_reshape(self.a.clone(), Shape::new([rows, k]));
             let g2 = B::float_reshape(g, Shape::new([rows, n]));
-            B::float_matmul(swap_last::<B>(a2), g2)
+            B::float_matmul_t(a2, true, g2, false)
         } else {
-            B::float_matmul(swap_last::<B>(self.a.clone()), g)
+            B::float_matmul_t(self.a.clone(), true, g, false)
         };
         vec![Some(reduce_to_shape::<B>(ga, &sa)), Some(reduce_to_shape::<B>(gb, &sb))]
     }

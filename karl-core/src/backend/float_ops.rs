@@ -180,6 +180,20 @@ pub trait FloatOps: BackendTypes {
     /// Batched matrix product: `[.., m, k] × [.., k, n]`; batch dims broadcast (a rank-2 `b`
     /// is shared by every batch).
     fn float_matmul(a: Self::FloatTensor, b: Self::FloatTensor) -> Self::FloatTensor;
+    /// [`float_matmul`](Self::float_matmul) of `a` and `b`, each read with its last two dims
+    /// swapped when its flag is set (what a matmul's backward needs). By default the swap is
+    /// materialised; backends whose gemm reads transposed operands override it.
+    fn float_matmul_t(a: Self::FloatTensor, ta: bool, b: Self::FloatTensor, tb: bool) -> Self::FloatTensor {
+        let swap = |t: Self::FloatTensor| {
+            let r = Self::float_shape(&t).rank();
+            let mut axes: Vec<usize> = (0..r).collect();
+            axes.swap(r - 1, r - 2);
+            Self::float_permute(t, &axes)
+        };
+        let a = if ta { swap(a) } else { a };
+        let b = if tb { swap(b) } else { b };
+        Self::float_matmul(a, b)
+    }
     /// Reduction along `dim`, keeping it with size 1.
     fn float_reduce(op: Reduce, t: Self::FloatTensor, dim: usize) -> Self::FloatTensor;
     /// Index of the max/min along `dim` (the dim removed), row-major over the other dims.

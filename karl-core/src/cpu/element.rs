@@ -49,9 +49,34 @@ pub trait Element:
     fn from_data(d: &crate::data::TensorData) -> alloc::vec::Vec<Self>;
     /// Wraps values as host data.
     fn into_values(v: alloc::vec::Vec<Self>) -> crate::data::Values;
-    /// `c (m×n) = a · b (+ c)`: SIMD gemm under `std`, plain loops otherwise.
-    fn gemm(a: Operand<'_, Self>, b: Operand<'_, Self>, c: &mut [Self], acc: bool, m: usize, k: usize, n: usize) {
+    /// `c (m×n) = a · b (+ c)`: SIMD gemm under `std` (on all cores when `par` and the product
+    /// is large), plain loops otherwise.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm(
+        a: Operand<'_, Self>,
+        b: Operand<'_, Self>,
+        c: &mut [Self],
+        acc: bool,
+        m: usize,
+        k: usize,
+        n: usize,
+        _par: bool,
+    ) {
         plain_gemm(a, b, c, acc, m, k, n)
+    }
+}
+
+/// √x, correctly rounded: the `sqrtps` instruction under `std` (so loops over it vectorise),
+/// `libm` (inline `sqrtss`, one element at a time) without it. Both give the same bits.
+#[inline(always)]
+pub fn sqrt_f32(x: f32) -> f32 {
+    #[cfg(feature = "std")]
+    {
+        x.sqrt()
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        libm::sqrtf(x)
     }
 }
 
@@ -115,8 +140,9 @@ impl Element for f32 {
     fn ln(self) -> Self {
         libm::logf(self)
     }
+    #[inline(always)]
     fn sqrt(self) -> Self {
-        libm::sqrtf(self)
+        sqrt_f32(self)
     }
     fn tanh(self) -> Self {
         libm::tanhf(self)
@@ -135,8 +161,17 @@ impl Element for f32 {
         crate::data::Values::F32(v)
     }
     #[cfg(feature = "std")]
-    fn gemm(a: Operand<'_, Self>, b: Operand<'_, Self>, c: &mut [Self], acc: bool, m: usize, k: usize, n: usize) {
-        super::matmul::faer_gemm(a, b, c, acc, m, k, n)
+    fn gemm(
+        a: Operand<'_, Self>,
+        b: Operand<'_, Self>,
+        c: &mut [Self],
+        acc: bool,
+        m: usize,
+        k: usize,
+        n: usize,
+        par: bool,
+    ) {
+        super::matmul::faer_gemm(a, b, c, acc, m, k, n, par)
     }
 }
 
@@ -175,8 +210,17 @@ impl Element for f64 {
         crate::data::Values::F64(v)
     }
     #[cfg(feature = "std")]
-    fn gemm(a: Operand<'_, Self>, b: Operand<'_, Self>, c: &mut [Self], acc: bool, m: usize, k: usize, n: usize) {
-        super::matmul::faer_gemm(a, b, c, acc, m, k, n)
+    fn gemm(
+        a: Operand<'_, Self>,
+        b: Operand<'_, Self>,
+        c: &mut [Self],
+        acc: bool,
+        m: usize,
+        k: usize,
+        n: usize,
+        par: bool,
+    ) {
+        super::matmul::faer_gemm(a, b, c, acc, m, k, n, par)
     }
 }
 

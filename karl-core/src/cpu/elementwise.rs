@@ -159,9 +159,42 @@ pub fn binary<E: Element>(op: Binary, a: CpuTensor<E>, b: CpuTensor<E>) -> CpuTe
             ob += i * sb[d];
         }
         let (la, lb) = if r > 0 { (sa[r - 1], sb[r - 1]) } else { (0, 0) };
-        for (j, x) in c.iter_mut().enumerate() {
-            *x = apply(op, ad[oa + j * la], bd[ob + j * lb]);
+        match op {
+            Binary::Add => broadcast_row(|x, y| x + y, c, ad, oa, la, bd, ob, lb),
+            Binary::Sub => broadcast_row(|x, y| x - y, c, ad, oa, la, bd, ob, lb),
+            Binary::Mul => broadcast_row(|x, y| x * y, c, ad, oa, la, bd, ob, lb),
+            Binary::Div => broadcast_row(|x, y| x / y, c, ad, oa, la, bd, ob, lb),
         }
     });
     CpuTensor::new(v, out)
+}
+
+/// One output row of a broadcast binary op: `c[j] = f(a[oa + j·la], b[ob + j·lb])`. The common
+/// strides (1 or 0: a row, or a value repeated along it) get their own loops over plain slices,
+/// which vectorise; any other stride takes the indexed loop.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn broadcast_row<E: Element>(
+    f: impl Fn(E, E) -> E,
+    c: &mut [E],
+    a: &[E],
+    oa: usize,
+    la: usize,
+    b: &[E],
+    ob: usize,
+    lb: usize,
+) {
+    let n = c.len();
+    match (la, lb) {
+        (1, 1) => c.iter_mut().zip(&a[oa..oa + n]).zip(&b[ob..ob + n]).for_each(|((x, &p), &q)| *x = f(p, q)),
+        (1, 0) => {
+            let q = b[ob];
+            c.iter_mut().zip(&a[oa..oa + n]).for_each(|(x, &p)| *x = f(p, q));
+        }
+        (0, 1) => {
+            let p = a[oa];
+            c.iter_mut().zip(&b[ob..ob + n]).for_each(|(x, &q)| *x = f(p, q));
+        }
+        _ => c.iter_mut().enumerate().for_each(|(j, x)| *x = f(a[oa + j * la], b[ob + j * lb])),
+    }
 }

@@ -36,7 +36,10 @@ impl<E: Element> FloatOps for Cpu<E> {
         elementwise::scalar(op, t, s)
     }
     fn float_matmul(a: CpuTensor<E>, b: CpuTensor<E>) -> CpuTensor<E> {
-        matmul::matmul(a, b)
+        matmul::matmul(a, false, b, false)
+    }
+    fn float_matmul_t(a: CpuTensor<E>, ta: bool, b: CpuTensor<E>, tb: bool) -> CpuTensor<E> {
+        matmul::matmul(a, ta, b, tb)
     }
     fn float_reduce(op: Reduce, t: CpuTensor<E>, dim: usize) -> CpuTensor<E> {
         reduce::reduce(op, t, dim)

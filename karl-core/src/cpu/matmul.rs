@@ -20,8 +20,18 @@ pub struct Operand<'a, E> {
     pub trans: bool,
 }
 
-/// `c (m×n, row-major) = a · b (+ c if accumulate)`.
+/// `c (m×n, row-major) = a · b (+ c if accumulate)`, on all cores when it is large.
 pub fn gemm<E: Element>(a: Operand<'_, E>, b: Operand<'_, E>, c: &mut [E], accumulate: bool) {
+    gemm_on(a, b, c, accumulate, true)
+}
+
+/// [`gemm`] on the calling thread only: for callers that are already one of several parallel
+/// tasks.
+pub fn gemm_seq<E: Element>(a: Operand<'_, E>, b: Operand<'_, E>, c: &mut [E], accumulate: bool) {
+    gemm_on(a, b, c, accumulate, false)
+}
+
+fn gemm_on<E: Element>(a: Operand<'_, E>, b: Operand<'_, E>, c: &mut [E], accumulate: bool, par: bool) {
     let (m, k) = if a.trans { (a.cols, a.rows) } else { (a.rows, a.cols) };
     let (k2, n) = if b.trans { (b.cols, b.rows) } else { (b.rows, b.cols) };
     assert_eq!(k, k2, "matmul inner dims {k} vs {k2}");
@@ -35,7 +45,7 @@ pub fn gemm<E: Element>(a: Operand<'_, E>, b: Operand<'_, E>, c: &mut [E], accum
         }
         return;
     }
-    E::gemm(a, b, c, accumulate, m, k, n);
+    E::gemm(a, b, c, accumulate, m, k, n, par);
 }
 
 /// The portable loop version (no_std, and the oracle in tests).
@@ -69,13 +79,24 @@ pub fn plain_gemm<E: Element>(
     }
 }
 
-/// Batched matmul with broadcast batch dims.
-pub fn matmul<E: Element>(a: CpuTensor<E>, b: CpuTensor<E>) -> CpuTensor<E> {
+/// Batched matmul with broadcast batch dims; `ta` / `tb` read that operand's last two dims
+/// swapped (no copy: the gemm reads it transposed).
+pub fn matmul<E: Element>(a: CpuTensor<E>, ta: bool, b: CpuTensor<E>, tb: bool) -> CpuTensor<E> {
     let (ra, rb) = (a.shape.rank(), b.shape.rank());
     assert!(ra >= 2 && rb >= 2, "matmul needs rank ≥ 2, got {} and {}", a.shape, b.shape);
-    let (m, k) = (a.shape.dims[ra - 2], a.shape.dims[ra - 1]);
-    let (k2, n) = (b.shape.dims[rb - 2], b.shape.dims[rb - 1]);
-    assert_eq!(k, k2, "matmul {} × {}: inner dims differ", a.shape, b.shape);
+    let (ar, ac) = (a.shape.dims[ra - 2], a.shape.dims[ra - 1]);
+    let (br, bc) = (b.shape.dims[rb - 2], b.shape.dims[rb - 1]);
+    let (m, k) = if ta { (ac, ar) } else { (ar, ac) };
+    let (k2, n) = if tb { (bc, br) } else { (br, bc) };
+    assert_eq!(
+        k,
+        k2,
+        "matmul {}{} × {}{}: inner dims differ",
+        a.shape,
+        if ta { "ᵀ" } else { "" },
+        b.shape,
+        if tb { "ᵀ" } else { "" }
+    );
     let ba = Shape::new(a.shape.dims[..ra - 2].to_vec());
     let bb = Shape::new(b.shape.dims[..rb - 2].to_vec());
     let batch = Shape::broadcast(&ba, &bb).unwrap_or_else(|| panic!("matmul batch dims {} vs {}", a.shape, b.shape));
@@ -87,8 +108,8 @@ pub fn matmul<E: Element>(a: CpuTensor<E>, b: CpuTensor<E>) -> CpuTensor<E> {
     for bi in 0..nb {
         let oa: usize = idx.iter().zip(&sa).map(|(i, s)| i * s).sum();
         let ob: usize = idx.iter().zip(&sb).map(|(i, s)| i * s).sum();
-        let ao = Operand { data: &a.data[oa * m * k..(oa + 1) * m * k], rows: m, cols: k, trans: false };
-        let bo = Operand { data: &b.data[ob * k * n..(ob + 1) * k * n], rows: k, cols: n, trans: false };
+        let ao = Operand { data: &a.data[oa * m * k..(oa + 1) * m * k], rows: ar, cols: ac, trans: ta };
+        let bo = Operand { data: &b.data[ob * k * n..(ob + 1) * k * n], rows: br, cols: bc, trans: tb };
         gemm(ao, bo, &mut out[bi * m * n..(bi + 1) * m * n], false);
         for d in (0..batch.rank()).rev() {
             idx[d] += 1;
@@ -103,8 +124,9 @@ pub fn matmul<E: Element>(a: CpuTensor<E>, b: CpuTensor<E>) -> CpuTensor<E> {
     CpuTensor::new(out, Shape::new(dims))
 }
 
-/// faer's gemm on row-major operands.
+/// faer's gemm on row-major operands (rayon-parallel when `par` and the product is large).
 #[cfg(feature = "std")]
+#[allow(clippy::too_many_arguments)]
 pub fn faer_gemm<T: faer::traits::ComplexField + Copy + Element>(
     a: Operand<'_, T>,
     b: Operand<'_, T>,
@@ -113,6 +135,7 @@ pub fn faer_gemm<T: faer::traits::ComplexField + Copy + Element>(
     m: usize,
     k: usize,
     n: usize,
+    par: bool,
 ) {
     use faer::{Accum, MatMut, MatRef, Par};
     let ar = MatRef::from_row_major_slice(a.data, a.rows, a.cols);
@@ -120,7 +143,7 @@ pub fn faer_gemm<T: faer::traits::ComplexField + Copy + Element>(
     let br = MatRef::from_row_major_slice(b.data, b.rows, b.cols);
     let br = if b.trans { br.transpose() } else { br };
     let cm = MatMut::from_row_major_slice_mut(c, m, n);
-    let par = if m * n * k >= 1 << 18 { Par::rayon(0) } else { Par::Seq };
+    let par = if par && m * n * k >= 1 << 18 { Par::rayon(0) } else { Par::Seq };
     let acc = if accumulate { Accum::Add } else { Accum::Replace };
     faer::linalg::matmul::matmul(cm, acc, ar, br, T::ONE, par);
 }

@@ -14,7 +14,7 @@ mod pool;
 mod reduce;
 mod tensor;
 
-pub use element::Element;
+pub use element::{Element, sqrt_f32};
 pub use matmul::gemm;
 pub use tensor::CpuTensor;
 
@@ -40,6 +40,44 @@ impl<E: Element> Backend for Cpu<E> {
     fn name() -> String {
         format!("cpu<{}>", E::NAME)
     }
+}
+
+/// Threads the parallel loops run on: rayon's under `std`, 1 without it.
+pub(crate) fn threads() -> usize {
+    #[cfg(feature = "std")]
+    {
+        rayon::current_num_threads()
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        1
+    }
+}
+
+/// `f(scratch, i, chunk i)` over the `chunk`-sized pieces of `out`: in parallel under `std`
+/// (each rayon job reusing one `scratch` from `init`), a plain loop without it. What each call
+/// writes must not depend on which scratch it gets (every user overwrites it first), so results
+/// do not depend on the thread count.
+#[cfg(feature = "std")]
+pub(crate) fn par_chunks_init<T: Send, S>(
+    out: &mut [T],
+    chunk: usize,
+    init: impl Fn() -> S + Sync + Send,
+    f: impl Fn(&mut S, usize, &mut [T]) + Sync + Send,
+) {
+    use rayon::prelude::*;
+    out.par_chunks_mut(chunk.max(1)).enumerate().for_each_init(init, |s, (i, c)| f(s, i, c));
+}
+/// [`par_chunks_init`] without `std`: a plain loop.
+#[cfg(not(feature = "std"))]
+pub(crate) fn par_chunks_init<T: Send, S>(
+    out: &mut [T],
+    chunk: usize,
+    init: impl Fn() -> S + Sync + Send,
+    f: impl Fn(&mut S, usize, &mut [T]) + Sync + Send,
+) {
+    let mut s = init();
+    out.chunks_mut(chunk.max(1)).enumerate().for_each(|(i, c)| f(&mut s, i, c));
 }
 
 /// Runs `f(i)` for `i in 0..n`, in parallel under `std` when the work is large enough (an

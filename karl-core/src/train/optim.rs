@@ -83,13 +83,28 @@ impl AdamW {
         let step_size = (lr / bc1) as f32;
         let bc2_sqrt = libm::sqrt(bc2) as f32;
         let eps = c.eps as f32;
-        for i in 0..param.len() {
-            let g = grad[i];
-            param[i] *= decay;
-            st.m[i] += (1.0 - b1) * (g - st.m[i]);
-            st.v[i] = st.v[i] * b2 + (1.0 - b2) * g * g;
-            let denom = libm::sqrtf(st.v[i]) / bc2_sqrt + eps;
-            param[i] += -step_size * (st.m[i] / denom);
+        assert_eq!(
+            grad.len(),
+            param.len(),
+            "{path}: gradient of {} values for a parameter of {}",
+            grad.len(),
+            param.len()
+        );
+        // Zipped slices (no bounds checks) and a vectorisable √: the same operations in the
+        // same order per element as before, so the same bits.
+        let Moments { m, v } = st;
+        assert!(
+            m.len() == param.len() && v.len() == param.len(),
+            "{path}: optimiser moments of {} values for a parameter of {}",
+            m.len(),
+            param.len()
+        );
+        for (((p, &g), m), v) in param.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
+            *p *= decay;
+            *m += (1.0 - b1) * (g - *m);
+            *v = *v * b2 + (1.0 - b2) * g * g;
+            let denom = crate::cpu::sqrt_f32(*v) / bc2_sqrt + eps;
+            *p += -step_size * (*m / denom);
         }
     }
 }
