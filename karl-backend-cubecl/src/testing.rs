@@ -10,7 +10,9 @@
 use crate::{CubeBackend, CubeDevice, CubeTensor, FloatElem};
 use cubecl::Runtime;
 use karl_core::autodiff::Autodiff;
-use karl_core::backend::{ArgReduce, Backend, Binary, Conv2dOptions, FloatOps, KarlOps, Reduce, Scalar, Unary};
+use karl_core::backend::{
+    ArgReduce, Backend, Binary, Conv2dOptions, ConvGradsNeeded, FloatOps, KarlOps, Reduce, Scalar, Unary,
+};
 use karl_core::cpu::{Cpu, CpuDevice};
 use karl_core::{AutodiffBackend, Shape, TensorData, Tolerance};
 use std::ops::Range;
@@ -109,7 +111,7 @@ pub enum Case {
     BatchNorm(f64),
     BatchNormBackward(f64),
     Conv2d(Conv2dOptions, bool),
-    Conv2dBackward(Conv2dOptions, bool),
+    Conv2dBackward(Conv2dOptions, bool, ConvGradsNeeded),
     AvgPool(usize),
     AvgPoolBackward(usize, Vec<usize>),
     MaxPool(usize, usize, usize),
@@ -201,12 +203,12 @@ pub fn eval<B: Backend>(case: &Case, mut x: Vec<B::FloatTensor>, device: &B::Dev
             let b = bias.then(&mut next);
             vec![B::conv2d(t, w, b, *opts)]
         }
-        Case::Conv2dBackward(opts, bias) => {
+        Case::Conv2dBackward(opts, bias, need) => {
             let (t, w) = (next(), next());
-            let (dx, dw, db) = B::conv2d_backward(t, w, *bias, next(), *opts);
-            let mut out = vec![dx, dw];
-            out.extend(db);
-            out
+            let (dx, dw, db) = B::conv2d_backward(t, w, *bias, next(), *opts, *need);
+            // A gradient that was not asked for must not come back.
+            assert_eq!((dx.is_some(), dw.is_some()), (need.x, need.w), "conv2d_backward with {need:?}");
+            dx.into_iter().chain(dw).chain(db).collect()
         }
         Case::AvgPool(k) => vec![B::avg_pool2d(next(), *k)],
         Case::AvgPoolBackward(k, s) => vec![B::avg_pool2d_backward(&Shape::new(s.clone()), next(), *k)],
@@ -549,11 +551,19 @@ pub fn convolution<R: Runtime, F: FloatElem>(device: &CubeDevice<R>) {
         let ow = (w + 2 * p - k) / s + 1;
         let dy = rand(&[n, cout, oh, ow], seed + 3);
         let tol = if n * oh * ow > 10_000 { LONG_SUMS } else { ACCUMULATE };
-        for bias in [false, true] {
+        // Both gradients with and without bias; on the small cases also dx alone (a frozen
+        // layer) and dw alone (a layer on the image).
+        let x_only = ConvGradsNeeded { x: true, w: false };
+        let w_only = ConvGradsNeeded { x: false, w: true };
+        let mut variants = vec![(false, ConvGradsNeeded::ALL), (true, ConvGradsNeeded::ALL)];
+        if n * oh * ow <= 10_000 {
+            variants.extend([(false, x_only), (true, w_only)]);
+        }
+        for (bias, need) in variants {
             check::<R, F>(
                 device,
-                &format!("{what} backward"),
-                Case::Conv2dBackward(opts(s, p), bias),
+                &format!("{what} backward {need:?}"),
+                Case::Conv2dBackward(opts(s, p), bias, need),
                 &[x.clone(), wt.clone(), dy.clone()],
                 tol,
             );

@@ -7,7 +7,8 @@
 //! rounded to f32 first for `Cpu<f32>`), so the only differences are summation order and the
 //! backend's own precision.
 use karl_core::backend::{
-    AutodiffBackend, Backend, BackendTypes, Binary, Conv2dOptions, FloatOps, ModuleOps, Reduce, Unary, window_taps,
+    AutodiffBackend, Backend, BackendTypes, Binary, Conv2dOptions, ConvGradsNeeded, FloatOps, ModuleOps, Reduce, Unary,
+    window_taps,
 };
 use karl_core::shape::Shape;
 use karl_core::tolerance::Tolerance;
@@ -150,8 +151,18 @@ fn conv_case<B: Backend>(tol: Tolerance, case: ConvCase, bias: bool, seed: u64) 
 
     // backward against the naive loops
     let dy = rand_for::<B>(&mut rng, numel(&od), -1.0, 1.0);
-    let (dx, dw, db) = B::conv2d_backward(prim::<B>(&x, &xd), prim::<B>(&wt, &wd), bias, prim::<B>(&dy, &od), opts);
+    let back =
+        |need| B::conv2d_backward(prim::<B>(&x, &xd), prim::<B>(&wt, &wd), bias, prim::<B>(&dy, &od), opts, need);
+    let (dx, dw, db) = back(ConvGradsNeeded::ALL);
+    let (dx, dw) = (dx.expect("dx asked for"), dw.expect("dw asked for"));
     let (wdx, wdw, wdb) = conv_backward_naive(&x, xd, &wt, wd, &dy, s, p);
+    // One gradient alone: the same values, and nothing for the other.
+    let (dx_only, none, _) = back(ConvGradsNeeded { x: true, w: false });
+    assert!(none.is_none(), "{what}: dw came back though only dx was asked for");
+    assert_eq!(values::<B>(&dx_only.expect("dx asked for")), values::<B>(&dx), "{what}: dx alone");
+    let (none, dw_only, _) = back(ConvGradsNeeded { x: false, w: true });
+    assert!(none.is_none(), "{what}: dx came back though only dw was asked for");
+    assert_eq!(values::<B>(&dw_only.expect("dw asked for")), values::<B>(&dw), "{what}: dw alone");
     assert_close(&format!("{what} dx"), &values::<B>(&dx), &wdx, tol);
     assert_close(&format!("{what} dw"), &values::<B>(&dw), &wdw, tol);
     match (db, bias) {

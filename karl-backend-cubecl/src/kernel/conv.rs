@@ -11,7 +11,7 @@ use crate::element::FloatElem;
 use crate::tensor::CubeTensor;
 use cubecl::prelude::*;
 use karl_core::Shape;
-use karl_core::backend::{Conv2dGeometry as Geom, Conv2dOptions, Reduce};
+use karl_core::backend::{Conv2dGeometry as Geom, Conv2dOptions, ConvGradsNeeded, Reduce};
 
 /// Column buffers are kept under this many elements (64 MiB of f32; one output row of one
 /// image may need more).
@@ -191,16 +191,19 @@ pub fn conv2d<R: Runtime, F: FloatElem>(
     }
 }
 
-/// `(dx, dw, dbias)`.
-type ConvGrads<R, F> = (CubeTensor<R, F>, CubeTensor<R, F>, Option<CubeTensor<R, F>>);
+/// `(dx, dw, dbias)`, each when asked for.
+type ConvGrads<R, F> = (Option<CubeTensor<R, F>>, Option<CubeTensor<R, F>>, Option<CubeTensor<R, F>>);
 
-/// Gradients `(dx, dw, dbias)` of conv2d.
+/// Gradients `(dx, dw, dbias)` of conv2d, each only when asked for (`need`; dbias with
+/// `has_bias`): a constant weight skips the im2col and the dW product, a constant input the
+/// dcols product and col2im.
 pub fn conv2d_backward<R: Runtime, F: FloatElem>(
     x: CubeTensor<R, F>,
     w: CubeTensor<R, F>,
     has_bias: bool,
     dy: CubeTensor<R, F>,
     opts: Conv2dOptions,
+    need: ConvGradsNeeded,
 ) -> ConvGrads<R, F> {
     let g = Geom::new(&x.shape, &w.shape, opts);
     assert_eq!(
@@ -213,7 +216,7 @@ pub fn conv2d_backward<R: Runtime, F: FloatElem>(
     );
     let (x_shape, w_shape) = (x.shape.clone(), w.shape.clone());
     let dyr = reshape(dy, &[g.n, g.cout, g.plane()]);
-    let wt = layout::permute(reshape(w, &[g.cout, g.kdim()]), &[1, 0]);
+    let wt = need.x.then(|| layout::permute(reshape(w, &[g.cout, g.kdim()]), &[1, 0]));
     let (chunk, rows) = if g.pointwise() { (g.n.max(1), g.oh) } else { g.chunks() };
     let mut dxs: Vec<CubeTensor<R, F>> = Vec::new();
     let mut dw: Option<CubeTensor<R, F>> = None;
@@ -224,7 +227,7 @@ pub fn conv2d_backward<R: Runtime, F: FloatElem>(
         })
     };
     let mut i0 = 0;
-    while i0 < g.n {
+    while i0 < g.n && (need.x || need.w) {
         let imgs = chunk.min(g.n - i0);
         let dyi = if imgs == g.n { dyr.clone() } else { images(&dyr, i0, i0 + imgs) };
         let mut dxi = None;
@@ -234,35 +237,41 @@ pub fn conv2d_backward<R: Runtime, F: FloatElem>(
             } else {
                 layout::slice(dyi.clone(), &[0..imgs, 0..g.cout, oy0 * g.ow..(oy0 + r) * g.ow])
             };
-            let cols = if g.pointwise() {
-                reshape(images(&x, i0, i0 + imgs), &[imgs, g.cin, g.h * g.w])
-            } else {
-                im2col(&x, &g, i0, imgs, (oy0, r))
-            };
-            // dW [O, K] = Σ_img dY [O, P] · colsᵀ [P, K]
-            let part = matmul::matmul(dyc.clone(), layout::permute(cols, &[0, 2, 1]));
-            dw = add(dw, reduce::reduce(Reduce::Sum, part, 0));
-            // dcols [K, P] = Wᵀ [K, O] · dY [O, P], folded back onto the image.
-            let dcols = matmul::matmul(wt.clone(), dyc);
-            let part = if g.pointwise() {
-                reshape(dcols, &[imgs, g.cin, g.h, g.w])
-            } else {
-                col2im(&dcols, &g, imgs, (oy0, r))
-            };
-            dxi = add(dxi, part);
+            if need.w {
+                let cols = if g.pointwise() {
+                    reshape(images(&x, i0, i0 + imgs), &[imgs, g.cin, g.h * g.w])
+                } else {
+                    im2col(&x, &g, i0, imgs, (oy0, r))
+                };
+                // dW [O, K] = Σ_img dY [O, P] · colsᵀ [P, K]
+                let part = matmul::matmul(dyc.clone(), layout::permute(cols, &[0, 2, 1]));
+                dw = add(dw, reduce::reduce(Reduce::Sum, part, 0));
+            }
+            if need.x {
+                // dcols [K, P] = Wᵀ [K, O] · dY [O, P], folded back onto the image.
+                let dcols = matmul::matmul(wt.clone().expect("made when dx is needed"), dyc);
+                let part = if g.pointwise() {
+                    reshape(dcols, &[imgs, g.cin, g.h, g.w])
+                } else {
+                    col2im(&dcols, &g, imgs, (oy0, r))
+                };
+                dxi = add(dxi, part);
+            }
         }
-        dxs.push(dxi.expect("at least one row chunk"));
+        if need.x {
+            dxs.push(dxi.expect("at least one row chunk"));
+        }
         i0 += imgs;
     }
-    let dx = match dxs.len() {
+    let dx = need.x.then(|| match dxs.len() {
         0 => fill_zero(&dyr, x_shape.clone()),
         1 => dxs.pop().expect("one part"),
         _ => layout::cat(dxs, 0),
-    };
-    let dw = match dw {
+    });
+    let dw = need.w.then(|| match dw {
         Some(d) => reshape(d, &w_shape.dims),
         None => fill_zero(&dyr, w_shape),
-    };
+    });
     let db = has_bias.then(|| {
         if g.n == 0 {
             return fill_zero(&dyr, Shape::new([g.cout]));
@@ -270,7 +279,7 @@ pub fn conv2d_backward<R: Runtime, F: FloatElem>(
         let s = reduce::reduce(Reduce::Sum, dyr.clone(), 2);
         reshape(reduce::reduce(Reduce::Sum, s, 0), &[g.cout])
     });
-    (reshape(dx, &x_shape.dims), dw, db)
+    (dx.map(|dx| reshape(dx, &x_shape.dims)), dw, db)
 }
 
 fn fill_zero<R: Runtime, F: FloatElem>(like: &CubeTensor<R, F>, shape: Shape) -> CubeTensor<R, F> {

@@ -5,7 +5,7 @@ use crate::kernel::{conv, pool};
 use crate::{CubeBackend, CubeTensor};
 use cubecl::Runtime;
 use karl_core::Shape;
-use karl_core::backend::{Conv2dOptions, ModuleOps};
+use karl_core::backend::{Conv2dOptions, ConvGradsNeeded, ModuleOps};
 
 impl<R: Runtime, F: FloatElem> ModuleOps for CubeBackend<R, F> {
     fn conv2d(
@@ -22,8 +22,9 @@ impl<R: Runtime, F: FloatElem> ModuleOps for CubeBackend<R, F> {
         has_bias: bool,
         dy: CubeTensor<R, F>,
         opts: Conv2dOptions,
-    ) -> (CubeTensor<R, F>, CubeTensor<R, F>, Option<CubeTensor<R, F>>) {
-        conv::conv2d_backward(x, w, has_bias, dy, opts)
+        need: ConvGradsNeeded,
+    ) -> (Option<CubeTensor<R, F>>, Option<CubeTensor<R, F>>, Option<CubeTensor<R, F>>) {
+        conv::conv2d_backward(x, w, has_bias, dy, opts, need)
     }
     fn avg_pool2d(x: CubeTensor<R, F>, k: usize) -> CubeTensor<R, F> {
         pool::avg_pool2d(x, k)

@@ -4,7 +4,8 @@
 use super::Autodiff;
 use super::graph::{AdTensor, Step, reduce_to_shape};
 use crate::backend::{
-    ActivationOps, ArgReduce, Backend, Binary, Conv2dOptions, FloatOps, KarlOps, ModuleOps, Reduce, Scalar, Unary,
+    ActivationOps, ArgReduce, Backend, Binary, Conv2dOptions, ConvGradsNeeded, FloatOps, KarlOps, ModuleOps, Reduce,
+    Scalar, Unary,
 };
 use crate::data::TensorData;
 use crate::shape::Shape;
@@ -494,11 +495,13 @@ struct Conv2dStep<B: Backend> {
     w: T<B>,
     has_bias: bool,
     opts: Conv2dOptions,
+    /// Only the gradients of tracked inputs (a frozen layer's weight is a constant).
+    need: ConvGradsNeeded,
 }
 impl<B: Backend> Step<B> for Conv2dStep<B> {
     fn backward(&self, g: T<B>) -> Vec<Option<T<B>>> {
-        let (dx, dw, db) = B::conv2d_backward(self.x.clone(), self.w.clone(), self.has_bias, g, self.opts);
-        vec![Some(dx), Some(dw), db]
+        let (dx, dw, db) = B::conv2d_backward(self.x.clone(), self.w.clone(), self.has_bias, g, self.opts, self.need);
+        vec![dx, dw, db]
     }
 }
 
@@ -554,7 +557,9 @@ impl<B: Backend> Step<B> for LinearStep<B> {
 impl<B: Backend> ModuleOps for Autodiff<B> {
     fn conv2d(x: AdTensor<B>, w: AdTensor<B>, bias: Option<AdTensor<B>>, opts: Conv2dOptions) -> AdTensor<B> {
         let y = B::conv2d(x.primitive.clone(), w.primitive.clone(), bias.as_ref().map(|b| b.primitive.clone()), opts);
-        let step = Conv2dStep::<B> { x: x.primitive.clone(), w: w.primitive.clone(), has_bias: bias.is_some(), opts };
+        let need = ConvGradsNeeded { x: x.node.is_some(), w: w.node.is_some() };
+        let step =
+            Conv2dStep::<B> { x: x.primitive.clone(), w: w.primitive.clone(), has_bias: bias.is_some(), opts, need };
         match &bias {
             Some(b) => AdTensor::record(y, &[&x, &w, b], step),
             None => AdTensor::record(y, &[&x, &w], step),
@@ -566,10 +571,11 @@ impl<B: Backend> ModuleOps for Autodiff<B> {
         has_bias: bool,
         dy: AdTensor<B>,
         opts: Conv2dOptions,
-    ) -> (AdTensor<B>, AdTensor<B>, Option<AdTensor<B>>) {
+        need: ConvGradsNeeded,
+    ) -> (Option<AdTensor<B>>, Option<AdTensor<B>>, Option<AdTensor<B>>) {
         // Second-order gradients are not tracked.
-        let (dx, dw, db) = B::conv2d_backward(x.primitive, w.primitive, has_bias, dy.primitive, opts);
-        (AdTensor::constant(dx), AdTensor::constant(dw), db.map(AdTensor::constant))
+        let (dx, dw, db) = B::conv2d_backward(x.primitive, w.primitive, has_bias, dy.primitive, opts, need);
+        (dx.map(AdTensor::constant), dw.map(AdTensor::constant), db.map(AdTensor::constant))
     }
     fn avg_pool2d(x: AdTensor<B>, k: usize) -> AdTensor<B> {
         let from = B::float_shape(&x.primitive);

@@ -27,7 +27,7 @@ pub use activation_ops::ActivationOps;
 pub use conv_geometry::{Conv2dGeometry, window_taps};
 pub use float_ops::{ArgReduce, Binary, Domain, FloatOps, Reduce, Scalar, Unary};
 pub use karl_ops::{KarlOps, l2_normalize_by_primitives, nearest_code_by_distances};
-pub use module_ops::{Conv2dOptions, ModuleOps};
+pub use module_ops::{Conv2dOptions, ConvGradsNeeded, ModuleOps};
 pub use nearest::nearest_source_index;
 
 use alloc::string::String;

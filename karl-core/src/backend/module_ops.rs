@@ -12,6 +12,21 @@ pub struct Conv2dOptions {
     pub padding: usize,
 }
 
+/// Which gradients a convolution's backward must produce: a constant input or weight (a frozen
+/// layer, an image) needs none, and skipping it saves a matrix product per convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGradsNeeded {
+    /// The input gradient `dx`.
+    pub x: bool,
+    /// The weight gradient `dw`.
+    pub w: bool,
+}
+
+impl ConvGradsNeeded {
+    /// Both gradients.
+    pub const ALL: Self = ConvGradsNeeded { x: true, w: true };
+}
+
 /// Module ops.
 pub trait ModuleOps: FloatOps + ActivationOps {
     /// 2-D convolution (cross-correlation as PyTorch): `x [N,Cin,H,W]`, `w [Cout,Cin,k,k]`,
@@ -22,14 +37,17 @@ pub trait ModuleOps: FloatOps + ActivationOps {
         bias: Option<Self::FloatTensor>,
         opts: Conv2dOptions,
     ) -> Self::FloatTensor;
-    /// Gradients of conv2d: `(dx, dw, dbias)` (dbias only when `has_bias`).
+    /// Gradients of conv2d: `(dx, dw, dbias)`, each `Some` when asked for (`need`; dbias when
+    /// `has_bias`).
+    #[allow(clippy::type_complexity)]
     fn conv2d_backward(
         x: Self::FloatTensor,
         w: Self::FloatTensor,
         has_bias: bool,
         dy: Self::FloatTensor,
         opts: Conv2dOptions,
-    ) -> (Self::FloatTensor, Self::FloatTensor, Option<Self::FloatTensor>);
+        need: ConvGradsNeeded,
+    ) -> (Option<Self::FloatTensor>, Option<Self::FloatTensor>, Option<Self::FloatTensor>);
     /// Average pooling with kernel = stride = `k`, no padding (floor of the size).
     fn avg_pool2d(x: Self::FloatTensor, k: usize) -> Self::FloatTensor;
     /// Gradient of avg_pool2d for input shape `x_shape`.

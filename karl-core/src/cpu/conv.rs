@@ -1,7 +1,7 @@
 //! Convolution (im2col in bounded chunks + gemm), with its backward.
 use super::matmul::{Operand, gemm, gemm_seq};
 use super::{CpuTensor, Element, par_chunks, par_chunks_init, threads};
-use crate::backend::{Conv2dGeometry as Geometry, Conv2dOptions};
+use crate::backend::{Conv2dGeometry as Geometry, Conv2dOptions, ConvGradsNeeded};
 use crate::shape::Shape;
 use alloc::vec::Vec;
 
@@ -202,23 +202,29 @@ fn conv2d_tasks<E: Element>(g: &Geometry, x: &[E], w: &[E], rows: usize) -> Vec<
     out
 }
 
+/// `(dx, dw, dbias)`, each only when asked for: a constant weight skips the im2col and the dW
+/// product, a constant input the dcols product and col2im.
+#[allow(clippy::type_complexity)]
 pub fn conv2d_backward<E: Element>(
     x: CpuTensor<E>,
     w: CpuTensor<E>,
     has_bias: bool,
     dy: CpuTensor<E>,
     opts: Conv2dOptions,
-) -> (CpuTensor<E>, CpuTensor<E>, Option<CpuTensor<E>>) {
+    need: ConvGradsNeeded,
+) -> (Option<CpuTensor<E>>, Option<CpuTensor<E>>, Option<CpuTensor<E>>) {
     let g = Geometry::new(&x.shape, &w.shape, opts);
     let kd = g.kdim();
     let plane = g.oh * g.ow;
-    let mut dx = alloc::vec![E::ZERO; x.shape.numel()];
-    let mut dw = alloc::vec![E::ZERO; w.shape.numel()];
+    let mut dx = if need.x { alloc::vec![E::ZERO; x.shape.numel()] } else { Vec::new() };
+    let mut dw = if need.w { alloc::vec![E::ZERO; w.shape.numel()] } else { Vec::new() };
     let chunk = g.rows_per_chunk();
     let (mut cols, mut dcols, mut dyc) = (Vec::new(), Vec::new(), Vec::new());
     for n in 0..g.n {
+        if !need.x && !need.w {
+            break;
+        }
         let img = &x.data[n * g.cin * g.h * g.w..(n + 1) * g.cin * g.h * g.w];
-        let dimg = &mut dx[n * g.cin * g.h * g.w..(n + 1) * g.cin * g.h * g.w];
         let dyn_ = &dy.data[n * g.cout * plane..(n + 1) * g.cout * plane];
         let mut oy0 = 0;
         while oy0 < g.oh {
@@ -228,24 +234,29 @@ pub fn conv2d_backward<E: Element>(
             for co in 0..g.cout {
                 dyc.extend_from_slice(&dyn_[co * plane + oy0 * g.ow..co * plane + oy0 * g.ow + p]);
             }
-            cols.resize(kd * p, E::ZERO);
-            g.im2col(img, oy0, rows, &mut cols, true);
-            // dW [O, K] += dY [O, P] · colsᵀ [P, K]
-            gemm(
-                Operand { data: &dyc, rows: g.cout, cols: p, trans: false },
-                Operand { data: &cols, rows: kd, cols: p, trans: true },
-                &mut dw,
-                true,
-            );
-            // dcols [K, P] = Wᵀ [K, O] · dY [O, P]
-            dcols.resize(kd * p, E::ZERO);
-            gemm(
-                Operand { data: &w.data[..], rows: g.cout, cols: kd, trans: true },
-                Operand { data: &dyc, rows: g.cout, cols: p, trans: false },
-                &mut dcols,
-                false,
-            );
-            g.col2im(&dcols, oy0, rows, dimg);
+            if need.w {
+                cols.resize(kd * p, E::ZERO);
+                g.im2col(img, oy0, rows, &mut cols, true);
+                // dW [O, K] += dY [O, P] · colsᵀ [P, K]
+                gemm(
+                    Operand { data: &dyc, rows: g.cout, cols: p, trans: false },
+                    Operand { data: &cols, rows: kd, cols: p, trans: true },
+                    &mut dw,
+                    true,
+                );
+            }
+            if need.x {
+                // dcols [K, P] = Wᵀ [K, O] · dY [O, P]
+                dcols.resize(kd * p, E::ZERO);
+                gemm(
+                    Operand { data: &w.data[..], rows: g.cout, cols: kd, trans: true },
+                    Operand { data: &dyc, rows: g.cout, cols: p, trans: false },
+                    &mut dcols,
+                    false,
+                );
+                let dimg = &mut dx[n * g.cin * g.h * g.w..(n + 1) * g.cin * g.h * g.w];
+                g.col2im(&dcols, oy0, rows, dimg);
+            }
             oy0 += rows;
         }
     }
@@ -261,7 +272,9 @@ pub fn conv2d_backward<E: Element>(
         }
         CpuTensor::new(db, Shape::new([g.cout]))
     });
-    (CpuTensor::new(dx, x.shape.clone()), CpuTensor::new(dw, w.shape.clone()), db)
+    let dx = need.x.then(|| CpuTensor::new(dx, x.shape.clone()));
+    let dw = need.w.then(|| CpuTensor::new(dw, w.shape.clone()));
+    (dx, dw, db)
 }
 
 #[cfg(test)]

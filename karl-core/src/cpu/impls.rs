@@ -1,7 +1,8 @@
 //! The `Backend` trait impls of `Cpu<E>`: one line per op into the kernel files.
 use super::{Cpu, CpuDevice, CpuTensor, Element, conv, elementwise, fused, layout, matmul, norm, pool, reduce};
 use crate::backend::{
-    ActivationOps, ArgReduce, Binary, Conv2dOptions, FloatOps, KarlOps, ModuleOps, Reduce, Scalar, Unary,
+    ActivationOps, ArgReduce, Binary, Conv2dOptions, ConvGradsNeeded, FloatOps, KarlOps, ModuleOps, Reduce, Scalar,
+    Unary,
 };
 use crate::data::TensorData;
 use crate::shape::Shape;
@@ -98,8 +99,9 @@ impl<E: Element> ModuleOps for Cpu<E> {
         has_bias: bool,
         dy: CpuTensor<E>,
         opts: Conv2dOptions,
-    ) -> (CpuTensor<E>, CpuTensor<E>, Option<CpuTensor<E>>) {
-        conv::conv2d_backward(x, w, has_bias, dy, opts)
+        need: ConvGradsNeeded,
+    ) -> (Option<CpuTensor<E>>, Option<CpuTensor<E>>, Option<CpuTensor<E>>) {
+        conv::conv2d_backward(x, w, has_bias, dy, opts, need)
     }
     fn avg_pool2d(x: CpuTensor<E>, k: usize) -> CpuTensor<E> {
         pool::avg_pool2d(x, k)
