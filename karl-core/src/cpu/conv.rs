@@ -174,31 +174,41 @@ fn conv2d_tasks<E: Element>(g: &Geometry, x: &[E], w: &[E], rows: usize) -> Vec<
     let per_image = g.oh.div_ceil(rows);
     let slot = g.cout * rows * g.ow;
     let wop = Operand { data: w, rows: g.cout, cols: kd, trans: false };
-    // Task t = (image t / per_image, band t % per_image) writes its [Cout, rows·OW] product into
-    // slot t of one staging buffer (one allocation, however many bands).
-    let mut stage = alloc::vec![E::ZERO; g.n * per_image * slot];
-    par_chunks_init(
-        &mut stage,
-        slot,
-        || alloc::vec![E::ZERO; kd * rows * g.ow],
-        |cols, t, band| {
-            let (n, oy0) = (t / per_image, (t % per_image) * rows);
-            let p = rows.min(g.oh - oy0) * g.ow;
-            let img = &x[n * g.cin * g.h * g.w..(n + 1) * g.cin * g.h * g.w];
-            let cols = &mut cols[..kd * p];
-            g.im2col(img, oy0, p / g.ow, cols, false);
-            gemm_seq(wop, Operand { data: cols, rows: kd, cols: p, trans: false }, &mut band[..g.cout * p], false);
-        },
-    );
+    let tasks = g.n * per_image;
+    // Task t = (image t / per_image, band t % per_image). Tasks run in groups of a few per
+    // thread, each writing its [Cout, rows·OW] product into its slot of one staging buffer, which
+    // is then copied into place: the staging memory stays a few bands, not a second output.
+    let group = (4 * threads()).clamp(2, tasks);
+    let mut stage = alloc::vec![E::ZERO; group * slot];
     let mut out = alloc::vec![E::ZERO; g.n * g.cout * plane];
-    par_chunks(&mut out, plane, |i, dst| {
-        let (n, co) = (i / g.cout, i % g.cout);
-        for b in 0..per_image {
-            let (oy0, band) = (b * rows, &stage[(n * per_image + b) * slot..]);
-            let p = rows.min(g.oh - oy0) * g.ow;
-            dst[oy0 * g.ow..oy0 * g.ow + p].copy_from_slice(&band[co * p..(co + 1) * p]);
-        }
-    });
+    for t0 in (0..tasks).step_by(group) {
+        let len = group.min(tasks - t0);
+        par_chunks_init(
+            &mut stage[..len * slot],
+            slot,
+            || alloc::vec![E::ZERO; kd * rows * g.ow],
+            |cols, i, band| {
+                let t = t0 + i;
+                let (n, oy0) = (t / per_image, (t % per_image) * rows);
+                let p = rows.min(g.oh - oy0) * g.ow;
+                let img = &x[n * g.cin * g.h * g.w..(n + 1) * g.cin * g.h * g.w];
+                let cols = &mut cols[..kd * p];
+                g.im2col(img, oy0, p / g.ow, cols, false);
+                gemm_seq(wop, Operand { data: cols, rows: kd, cols: p, trans: false }, &mut band[..g.cout * p], false);
+            },
+        );
+        let stage = &stage;
+        par_chunks(&mut out, plane, |i, dst| {
+            let (n, co) = (i / g.cout, i % g.cout);
+            // this image's bands among the group's tasks
+            for t in (n * per_image).max(t0)..((n + 1) * per_image).min(t0 + len) {
+                let oy0 = (t % per_image) * rows;
+                let p = rows.min(g.oh - oy0) * g.ow;
+                let band = &stage[(t - t0) * slot..];
+                dst[oy0 * g.ow..oy0 * g.ow + p].copy_from_slice(&band[co * p..(co + 1) * p]);
+            }
+        });
+    }
     out
 }
 
