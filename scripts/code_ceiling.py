@@ -142,14 +142,22 @@ def counts_fixed(crops, fwd, inv, order, eps_list, cost=1):
     return {e: np.array(v) for e, v in res.items()}, np.array(curves)
 
 
-def main():
+def load_sets():
+    """Held-out crops (PER_PHOTO per held-out photo, full resolution), 2100 training crops (area
+    5-100 %, resized) for the energy order, and the held-out crops' PNG sizes."""
     heldout = sorted(glob.glob(NATURAL + "/test/*"))
     train = sorted(glob.glob(NATURAL + "/train/*"))
+    if not heldout or not train:
+        sys.exit(f"code_ceiling: no photos under {NATURAL}/test and {NATURAL}/train (scripts/fetch-training-images.sh)")
     per = int(sys.argv[2]) if len(sys.argv) > 2 else 8
     rng = np.random.default_rng(int(sys.argv[3]) if len(sys.argv) > 3 else 7)
     ho = crops_from(heldout, per, rng)
     tr = crops_from(train, 100, rng, scale=(0.05, 1.0))
-    png = np.array([png_size(c) for c in ho])
+    return ho, tr, np.array([png_size(c) for c in ho])
+
+
+def main():
+    ho, tr, png = load_sets()
     eps_list = [0.03, 0.04, 0.05, 0.07]
     print(f"{len(ho)} held-out crops, {len(tr)} training crops for the energy order")
     for name, fwd, inv in [("global DCT", fwd_global, inv_global), ("8x8 block DCT", fwd_block, inv_block),
@@ -184,13 +192,7 @@ def inv_pyr(z):
 
 
 def main2():
-    heldout = sorted(glob.glob(NATURAL + "/test/*"))
-    train = sorted(glob.glob(NATURAL + "/train/*"))
-    per = int(sys.argv[2]) if len(sys.argv) > 2 else 8
-    r = np.random.default_rng(int(sys.argv[3]) if len(sys.argv) > 3 else 7)
-    ho = crops_from(heldout, per, r)
-    tr = crops_from(train, 100, r, scale=(0.05, 1.0))
-    png = np.array([png_size(c) for c in ho])
+    ho, tr, png = load_sets()
     eps_list = [0.03, 0.04, 0.05, 0.07, 0.09]
     print(f"{len(ho)} held-out crops")
     for name, fwd, inv in [("global DCT", fwd_global, inv_global), ("8x8 block DCT", fwd_block, inv_block),
