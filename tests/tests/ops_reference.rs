@@ -777,3 +777,40 @@ fn autodiff_forward_equals_cpu_forward_exactly() {
     let inner: <F32 as BackendTypes>::FloatTensor = Ad::inner(&tracked);
     assert_eq!(F32::float_into_data(&inner).to_le_bytes(), p.to_le_bytes());
 }
+
+// ---------------------------------------------------------------- fused activation gradients
+
+/// `dy ⊙ f'(x)` for GELU and SiLU, one fused pass on the CPU, against the formulas in f64
+/// (over 2¹⁶ elements, so the parallel chunks are covered, and |x| up to 8).
+fn activation_grads<B: Backend>(tol: Tolerance) {
+    let mut rng = Rng::new(31);
+    let n = (1 << 16) + 77;
+    let x = rand_for::<B>(&mut rng, n, -8.0, 8.0);
+    let dy = rand_for::<B>(&mut rng, n, -2.0, 2.0);
+    for op in [Unary::Gelu, Unary::Silu] {
+        let got = B::float_unary_backward(op, prim::<B>(&x, &[n]), prim::<B>(&dy, &[n]));
+        let want: Vec<f64> = x
+            .iter()
+            .zip(&dy)
+            .map(|(&x, &g)| {
+                let d = match op {
+                    Unary::Gelu => {
+                        let cdf = 0.5 * (1.0 + karl_core::cpu::Element::erf(x / std::f64::consts::SQRT_2));
+                        cdf + x * (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt()
+                    }
+                    _ => {
+                        let s = 1.0 / (1.0 + (-x).exp());
+                        s * (1.0 + x * (1.0 - s))
+                    }
+                };
+                g * d
+            })
+            .collect();
+        assert_close(&format!("{} {op:?} backward", B::name()), &values::<B>(&got), &want, tol);
+    }
+}
+
+#[test]
+fn fused_activation_gradients_match_the_formulas() {
+    both!(activation_grads);
+}

@@ -51,30 +51,8 @@ impl<B: Backend> Step<B> for UnaryStep<B> {
             Unary::Sigmoid => {
                 bin::<B>(Binary::Mul, y.clone(), sc::<B>(Scalar::Add, sc::<B>(Scalar::Mul, y, -1.0), 1.0))
             }
-            Unary::Gelu => {
-                // Φ(x) + x φ(x)
-                let cdf = sc::<B>(
-                    Scalar::Mul,
-                    sc::<B>(
-                        Scalar::Add,
-                        un::<B>(Unary::Erf, sc::<B>(Scalar::Mul, x.clone(), core::f64::consts::FRAC_1_SQRT_2)),
-                        1.0,
-                    ),
-                    0.5,
-                );
-                let pdf = sc::<B>(
-                    Scalar::Mul,
-                    un::<B>(Unary::Exp, sc::<B>(Scalar::Mul, un::<B>(Unary::Square, x.clone()), -0.5)),
-                    0.398_942_280_401_432_7,
-                );
-                bin::<B>(Binary::Add, cdf, bin::<B>(Binary::Mul, x, pdf))
-            }
-            Unary::Silu => {
-                // σ(x)(1 + x(1 − σ(x)))
-                let s = un::<B>(Unary::Sigmoid, x.clone());
-                let one_minus = sc::<B>(Scalar::Add, sc::<B>(Scalar::Mul, s.clone(), -1.0), 1.0);
-                bin::<B>(Binary::Mul, s, sc::<B>(Scalar::Add, bin::<B>(Binary::Mul, x, one_minus), 1.0))
-            }
+            // one fused pass where the backend has one
+            Unary::Gelu | Unary::Silu => return vec![Some(B::float_unary_backward(self.op, x, g))],
             Unary::Neg => return vec![Some(sc::<B>(Scalar::Mul, g, -1.0))],
             Unary::Abs => {
                 // sign(x) = x/|x|, 0 at 0

@@ -7,6 +7,38 @@ use crate::shape::Shape;
 
 /// Activation and normalisation ops.
 pub trait ActivationOps: FloatOps {
+    /// `dy ⊙ f'(x)` for the smooth activations `f` = GELU (exact: `Φ(x) + x φ(x)`) and SiLU
+    /// (`σ(x)(1 + x(1 − σ(x)))`), the other unary ops' gradients being one or two element-wise
+    /// ops. By default composed from element-wise ops (ten passes for GELU); backends fuse it.
+    fn float_unary_backward(op: Unary, x: Self::FloatTensor, dy: Self::FloatTensor) -> Self::FloatTensor {
+        let sc = |op: Scalar, t: Self::FloatTensor, s: f64| Self::float_scalar(op, t, s);
+        let d = match op {
+            Unary::Gelu => {
+                let cdf = sc(
+                    Scalar::Mul,
+                    sc(
+                        Scalar::Add,
+                        Self::float_unary(Unary::Erf, sc(Scalar::Mul, x.clone(), core::f64::consts::FRAC_1_SQRT_2)),
+                        1.0,
+                    ),
+                    0.5,
+                );
+                let pdf = sc(
+                    Scalar::Mul,
+                    Self::float_unary(Unary::Exp, sc(Scalar::Mul, Self::float_unary(Unary::Square, x.clone()), -0.5)),
+                    0.398_942_280_401_432_7,
+                );
+                Self::float_binary(Binary::Add, cdf, Self::float_binary(Binary::Mul, x, pdf))
+            }
+            Unary::Silu => {
+                let s = Self::float_unary(Unary::Sigmoid, x.clone());
+                let one_minus = sc(Scalar::Add, sc(Scalar::Mul, s.clone(), -1.0), 1.0);
+                Self::float_binary(Binary::Mul, s, sc(Scalar::Add, Self::float_binary(Binary::Mul, x, one_minus), 1.0))
+            }
+            other => panic!("float_unary_backward is for GELU and SiLU, not {other:?}"),
+        };
+        Self::float_binary(Binary::Mul, dy, d)
+    }
     /// Softmax over the last dimension.
     fn softmax(x: Self::FloatTensor) -> Self::FloatTensor {
         let last = Self::float_shape(&x).rank() - 1;

@@ -65,6 +65,33 @@ pub fn unary<E: Element>(op: Unary, t: CpuTensor<E>) -> CpuTensor<E> {
     CpuTensor::new(v, shape)
 }
 
+/// `dy ⊙ f'(x)` for GELU and SiLU in one pass (see `ActivationOps::float_unary_backward`).
+pub fn float_unary_backward<E: Element>(op: Unary, x: CpuTensor<E>, dy: CpuTensor<E>) -> CpuTensor<E> {
+    assert_eq!(x.shape, dy.shape, "float_unary_backward: x {} vs dy {}", x.shape, dy.shape);
+    let shape = dy.shape.clone();
+    let mut v = dy.into_vec();
+    let xd = &x.data;
+    let (half, inv_sqrt2, inv_sqrt_2pi) =
+        (E::from_f64(0.5), E::from_f64(core::f64::consts::FRAC_1_SQRT_2), E::from_f64(0.398_942_280_401_432_7));
+    match op {
+        Unary::Gelu => par_chunks(&mut v, CHUNK, |i, c| {
+            c.iter_mut().zip(&xd[i * CHUNK..]).for_each(|(g, &x)| {
+                let cdf = half * (E::ONE + (x * inv_sqrt2).erf());
+                let pdf = inv_sqrt_2pi * (-(half * x * x)).exp();
+                *g = *g * (cdf + x * pdf);
+            })
+        }),
+        Unary::Silu => par_chunks(&mut v, CHUNK, |i, c| {
+            c.iter_mut().zip(&xd[i * CHUNK..]).for_each(|(g, &x)| {
+                let s = sigmoid(x);
+                *g = *g * (s * (E::ONE + x * (E::ONE - s)));
+            })
+        }),
+        other => panic!("float_unary_backward is for GELU and SiLU, not {other:?}"),
+    }
+    CpuTensor::new(v, shape)
+}
+
 pub fn scalar<E: Element>(op: Scalar, t: CpuTensor<E>, s: f64) -> CpuTensor<E> {
     let shape = t.shape.clone();
     let mut v = t.into_vec();

@@ -75,6 +75,9 @@ impl<E: Element> FloatOps for Cpu<E> {
 }
 
 impl<E: Element> ActivationOps for Cpu<E> {
+    fn float_unary_backward(op: Unary, x: CpuTensor<E>, dy: CpuTensor<E>) -> CpuTensor<E> {
+        elementwise::float_unary_backward(op, x, dy)
+    }
     fn softmax(x: CpuTensor<E>) -> CpuTensor<E> {
         norm::softmax(x)
     }
