@@ -127,8 +127,51 @@ pub(crate) fn read_moments(path: &Path, config: AdamWConfig, step: u64) -> Resul
     for (k, d) in read_safetensors(path)? {
         let (p, which) = k.rsplit_once('/').ok_or_else(|| Error::Format(format!("optimizer key {k}")))?;
         let e = moments.entry(p.to_string()).or_default();
-        if which == "m" { e.m = d.to_f32_vec() } else { e.v = d.to_f32_vec() }
+        match which {
+            "m" => e.m = d.to_f32_vec(),
+            "v" => e.v = d.to_f32_vec(),
+            _ => {
+                return Err(Error::Format(format!(
+                    "{}: optimizer key {k} is neither <param>/m nor <param>/v",
+                    path.display()
+                )));
+            }
+        }
+    }
+    // Both moments of every parameter, of one size: the step reads them element by element.
+    for (p, e) in &moments {
+        if e.m.is_empty() || e.m.len() != e.v.len() {
+            return Err(Error::Format(format!(
+                "{}: optimizer moments of {p}: m has {} values, v has {}",
+                path.display(),
+                e.m.len(),
+                e.v.len()
+            )));
+        }
     }
     opt.state = moments;
     Ok(opt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A moments file whose m and v disagree is refused with both sizes named, not read into an
+    /// optimiser that would fail mid-step.
+    #[test]
+    fn mismatched_moments_are_refused() {
+        let dir = std::env::temp_dir().join(format!("karl-moments-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("optimizer.safetensors");
+        let mut opt = AdamW::new(AdamWConfig::default());
+        opt.state.insert("w".into(), Moments { m: alloc::vec![1.0, 2.0], v: alloc::vec![1.0] });
+        write_moments(&path, &opt).unwrap();
+        let err = read_moments(&path, AdamWConfig::default(), 1).unwrap_err().to_string();
+        assert!(err.contains("m has 2 values, v has 1"), "{err}");
+        opt.state.insert("w".into(), Moments { m: alloc::vec![1.0, 2.0], v: alloc::vec![3.0, 4.0] });
+        write_moments(&path, &opt).unwrap();
+        assert_eq!(read_moments(&path, AdamWConfig::default(), 1).unwrap().state, opt.state);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
