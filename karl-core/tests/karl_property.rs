@@ -12,7 +12,7 @@
 //!   prints both tables side by side and checks the min-budget model on 128 held-out images:
 //!   Spearman ≥ 0.8, KC never rises as ε loosens for any image, and among the images whose
 //!   full-budget error is ≤ ε, ≥ 90% end within ε + 0.01.
-//!   `cargo test --release -p karl-core --test karl_property -- --ignored --nocapture`
+//!   `cargo test --release -p karl-core --test integration karl_property -- --ignored --nocapture`
 //!
 //! Both print the gate table first: each level's mean error over prefixes of the full-budget
 //! encoding (what halting keeps at inference) — the halting head can only learn an

@@ -212,3 +212,21 @@ pub fn check_image_reduced<B: Backend>(
     report.worst_agree = agree_all.into_iter().fold(1.0, f64::min);
     report
 }
+
+/// For a test binary that gathers a `tests/` folder's files as modules (`autotests = false`, one
+/// `[[test]]` whose `main.rs` declares `mod <file>;` for each): panics naming every `.rs` file
+/// of `tests_dir` that `main_rs` does not declare, since such a file would never compile or run.
+pub fn assert_every_test_file_is_a_module(tests_dir: &std::path::Path, main_rs: &str) {
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(tests_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else { continue };
+        if path.extension().is_some_and(|e| e == "rs") && stem != "main" && !main_rs.contains(&format!("mod {stem};")) {
+            missing.push(path.display().to_string());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "test files that main.rs does not declare as modules (they would never run): {missing:?}"
+    );
+}
