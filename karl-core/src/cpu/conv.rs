@@ -68,12 +68,18 @@ impl Geometry {
             cols.chunks_mut(p).enumerate().for_each(|(kk, row)| fill(kk, row));
         }
     }
-    /// Adds `cols [K, rows·OW]` back into the image gradient.
+    /// Adds `cols [K, rows·OW]` back into the image gradient: per kernel tap and row, one
+    /// (strided) slice add over the output columns whose input column is inside the image (the
+    /// same additions in the same order as one bounds check per element).
     fn col2im<E: Element>(&self, cols: &[E], oy0: usize, rows: usize, img: &mut [E]) {
         let p = rows * self.ow;
         par_chunks(img, self.h * self.w, |c, plane| {
             for ky in 0..self.k {
                 for kx in 0..self.k {
+                    let (lo, hi) = self.valid_ox(kx);
+                    if lo == hi {
+                        continue;
+                    }
                     let kk = (c * self.k + ky) * self.k + kx;
                     let row = &cols[kk * p..(kk + 1) * p];
                     for r in 0..rows {
@@ -81,11 +87,14 @@ impl Geometry {
                         if iy < 0 || iy >= self.h as isize {
                             continue;
                         }
-                        for ox in 0..self.ow {
-                            let ix = (ox * self.s + kx) as isize - self.p as isize;
-                            if ix >= 0 && ix < self.w as isize {
-                                plane[iy as usize * self.w + ix as usize] += row[r * self.ow + ox];
-                            }
+                        let src = &row[r * self.ow + lo..r * self.ow + hi];
+                        // ix = ox·s + kx − p for ox in lo..hi, all inside 0..w.
+                        let dst =
+                            &mut plane[iy as usize * self.w + lo * self.s + kx - self.p..(iy as usize + 1) * self.w];
+                        if self.s == 1 {
+                            dst[..src.len()].iter_mut().zip(src).for_each(|(d, &v)| *d += v);
+                        } else {
+                            dst.iter_mut().step_by(self.s).zip(src).for_each(|(d, &v)| *d += v);
                         }
                     }
                 }
@@ -317,6 +326,27 @@ mod tests {
         }
     }
 
+    /// The col2im this file used before: one bounds check per element.
+    fn old_col2im(g: &Geometry, cols: &[f32], oy0: usize, rows: usize, img: &mut [f32]) {
+        let p = rows * g.ow;
+        for (c, plane) in img.chunks_mut(g.h * g.w).enumerate() {
+            for ky in 0..g.k {
+                for kx in 0..g.k {
+                    let row = &cols[((c * g.k + ky) * g.k + kx) * p..][..p];
+                    for r in 0..rows {
+                        let iy = ((oy0 + r) * g.s + ky) as isize - g.p as isize;
+                        for ox in 0..g.ow {
+                            let ix = (ox * g.s + kx) as isize - g.p as isize;
+                            if iy >= 0 && iy < g.h as isize && ix >= 0 && ix < g.w as isize {
+                                plane[iy as usize * g.w + ix as usize] += row[r * g.ow + ox];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     fn values(n: usize, seed: u64) -> Vec<f32> {
         crate::rng::Rng::new(seed).uniform_f32s(n, -1.0, 1.0)
     }
@@ -341,6 +371,42 @@ mod tests {
             assert!(g.n * g.oh.div_ceil(rows) >= 2, "case {i} must split into bands");
             let (whole, bands) = (conv2d_whole_images(&g, &x, &w), conv2d_tasks(&g, &x, &w, rows));
             assert!(whole.iter().zip(&bands).all(|(a, b)| a.to_bits() == b.to_bits()), "case {i}: bands differ");
+        }
+    }
+
+    #[test]
+    fn col2im_matches_previous_implementation_bit_for_bit() {
+        // (cin, h, w, k, stride, padding): padding on both sides, strides, taps wider than the
+        // image, windows that skip input columns.
+        let cases = [
+            (3, 9, 7, 3, 1, 1),
+            (2, 8, 8, 3, 2, 1),
+            (3, 23, 21, 11, 4, 2),
+            (3, 32, 32, 16, 16, 0),
+            (2, 5, 6, 1, 2, 1),
+            (1, 2, 3, 5, 1, 3),
+            (2, 7, 5, 4, 3, 2),
+            (4, 6, 6, 7, 2, 3),
+            (64, 130, 128, 3, 1, 1),
+        ];
+        for (i, &(cin, h, wd, k, stride, padding)) in cases.iter().enumerate() {
+            let g = Geometry::new(
+                &Shape::new([1, cin, h, wd]),
+                &Shape::new([2, cin, k, k]),
+                Conv2dOptions { stride, padding },
+            );
+            let rows = g.rows_per_chunk().min(g.oh);
+            let cols = values(g.kdim() * rows * g.ow, 30 + i as u64);
+            let start = values(cin * h * wd, 40 + i as u64);
+            for oy0 in [0, g.oh - rows] {
+                let (mut new, mut old) = (start.clone(), start.clone());
+                g.col2im(&cols, oy0, rows, &mut new);
+                old_col2im(&g, &cols, oy0, rows, &mut old);
+                assert!(
+                    new.iter().zip(&old).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "case {i}: col2im differs at row {oy0}"
+                );
+            }
         }
     }
 
