@@ -10,6 +10,7 @@ pub trait ActivationOps: FloatOps {
     /// `dy ⊙ f'(x)` for the smooth activations `f` = GELU (exact: `Φ(x) + x φ(x)`) and SiLU
     /// (`σ(x)(1 + x(1 − σ(x)))`), the other unary ops' gradients being one or two element-wise
     /// ops. By default composed from element-wise ops (ten passes for GELU); backends fuse it.
+    /// Panics for any other op: the autodiff calls it for these two only.
     fn float_unary_backward(op: Unary, x: Self::FloatTensor, dy: Self::FloatTensor) -> Self::FloatTensor {
         let sc = |op: Scalar, t: Self::FloatTensor, s: f64| Self::float_scalar(op, t, s);
         let d = match op {

@@ -4,11 +4,11 @@
 //! `state.json`, `config.json`).
 use super::ema::Ema;
 use super::optim::{AdamW, AdamWConfig, Moments};
-use crate::backend::AutodiffBackend;
+use crate::backend::{AutodiffBackend, Backend};
 use crate::data::TensorData;
 use crate::error::{Error, Result};
 use crate::model::Karl;
-use crate::nn::{load_module, module_tensors};
+use crate::nn::{Module, load_module, module_tensors};
 use crate::record::safetensors::{read_safetensors, write_safetensors};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -119,8 +119,24 @@ pub(crate) fn write_moments(path: &Path, opt: &AdamW) -> Result<()> {
     write_safetensors(path, &out, None)
 }
 
-/// An optimiser with settings `config` at step `step`, its moments read from `path`.
-pub(crate) fn read_moments(path: &Path, config: AdamWConfig, step: u64) -> Result<AdamW> {
+/// The number of values of each parameter of `m`, by path (the optimiser's keys).
+pub(crate) fn param_sizes<B: Backend, M: Module<B>>(m: &M) -> BTreeMap<String, usize> {
+    let mut sizes = BTreeMap::new();
+    m.visit("", &mut |p, t| {
+        sizes.insert(p.to_string(), B::float_shape(t).numel());
+    });
+    sizes
+}
+
+/// An optimiser with settings `config` at step `step`, its moments read from `path` and checked
+/// against the parameters they belong to (`sizes`, from [`param_sizes`]): a file from another
+/// model is refused here, naming the parameter, not in the middle of the first step.
+pub(crate) fn read_moments(
+    path: &Path,
+    config: AdamWConfig,
+    step: u64,
+    sizes: &BTreeMap<String, usize>,
+) -> Result<AdamW> {
     let mut opt = AdamW::new(config);
     opt.step = step;
     let mut moments = BTreeMap::<String, Moments>::new();
@@ -138,11 +154,18 @@ pub(crate) fn read_moments(path: &Path, config: AdamWConfig, step: u64) -> Resul
             }
         }
     }
-    // Both moments of every parameter, of one size: the step reads them element by element.
+    // Both moments of every parameter, of the parameter's size: the step reads them element
+    // by element.
     for (p, e) in &moments {
-        if e.m.is_empty() || e.m.len() != e.v.len() {
+        let Some(&n) = sizes.get(p) else {
             return Err(Error::Format(format!(
-                "{}: optimizer moments of {p}: m has {} values, v has {}",
+                "{}: optimizer moments for {p}, which the model has no parameter of",
+                path.display()
+            )));
+        };
+        if e.m.len() != n || e.v.len() != n {
+            return Err(Error::Format(format!(
+                "{}: optimizer moments of {p}: m has {} values, v has {}, the parameter {n}",
                 path.display(),
                 e.m.len(),
                 e.v.len()
@@ -157,21 +180,31 @@ pub(crate) fn read_moments(path: &Path, config: AdamWConfig, step: u64) -> Resul
 mod tests {
     use super::*;
 
-    /// A moments file whose m and v disagree is refused with both sizes named, not read into an
-    /// optimiser that would fail mid-step.
+    /// A moments file whose m and v disagree with each other or with the parameter, or that
+    /// has moments for a parameter the model lacks, is refused with the sizes named, not read
+    /// into an optimiser that would fail mid-step.
     #[test]
     fn mismatched_moments_are_refused() {
         let dir = std::env::temp_dir().join(format!("karl-moments-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("optimizer.safetensors");
+        let sizes = BTreeMap::from([("w".to_string(), 2), ("b".to_string(), 1)]);
+        let refused = |m: Vec<f32>, v: Vec<f32>, key: &str| {
+            let mut opt = AdamW::new(AdamWConfig::default());
+            opt.state.insert(key.into(), Moments { m, v });
+            write_moments(&path, &opt).unwrap();
+            read_moments(&path, AdamWConfig::default(), 1, &sizes).unwrap_err().to_string()
+        };
+        let err = refused(alloc::vec![1.0, 2.0], alloc::vec![1.0], "w");
+        assert!(err.contains("m has 2 values, v has 1, the parameter 2"), "{err}");
+        let err = refused(alloc::vec![1.0; 3], alloc::vec![1.0; 3], "w");
+        assert!(err.contains("m has 3 values, v has 3, the parameter 2"), "{err}");
+        let err = refused(alloc::vec![1.0], alloc::vec![1.0], "other");
+        assert!(err.contains("moments for other, which the model has no parameter of"), "{err}");
         let mut opt = AdamW::new(AdamWConfig::default());
-        opt.state.insert("w".into(), Moments { m: alloc::vec![1.0, 2.0], v: alloc::vec![1.0] });
-        write_moments(&path, &opt).unwrap();
-        let err = read_moments(&path, AdamWConfig::default(), 1).unwrap_err().to_string();
-        assert!(err.contains("m has 2 values, v has 1"), "{err}");
         opt.state.insert("w".into(), Moments { m: alloc::vec![1.0, 2.0], v: alloc::vec![3.0, 4.0] });
         write_moments(&path, &opt).unwrap();
-        assert_eq!(read_moments(&path, AdamWConfig::default(), 1).unwrap().state, opt.state);
+        assert_eq!(read_moments(&path, AdamWConfig::default(), 1, &sizes).unwrap().state, opt.state);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -2,7 +2,9 @@
 //! (weights, EMA, optimiser moments, curriculum, RNG state, step) written atomically as a
 //! directory renamed into place, the last two kept; exact resume; non-finite losses stop
 //! training with the step and term named, before any update.
-use super::checkpoint::{ema_tensors, newest, read_ema, read_model, read_moments, write_checkpoint, write_json};
+use super::checkpoint::{
+    ema_tensors, newest, param_sizes, read_ema, read_model, read_moments, write_checkpoint, write_json,
+};
 use super::checkpoint::{write_model, write_moments};
 use super::curriculum::Curriculum;
 use super::ema::Ema;
@@ -358,7 +360,12 @@ impl<B: AutodiffBackend> Trainer<B> {
         let model = read_model(&ckpt, &state.model, device)?;
         let mut t = Trainer::new(model, state.train.clone())?;
         read_ema(&ckpt, &mut t.ema)?;
-        t.opt = read_moments(&ckpt.join("optimizer.safetensors"), t.opt.config, state.optimizer_step)?;
+        t.opt = read_moments(
+            &ckpt.join("optimizer.safetensors"),
+            t.opt.config,
+            state.optimizer_step,
+            &param_sizes(&t.model),
+        )?;
         t.state = state;
         Ok(t)
     }

@@ -20,7 +20,7 @@ use crate::nn::{load_module, module_tensors};
 use crate::record::safetensors::{read_safetensors, write_safetensors};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
-use crate::train::checkpoint::{newest, read_ema, read_model, read_moments, write_checkpoint, write_json};
+use crate::train::checkpoint::{newest, param_sizes, read_ema, read_model, read_moments, write_checkpoint, write_json};
 use crate::train::checkpoint::{write_model, write_moments};
 use crate::train::curriculum::Curriculum;
 use crate::train::ema::Ema;
@@ -260,9 +260,15 @@ impl<B: AutodiffBackend> Stage2Trainer<B> {
         load_module(&mut t.bank, disc, &[], false, device)?;
         mark_trainable(&mut t.bank, |_| true);
         read_ema(&ckpt, &mut t.ema)?;
-        t.opt = read_moments(&ckpt.join("optimizer.safetensors"), t.opt.config, state.optimizer_step)?;
-        t.opt_disc =
-            read_moments(&ckpt.join("optimizer_disc.safetensors"), t.opt_disc.config, state.disc_optimizer_step)?;
+        let model_sizes = param_sizes(&t.model);
+        t.opt = read_moments(&ckpt.join("optimizer.safetensors"), t.opt.config, state.optimizer_step, &model_sizes)?;
+        let bank_sizes = param_sizes(&t.bank);
+        t.opt_disc = read_moments(
+            &ckpt.join("optimizer_disc.safetensors"),
+            t.opt_disc.config,
+            state.disc_optimizer_step,
+            &bank_sizes,
+        )?;
         t.state = state;
         Ok(t)
     }
